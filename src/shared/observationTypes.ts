@@ -1,0 +1,106 @@
+/**
+ * Observation types: `defineObservationType` declares a versioned zod schema for an
+ * observation's fields and the write-ordering policy of each field. A registry holds them and
+ * validates appends strictly: unknown types and undeclared fields are rejected.
+ * Sandbox-safe (zod only), so workflows can reduce with the same definitions.
+ */
+import { z } from 'zod';
+import { FIELD_POLICIES, type FieldPolicy, type Json } from './observation';
+
+export interface ObservationTypeSpec<Shape extends z.ZodRawShape> {
+  /** Dotted name, e.g. `company.profile`. */
+  name: string;
+  /** Schema version, starting at 1. Old versions stay registered and readable. */
+  version: number;
+  /** The entity type the observations are about, e.g. `company`. */
+  entity: string;
+  /** The fields, as a zod shape. Every field is optional in an append unless the schema says otherwise. */
+  fields: Shape;
+  /** Per-field policy; fields not listed use `defaultPolicy`. */
+  policies?: Partial<Record<keyof Shape & string, FieldPolicy>>;
+  /** Policy for fields not listed in `policies` (default: last-writer-wins). */
+  defaultPolicy?: FieldPolicy;
+  description?: string;
+}
+
+export interface ObservationType<Shape extends z.ZodRawShape = z.ZodRawShape> {
+  readonly name: string;
+  readonly version: number;
+  readonly entity: string;
+  readonly schema: z.ZodObject<Shape>;
+  readonly policies: Readonly<Record<string, FieldPolicy>>;
+  readonly description: string;
+  /** `name@version`, the registry key. */
+  readonly key: string;
+}
+
+const typeNameSchema = z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'must be dotted lower-case words, e.g. company.profile');
+
+export function defineObservationType<Shape extends z.ZodRawShape>(spec: ObservationTypeSpec<Shape>): ObservationType<Shape> {
+  typeNameSchema.parse(spec.name);
+  if (!Number.isInteger(spec.version) || spec.version < 1) {
+    throw new Error(`observation type ${spec.name}: version must be an integer >= 1`);
+  }
+  const defaultPolicy = spec.defaultPolicy ?? 'last-writer-wins';
+  const policies: Record<string, FieldPolicy> = {};
+  for (const field of Object.keys(spec.fields)) {
+    const policy = spec.policies?.[field as keyof Shape & string] ?? defaultPolicy;
+    if (!FIELD_POLICIES.includes(policy)) throw new Error(`observation type ${spec.name}: unknown policy ${String(policy)}`);
+    policies[field] = policy;
+  }
+  for (const field of Object.keys(spec.policies ?? {})) {
+    if (!(field in spec.fields)) throw new Error(`observation type ${spec.name}: policy for undeclared field "${field}"`);
+  }
+  return {
+    name: spec.name,
+    version: spec.version,
+    entity: spec.entity,
+    schema: z.object(spec.fields).strict(),
+    policies,
+    description: spec.description ?? '',
+    key: `${spec.name}@${spec.version}`,
+  };
+}
+
+/** A set of observation types; looks up by name and version (latest when no version is given). */
+export class ObservationTypeRegistry {
+  private readonly byKey = new Map<string, ObservationType>();
+  private readonly latest = new Map<string, ObservationType>();
+
+  constructor(types: Iterable<ObservationType> = []) {
+    for (const t of types) this.register(t);
+  }
+
+  register(type: ObservationType): this {
+    const existing = this.byKey.get(type.key);
+    if (existing && existing !== type) throw new Error(`observation type ${type.key} is already registered`);
+    this.byKey.set(type.key, type);
+    const cur = this.latest.get(type.name);
+    if (!cur || cur.version < type.version) this.latest.set(type.name, type);
+    return this;
+  }
+
+  get(name: string, version?: number): ObservationType | undefined {
+    return version === undefined ? this.latest.get(name) : this.byKey.get(`${name}@${version}`);
+  }
+
+  all(): ObservationType[] {
+    return [...this.byKey.values()];
+  }
+
+  /** The policy of a field for a stored observation; unknown fields fall back to last-writer-wins. */
+  policyOf(type: string, schemaVersion: number, field: string): FieldPolicy {
+    return this.byKey.get(`${type}@${schemaVersion}`)?.policies[field] ?? 'last-writer-wins';
+  }
+}
+
+/** A JSON-safe description of a type, stored in Postgres so any reader knows the schema. */
+export function describeObservationType(t: ObservationType): { name: string; version: number; entity: string; policies: Record<string, FieldPolicy>; jsonSchema: Json; description: string } {
+  let jsonSchema: Json;
+  try {
+    jsonSchema = z.toJSONSchema(t.schema, { unrepresentable: 'any' }) as Json;
+  } catch {
+    jsonSchema = { note: 'schema not representable as JSON Schema', fields: Object.keys(t.schema.shape) };
+  }
+  return { name: t.name, version: t.version, entity: t.entity, policies: { ...t.policies }, jsonSchema, description: t.description };
+}
