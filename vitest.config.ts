@@ -1,20 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
-// Tiers: `unit` is pure (no services); the others share one global setup that brings up a real
-// Postgres database template and a real Temporal dev server. The native Temporal bridge needs
-// process isolation, hence pool 'forks'.
-const services = { globalSetup: ['test/setup/globalSetup.ts'] };
+// Tiers: `unit` is pure (no services); `integration` talks to a real Postgres, `workflow` to a
+// real Temporal dev server and Postgres, `replay` replays stored histories. The root global setup
+// brings the services up once per run and its provided context reaches every project. The native
+// Temporal bridge needs process isolation, hence pool 'forks'.
+const shared = { pool: 'forks' as const, testTimeout: 60_000, hookTimeout: 240_000 };
 
 export default defineConfig({
   test: {
-    pool: 'forks',
-    testTimeout: 60_000,
-    hookTimeout: 180_000,
+    ...shared,
+    globalSetup: ['test/setup/globalSetup.ts'],
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
-      { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], ...services } },
-      { test: { name: 'workflow', include: ['test/workflow/**/*.test.ts'], ...services } },
-      { test: { name: 'replay', include: ['test/replay/**/*.test.ts'] } },
+      { test: { ...shared, name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'] } },
+      { test: { ...shared, name: 'workflow', include: ['test/workflow/**/*.test.ts'] } },
+      { test: { ...shared, name: 'replay', include: ['test/replay/**/*.test.ts'] } },
     ],
   },
 });

@@ -22,8 +22,11 @@ export interface ContestedValue {
 }
 
 export interface FieldState {
-  /** Current value; absent (undefined) when cleared by a retraction. */
-  value: Json | undefined;
+  /**
+   * Current value. The property is absent (not present-but-undefined) when a retraction cleared
+   * the field, so a state survives a JSON round trip (snapshot) unchanged.
+   */
+  value?: Json;
   policy: FieldPolicy;
   /** The observation the current value comes from (for set-union: the latest contributor). */
   winner: ObservationRef;

@@ -138,3 +138,18 @@ export class VersionNotReachedError extends CairnError {
     return { entity: this.entity, minVersion: this.minVersion, currentVersion: this.currentVersion };
   }
 }
+
+export class WorkingMemoryConflictError extends CairnError {
+  override readonly name = 'WorkingMemoryConflictError';
+  readonly code = FAILURE_TYPES.WorkingMemoryConflict;
+  constructor(
+    readonly key: string,
+    readonly expectedVersion: number,
+    readonly currentVersion: number,
+  ) {
+    super(`working memory "${key}": expected version ${expectedVersion} but the current version is ${currentVersion}`);
+  }
+  details() {
+    return { key: this.key, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
+  }
+}

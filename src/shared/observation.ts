@@ -91,7 +91,7 @@ export type ReducibleObservation = Pick<
 
 export const entityRefSchema = z.object({
   entityType: z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be lower-case letters, digits, _ . - (max 63)'),
-  entityId: z.string().min(1).max(256).refine((s) => !/[\u0000-\u001f]/.test(s), 'must not contain control characters'),
+  entityId: z.string().min(1).max(256).refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters'),
 });
 
 /** Parse `type/id` as used on the command line. */

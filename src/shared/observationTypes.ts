@@ -44,12 +44,14 @@ export function defineObservationType<Shape extends z.ZodRawShape>(spec: Observa
   const defaultPolicy = spec.defaultPolicy ?? 'last-writer-wins';
   const policies: Record<string, FieldPolicy> = {};
   for (const field of Object.keys(spec.fields)) {
-    const policy = spec.policies?.[field as keyof Shape & string] ?? defaultPolicy;
+    // Own properties only: a field named e.g. `constructor` must not pick up Object.prototype's.
+    const listed = spec.policies !== undefined && Object.hasOwn(spec.policies, field) ? spec.policies[field as keyof Shape & string] : undefined;
+    const policy = listed ?? defaultPolicy;
     if (!FIELD_POLICIES.includes(policy)) throw new Error(`observation type ${spec.name}: unknown policy ${String(policy)}`);
     policies[field] = policy;
   }
   for (const field of Object.keys(spec.policies ?? {})) {
-    if (!(field in spec.fields)) throw new Error(`observation type ${spec.name}: policy for undeclared field "${field}"`);
+    if (!Object.hasOwn(spec.fields, field)) throw new Error(`observation type ${spec.name}: policy for undeclared field "${field}"`);
   }
   return {
     name: spec.name,
@@ -90,7 +92,9 @@ export class ObservationTypeRegistry {
 
   /** The policy of a field for a stored observation; unknown fields fall back to last-writer-wins. */
   policyOf(type: string, schemaVersion: number, field: string): FieldPolicy {
-    return this.byKey.get(`${type}@${schemaVersion}`)?.policies[field] ?? 'last-writer-wins';
+    const policies = this.byKey.get(`${type}@${schemaVersion}`)?.policies;
+    // Own properties only, so a field named `toString` is not resolved to a function.
+    return policies !== undefined && Object.hasOwn(policies, field) ? (policies[field] ?? 'last-writer-wins') : 'last-writer-wins';
   }
 }
 

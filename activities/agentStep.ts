@@ -1,0 +1,148 @@
+/**
+ * The generic agent-step activity. It gives the agent its view, runs it, then writes everything
+ * the agent produced in one Postgres transaction: inbox messages (persisted if new), the
+ * observations (idempotent per workflow + step + index), outgoing messages (ids derived from the
+ * step, so a retry sends nothing twice) and the inbox acknowledgements.
+ */
+import { Context } from '@temporalio/activity';
+import type pg from 'pg';
+import type { AgentContext, AgentDefinition } from '../src/agent';
+import type { Json } from '../src/shared/observation';
+import type { ObservationTypeRegistry } from '../src/shared/observationTypes';
+import { policyResolverFor } from '../src/shared/reducer';
+import { contextMessageSchema, stepSpecSchema, type AgentStepInput, type ContextMessage, type StepResult, type StepSpec } from '../src/shared/task';
+import type { MemoryWrite } from '../src/shared/taskMessages';
+import { ObservationValidationError } from '../src/shared/errors';
+import { appendObservations, type AppendItem } from '../src/store/observations/append';
+import { getEntityState } from '../src/store/observations/read';
+import { acknowledgeMessages, persistMessages } from '../src/store/messages';
+import { withTransaction } from '../src/store/pool';
+import { toApplicationFailure } from './failures';
+
+export interface AgentStepDeps {
+  pool: pg.Pool;
+  registry: ObservationTypeRegistry;
+  agents: ReadonlyMap<string, AgentDefinition>;
+  /** Wall clock for observed-at times; injectable for tests. */
+  clock: () => Date;
+  /** Identity of this worker process, recorded as the agent id. */
+  agentId: (role: string) => string;
+  heartbeatEveryMs?: number;
+  /** Named fault-injection points for tests that must hit a crash window on purpose. */
+  faults?: AgentStepFaults;
+}
+
+export interface AgentStepFaults {
+  /** Runs after the step's transaction committed, before the activity reports completion. */
+  afterCommit?: (step: { stepId: string; attempt: number; role: string }) => void | Promise<void>;
+}
+
+export function createAgentStepActivity(deps: AgentStepDeps) {
+  const policyOf = policyResolverFor(deps.registry);
+
+  return async function runAgentStep(input: AgentStepInput): Promise<StepResult> {
+    const actx = Context.current();
+    const info = actx.info;
+    // Agent steps are always scheduled by a workflow, never standalone.
+    const workflowId = info.workflowExecution?.workflowId ?? '';
+    const runId = info.workflowExecution?.runId ?? '';
+    const agent = deps.agents.get(input.step.role);
+    if (!agent) throw toApplicationFailure(new Error(`no agent for role "${input.step.role}" on this worker`));
+
+    const appends: AppendItem[] = [];
+    const outgoing: ContextMessage[] = [];
+    const proposals: StepSpec[] = [];
+    const memoryWrites: MemoryWrite[] = [];
+    const agentId = deps.agentId(agent.role);
+    const stepKey = `${workflowId}:${info.activityId}`;
+
+    const ctx: AgentContext = {
+      task: { taskKey: input.taskKey, goal: input.goal, scopes: input.scopes },
+      step: { id: input.step.id, title: input.step.title, input: input.step.input, attempt: info.attempt, upstream: input.upstream },
+      inbox: input.inbox,
+      memory: {
+        entity: (ref, opts) => getEntityState(deps.pool, policyOf, ref, opts),
+        working: input.memory,
+      },
+      agentId,
+      role: agent.role,
+      append: (item) => appends.push(item) - 1,
+      send: (toRole, type, content, opts) => {
+        outgoing.push({
+          id: `${stepKey}:m${outgoing.length}`,
+          fromRole: agent.role,
+          toRole,
+          type,
+          content,
+          ...(opts?.toTask !== undefined ? { toTask: opts.toTask } : {}),
+        });
+      },
+      proposeStep: (spec) => proposals.push(spec),
+      setMemory: (key, value, expectedVersion) => memoryWrites.push({ key, value, expectedVersion, writer: `${agent.role}/${input.step.id}` }),
+      signal: actx.cancellationSignal,
+      heartbeat: (details) => actx.heartbeat(details),
+    };
+
+    // Heartbeats let Temporal notice a dead worker early and deliver cancellation to the step.
+    const beat = setInterval(() => actx.heartbeat(), deps.heartbeatEveryMs ?? 2000);
+    let output: Json | void;
+    try {
+      output = await agent.handle(ctx);
+    } catch (err) {
+      // A cancelled step reports cancellation, not an agent failure.
+      if (actx.cancellationSignal.aborted) throw actx.cancellationSignal.reason;
+      throw toApplicationFailure(err);
+    } finally {
+      clearInterval(beat);
+    }
+
+    try {
+      const messages = outgoing.map((m, i) => parseOrFail(contextMessageSchema, m, `messages[${i}]`));
+      const steps = proposals.map((p, i) => parseOrFail(stepSpecSchema, p, `proposedSteps[${i}]`));
+      const stored = await withTransaction(deps.pool, async (client) => {
+        await persistMessages(client, input.inbox, { taskKey: input.taskKey });
+        const appended = await appendObservations(client, deps.registry, appends, {
+          provenance: {
+            taskKey: input.taskKey,
+            workflowId: workflowId,
+            runId: runId,
+            activityId: info.activityId,
+            attempt: info.attempt,
+            agentId,
+            role: agent.role,
+          },
+          idempotencyPrefix: stepKey,
+          observedAt: deps.clock().toISOString(),
+        });
+        await persistMessages(client, messages, {
+          taskKey: input.taskKey,
+          workflowId: workflowId,
+          activityId: info.activityId,
+        });
+        await acknowledgeMessages(client, input.inbox.map((m) => m.id), {
+          workflowId: workflowId,
+          activityId: info.activityId,
+        });
+        return appended;
+      });
+      await deps.faults?.afterCommit?.({ stepId: input.step.id, attempt: info.attempt, role: agent.role });
+      return {
+        output: output ?? null,
+        observations: stored.map((o) => ({ id: o.id, entity: `${o.entityType}/${o.entityId}`, entityVersion: o.entityVersion, replayed: o.replayed })),
+        messages,
+        proposedSteps: steps,
+        memoryWrites,
+        acknowledged: input.inbox.map((m) => m.id),
+      };
+    } catch (err) {
+      throw toApplicationFailure(err);
+    }
+  };
+}
+
+function parseOrFail<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, value: unknown, where: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new ObservationValidationError(0, `${where}.${issue?.path.map(String).join('.') ?? ''}`, issue?.message ?? 'invalid');
+}

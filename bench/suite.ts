@@ -1,0 +1,15 @@
+/** Every benchmark of `cairn bench`, in the order the table prints them. */
+import type { BenchEnv } from './env';
+import type { BenchEntry } from './harness';
+import { calibrationBenchmarks } from './suites/calibration';
+import { observationLogBenchmarks } from './suites/observationLog';
+import { taskBenchmarks } from './suites/tasks';
+
+export { createBenchEnv, FULL_SIZES, QUICK_SIZES, type BenchSizes } from './env';
+export { runBenchmarks, selectEntries, type ResultRow } from './harness';
+export { machineInfo, renderReport, writeResults, type ResultsFile } from './report';
+
+export function allBenchmarks(env: BenchEnv): BenchEntry[] {
+  const calibration = calibrationBenchmarks(env);
+  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration)];
+}

@@ -1,0 +1,101 @@
+/**
+ * `cairn demo`: brings up whatever is missing, runs the due-diligence example end to end, and
+ * prints what an engineer would want to see: the result, every observation with provenance, the
+ * reduced state with its contested values, the trace of a field, the messages, the UI address.
+ */
+import { parseArgs } from 'node:util';
+import { CairnClient } from '../../client';
+import { dueDiligenceTask } from '../../../examples/due-diligence';
+import { policyResolverFor } from '../../shared/reducer';
+import { taskWorkflowId } from '../../shared/task';
+import { listMessages } from '../../store/messages';
+import { getEntityState } from '../../store/observations/read';
+import { listObservations } from '../../store/observations/list';
+import { traceField } from '../../store/observations/trace';
+import { createPool } from '../../store/pool';
+import { createWorker } from '../../worker';
+import type { Command } from '../command';
+import { loadAgentModule } from '../agentModule';
+import { bringUpDatabase, bringUpTemporal } from '../stack';
+import { renderEntityState, renderObservations, renderTrace } from '../format';
+import { renderTable } from '../table';
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'Run the due-diligence example end to end on a real Temporal server and Postgres.',
+  usage: 'cairn demo [--keep] [--task-key KEY] [--company ID]',
+  async run(argv, ctx) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { keep: { type: 'boolean' }, 'task-key': { type: 'string' }, company: { type: 'string' } },
+    });
+    const config = ctx.config();
+    const out = (m = '') => ctx.io.out(m);
+    const step = (m: string) => out(`» ${m}`);
+
+    step('database');
+    await bringUpDatabase(config, (m) => out(`  ${m}`));
+    step('temporal');
+    const server = await bringUpTemporal(config, ctx.root, (m) => out(`  ${m}`), { keepRunning: values.keep ?? false });
+
+    const mod = loadAgentModule(ctx.root, undefined);
+    const pool = createPool(config.databaseUrl);
+    let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
+    let client: CairnClient | undefined;
+    try {
+      step('worker');
+      worker = await createWorker({ config, pool, registry: mod.types, agents: mod.agents });
+      const running = worker.run();
+      out(`  serving ${worker.taskQueues.join(', ')}`);
+
+      client = await CairnClient.connect(config);
+      const taskKey = values['task-key'] ?? `demo-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 17)}`;
+      const company = values.company ?? 'acme';
+      const started = await client.startTask(dueDiligenceTask(taskKey, company));
+      step(`task ${taskKey} started (workflow ${started.workflowId})`);
+      out(`  Temporal UI: ${started.uiUrl}`);
+      const result = await client.result(taskKey);
+
+      out();
+      step(`result: ${result.status}`);
+      out(renderTable(['step', 'role', 'status', 'output'], result.steps.map((s) => [s.id, s.role, s.status, JSON.stringify(s.output ?? null)])));
+
+      const observations = await listObservations(pool, { taskKey, limit: 100 });
+      out();
+      step(`observations written by this task (${observations.length}), with provenance`);
+      out(renderObservations(observations));
+
+      const policyOf = policyResolverFor(mod.types);
+      const ref = { entityType: 'company', entityId: company };
+      const state = await getEntityState(pool, policyOf, ref);
+      out();
+      step(`entity company/${company} reduced under its field policies (version ${state.version})`);
+      out(renderEntityState(state));
+
+      const trace = await traceField(pool, policyOf, ref, 'headquarters', { uiUrl: config.temporalUiUrl, namespace: config.temporalNamespace });
+      out();
+      step(`trace of company/${company}.headquarters`);
+      out(trace ? renderTrace(trace) : '  (no value)');
+
+      const messages = await listMessages(pool, { taskKey });
+      out();
+      step(`context messages (${messages.length})`);
+      out(renderTable(['from', 'to', 'type', 'acknowledged by'], messages.map((m) => [m.fromRole, m.toRole, m.type, m.ackedBy ?? 'unread'])));
+
+      out();
+      out(`Temporal UI for this run: ${client.uiUrl(taskWorkflowId(taskKey), started.runId)}`);
+      if (values.keep) out('Worker and server keep running (--keep); Ctrl-C stops the worker, `cairn dev --stop` the server.');
+      if (values.keep) {
+        await running;
+      } else {
+        await worker.shutdown();
+      }
+    } finally {
+      await client?.close();
+      if (!values.keep) await worker?.shutdown();
+      await pool.end();
+      if (!values.keep) await server.stop();
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,40 @@
+import { parseArgs } from 'node:util';
+import { createPool } from '../../store/pool';
+import { createWorker } from '../../worker';
+import type { Command } from '../command';
+import { UsageError } from '../command';
+import { loadAgentModule } from '../agentModule';
+import { bringUpDatabase } from '../stack';
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'Run a worker: the task workflow and agent roles from an agent module.',
+  usage: 'cairn worker [--agents <module.ts>] [--roles a,b] [--no-tasks] [--no-migrate]',
+  async run(argv, ctx) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { agents: { type: 'string' }, roles: { type: 'string' }, 'no-tasks': { type: 'boolean' }, 'no-migrate': { type: 'boolean' } },
+    });
+    const config = ctx.config();
+    const mod = loadAgentModule(ctx.root, values.agents);
+    const wanted = values.roles?.split(',').map((r) => r.trim()).filter(Boolean);
+    const agents = wanted ? mod.agents.filter((a) => wanted.includes(a.role)) : mod.agents;
+    if (wanted && agents.length !== wanted.length) {
+      throw new UsageError(`unknown role in --roles; the module has: ${mod.agents.map((a) => a.role).join(', ')}`);
+    }
+    // Migrating is safe when several workers start at once (advisory lock), so workers do it.
+    if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
+    const pool = createPool(config.databaseUrl);
+    try {
+      const worker = await createWorker({ config, pool, registry: mod.types, agents, serveTasks: !values['no-tasks'] });
+      const stop = () => void worker.shutdown();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      ctx.io.out(`cairn worker: serving ${worker.taskQueues.join(', ')} on ${config.temporalAddress} (Ctrl-C stops)`);
+      await worker.run();
+    } finally {
+      await pool.end();
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,157 @@
+/**
+ * THE append: validates a whole batch, then writes it with one call of
+ * cairn.append_observations (one round trip, one statement, so all or nothing). The database
+ * assigns gapless per-entity versions, chains hashes, enforces idempotency keys and
+ * compare-and-set; this module maps its SQLSTATEs to Cairn's errors.
+ */
+import type { PoolClient } from 'pg';
+import { IdempotencyConflictError, ObservationValidationError, StaleVersionError } from '../../shared/errors';
+import type { ObservationTypeRegistry } from '../../shared/observationTypes';
+import { pgError, type PgErrorFields, type Queryable } from '../pool';
+import { registerObservationTypes } from './registerTypes';
+import { isoUtc, parseAppendedRow } from './rows';
+import type { AppendContext, AppendedObservation, AppendItem } from './types';
+import { prepareBatch, type PreparedItem } from './validate';
+
+export { APPEND_LIMITS, type AppendContext, type AppendedObservation, type AppendItem } from './types';
+
+const IDEMPOTENCY_CONFLICT = 'CN001';
+const STALE_VERSION = 'CN002';
+const BAD_REFERENCE = 'CN004';
+const TYPE_NOT_REGISTERED = 'CN005';
+const UNIQUE_VIOLATION = '23505';
+const IDEMPOTENCY_KEY_CONSTRAINT = 'observations_idempotency_key_unique';
+
+// Named, so each connection parses and plans it once. Only what the caller does not already
+// know comes back (entity, key and hash of each item are ours; a replay has the same ones).
+const APPEND_SQL = {
+  name: 'cairn_append_observations_v1',
+  text: `select idx, id, entity_version, ${isoUtc('recorded_at')} as recorded_at, replayed
+         from cairn.append_observations($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[],
+                $7::text[], $8::text[], $9::jsonb[], $10::uuid[], $11::int[], $12::text[], $13::text[],
+                $14::timestamptz[], $15, $16, $17, $18, $19::int, $20, $21)`,
+};
+
+/**
+ * Appends `items` atomically, idempotently (an item whose key is stored with the same content
+ * comes back `replayed`), in item order. Throws before writing anything on invalid input.
+ *
+ * Given a pool, a race on a new idempotency key (two writers inserting it at once) and a type
+ * not yet registered in this database are healed by one retry. Given a client — perhaps inside
+ * the caller's transaction, which the failed statement has aborted — they are thrown.
+ */
+export async function appendObservations(
+  db: Queryable,
+  registry: ObservationTypeRegistry,
+  items: AppendItem[],
+  ctx: AppendContext,
+): Promise<AppendedObservation[]> {
+  const prepared = prepareBatch(registry, items, ctx);
+  if (prepared.length === 0) return [];
+  const values = parameters(prepared, ctx);
+  try {
+    return await run(db, values, prepared);
+  } catch (err) {
+    const pgErr = pgError(err);
+    if (!pgErr || isClient(db)) throw mapError(pgErr, err);
+    if (pgErr.code === UNIQUE_VIOLATION && pgErr.constraint === IDEMPOTENCY_KEY_CONSTRAINT) {
+      // The other writer has committed; the retry finds its rows (replay or conflict).
+    } else if (pgErr.code === TYPE_NOT_REGISTERED) {
+      await registerObservationTypes(db, batchTypes(registry, prepared));
+    } else {
+      throw mapError(pgErr, err);
+    }
+    try {
+      return await run(db, values, prepared);
+    } catch (retryErr) {
+      throw mapError(pgError(retryErr), retryErr);
+    }
+  }
+}
+
+async function run(db: Queryable, values: unknown[], items: PreparedItem[]): Promise<AppendedObservation[]> {
+  const result = await db.query({ ...APPEND_SQL, values });
+  const out: AppendedObservation[] = new Array<AppendedObservation>(items.length);
+  for (const row of result.rows) {
+    const appended = parseAppendedRow(row, items);
+    out[appended.index] = appended;
+  }
+  if (result.rows.length !== items.length || out.some((o) => o === undefined)) {
+    throw new Error(`append_observations returned ${result.rows.length} rows for ${items.length} items`);
+  }
+  return out;
+}
+
+function parameters(items: PreparedItem[], ctx: AppendContext): unknown[] {
+  const p = ctx.provenance;
+  return [
+    items.map((i) => i.entityType),
+    items.map((i) => i.entityId),
+    items.map((i) => i.type),
+    items.map((i) => i.schemaVersion),
+    items.map((i) => i.kind),
+    items.map((i) => i.fieldsJson),
+    items.map((i) => i.scope),
+    // A uuid[] literal per item (a uuid has no characters that need quoting).
+    items.map((i) => `{${i.derivedFrom.join(',')}}`),
+    items.map((i) => (i.source === null ? null : JSON.stringify(i.source))),
+    items.map((i) => i.targetId),
+    items.map((i) => i.expectedVersion),
+    items.map((i) => i.idempotencyKey),
+    items.map((i) => i.contentHash),
+    items.map((i) => i.observedAt),
+    p.taskKey,
+    p.workflowId,
+    p.runId,
+    p.activityId,
+    p.attempt,
+    p.agentId,
+    p.role,
+  ];
+}
+
+function isClient(db: Queryable): db is PoolClient {
+  return typeof (db as Partial<PoolClient>).release === 'function';
+}
+
+function batchTypes(registry: ObservationTypeRegistry, items: PreparedItem[]) {
+  const keys = new Set(items.map((i) => `${i.type}@${i.schemaVersion}`));
+  return registry.all().filter((t) => keys.has(t.key));
+}
+
+function mapError(pgErr: PgErrorFields | undefined, err: unknown): unknown {
+  if (!pgErr) return err;
+  const detail = parseDetail(pgErr.detail);
+  switch (pgErr.code) {
+    case IDEMPOTENCY_CONFLICT:
+      return new IdempotencyConflictError(String(detail.idempotencyKey), String(detail.existingId));
+    case STALE_VERSION:
+      return new StaleVersionError(
+        `${String(detail.entityType)}/${String(detail.entityId)}`,
+        Number(detail.expectedVersion),
+        Number(detail.currentVersion),
+      );
+    case BAD_REFERENCE:
+      return new ObservationValidationError(
+        Number(detail.index),
+        String(detail.path),
+        String(detail.problem),
+      );
+    case TYPE_NOT_REGISTERED:
+      return new Error(
+        `observation type ${String(detail.type)}@${String(detail.schemaVersion)} is not registered in this database; call registerObservationTypes at startup`,
+        { cause: err },
+      );
+    default:
+      return err;
+  }
+}
+
+function parseDetail(detail: string | undefined): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(detail ?? '{}');
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

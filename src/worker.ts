@@ -1,0 +1,108 @@
+/**
+ * The worker factory. One process can serve the task workflow and any number of agent roles;
+ * each role polls its own task queue, so roles scale out as separate processes.
+ */
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
+import type pg from 'pg';
+import { createAgentActivities, createBenchActivities, createTaskActivities } from '../activities';
+import type { AgentStepFaults } from '../activities/agentStep';
+import type { AgentDefinition } from './agent';
+import type { CairnConfig } from './config';
+import type { ObservationTypeRegistry } from './shared/observationTypes';
+import { roleTaskQueue, taskWorkflowQueue } from './shared/task';
+import { registerObservationTypes } from './store/observations/registerTypes';
+
+export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+
+export interface CreateWorkerOptions {
+  config: CairnConfig;
+  pool: pg.Pool;
+  registry: ObservationTypeRegistry;
+  agents: readonly AgentDefinition[];
+  /** Serve the task workflow (and its bookkeeping activities) too. Default true. */
+  serveTasks?: boolean;
+  connection?: NativeConnection;
+  /** A prebuilt bundle (tests bundle once); otherwise workflows are bundled from source. */
+  workflowBundle?: WorkflowBundleOption;
+  clock?: () => Date;
+  agentId?: (role: string) => string;
+  heartbeatEveryMs?: number;
+  /** Fault-injection points (tests only). */
+  faults?: AgentStepFaults;
+  /** Passed to every Temporal worker (e.g. shutdownGraceTime, maxConcurrentActivityTaskExecutions). */
+  workerOptions?: Pick<WorkerOptions, 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions' | 'maxCachedWorkflows'>;
+}
+
+export interface CairnWorker {
+  /** Task queues served, for logs. */
+  taskQueues: string[];
+  /** Runs until shutdown() (or a fatal error). */
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWorker> {
+  // The worker's types are stored in Postgres so every reader (CLI, other workers) knows them.
+  await registerObservationTypes(opts.pool, opts.registry);
+  const ownsConnection = !opts.connection;
+  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.config.temporalAddress }));
+  const namespace = opts.config.temporalNamespace;
+  const prefix = opts.config.taskQueuePrefix;
+  const agentActivities = createAgentActivities({
+    pool: opts.pool,
+    registry: opts.registry,
+    agents: opts.agents,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.agentId ? { agentId: opts.agentId } : {}),
+    ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
+    ...(opts.faults ? { faults: opts.faults } : {}),
+  });
+  const workers: Worker[] = [];
+  try {
+    if (opts.serveTasks ?? true) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace,
+          taskQueue: taskWorkflowQueue(prefix),
+          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+          activities: { ...createTaskActivities({ pool: opts.pool }), ...createBenchActivities() },
+          ...opts.workerOptions,
+        }),
+      );
+    }
+    const roles = [...new Set(opts.agents.map((a) => a.role))];
+    for (const role of roles) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace,
+          taskQueue: roleTaskQueue(prefix, role),
+          activities: agentActivities,
+          ...opts.workerOptions,
+        }),
+      );
+    }
+  } catch (err) {
+    if (ownsConnection) await connection.close();
+    throw err;
+  }
+
+  let running: Promise<void> | undefined;
+  return {
+    taskQueues: workers.map((w) => w.options.taskQueue),
+    run() {
+      running ??= Promise.all(workers.map((w) => w.run())).then(async () => {
+        if (ownsConnection) await connection.close();
+      });
+      return running;
+    },
+    async shutdown() {
+      for (const w of workers) {
+        if (w.getState() === 'RUNNING') w.shutdown();
+      }
+      await running;
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Replays stored histories (recorded with CAIRN_RECORD_HISTORIES=1 by
+ * test/workflow/recordHistories.test.ts) against the current workflow code. No server needed.
+ * A failure here means a workflow change is not replay-safe for runs already in flight: gate it
+ * with `patched()` or version the workflow.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { WORKFLOWS_PATH } from '../../src/worker';
+
+const dir = path.join(__dirname, 'histories');
+const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+it('has stored histories to replay', () => {
+  expect(files.length).toBeGreaterThanOrEqual(2);
+});
+
+it('replays every stored history without non-determinism', async () => {
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))) }));
+  const outcomes: { workflowId: string; error: string | undefined }[] = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: { code } }, histories)) {
+    outcomes.push({ workflowId: r.workflowId, error: r.error?.message });
+  }
+  expect(outcomes).toEqual(histories.map((h) => ({ workflowId: h.workflowId, error: undefined })));
+}, 120_000);

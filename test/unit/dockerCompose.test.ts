@@ -1,0 +1,144 @@
+/**
+ * docker-compose.yml cannot be run here (no Docker engine), so check what can drift statically:
+ * services and ports, the official images, start-up ordering, the worker's environment against
+ * src/config.ts, and the registered search attributes against src/shared/searchAttributes.ts.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { configSchema } from '../../src/config';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/searchAttributes';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string | string[];
+  environment?: Record<string, string | number | boolean | null> | string[];
+  ports?: (string | { target: number; published: string | number })[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: unknown };
+}
+
+const compose = parse(readFileSync(path.join(__dirname, '..', '..', 'docker-compose.yml'), 'utf8')) as {
+  services: Record<string, Service>;
+};
+const services = compose.services;
+
+function service(name: string): Service {
+  const s = services[name];
+  if (!s) throw new Error(`docker-compose.yml has no service "${name}"`);
+  return s;
+}
+
+/** Environment as a map, whichever of the two compose syntaxes is used. */
+function env(s: Service): Record<string, string> {
+  if (Array.isArray(s.environment)) {
+    return Object.fromEntries(s.environment.map((e) => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]));
+  }
+  return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+/** "host:container" port mappings, whichever syntax is used. */
+function ports(s: Service): string[] {
+  return (s.ports ?? []).map((p) => (typeof p === 'string' ? p : `${p.published}:${p.target}`));
+}
+
+function commandText(s: Service): string {
+  return Array.isArray(s.command) ? s.command.join(' ') : (s.command ?? '');
+}
+
+describe('docker-compose.yml', () => {
+  it('has the expected services', () => {
+    for (const name of [
+      'postgres',
+      'temporal-setup',
+      'temporal',
+      'temporal-namespace',
+      'temporal-ui',
+      'cairn-worker',
+    ]) {
+      expect(services, name).toHaveProperty(name);
+    }
+  });
+
+  it('publishes Postgres on 5432, Temporal on 7233 and the UI on 8080', () => {
+    expect(ports(service('postgres'))).toContain('5432:5432');
+    expect(ports(service('temporal'))).toContain('7233:7233');
+    expect(ports(service('temporal-ui'))).toContain('8080:8080');
+  });
+
+  it('uses the official images, not the deprecated auto-setup image', () => {
+    for (const [name, s] of Object.entries(services)) {
+      expect(s.image ?? '', name).not.toMatch(/auto-setup/);
+    }
+    expect(service('postgres').image).toMatch(/^postgres:16\b/);
+    expect(service('temporal').image).toMatch(/^temporalio\/server:/);
+    expect(service('temporal-setup').image).toMatch(/^temporalio\/admin-tools:/);
+    expect(service('temporal-namespace').image).toMatch(/^temporalio\/admin-tools:/);
+    expect(service('temporal-ui').image).toMatch(/^temporalio\/ui:/);
+    expect(env(service('temporal-ui')).TEMPORAL_ADDRESS).toBe('temporal:7233');
+  });
+
+  it('configures the server for Postgres through the image variables', () => {
+    expect(env(service('temporal'))).toMatchObject({
+      DB: 'postgres12',
+      POSTGRES_SEEDS: 'postgres',
+      BIND_ON_IP: '0.0.0.0',
+    });
+    const setup = commandText(service('temporal-setup'));
+    expect(env(service('temporal-setup')).SQL_PLUGIN).toBe('postgres12');
+    for (const db of ['temporal', 'temporal_visibility']) {
+      expect(setup).toContain(`--db ${db} create`);
+      expect(setup).toContain(`--db ${db} setup-schema`);
+      expect(setup).toContain(`--db ${db} update-schema`);
+    }
+  });
+
+  it('orders start-up with conditions that point at real healthchecks and one-shot jobs', () => {
+    const dependsOn = (name: string) => service(name).depends_on as Record<string, { condition?: string }>;
+    expect(dependsOn('temporal-setup').postgres?.condition).toBe('service_healthy');
+    expect(dependsOn('temporal')['temporal-setup']?.condition).toBe('service_completed_successfully');
+    expect(dependsOn('temporal-namespace').temporal?.condition).toBe('service_healthy');
+    expect(dependsOn('cairn-worker')['temporal-namespace']?.condition).toBe('service_completed_successfully');
+    expect(dependsOn('cairn-worker').postgres?.condition).toBe('service_healthy');
+
+    for (const [name, s] of Object.entries(services)) {
+      for (const [target, dep] of Object.entries(s.depends_on ?? {})) {
+        if (dep.condition === 'service_healthy') {
+          expect(
+            service(target).healthcheck?.test,
+            `${name} waits for ${target} to be healthy`,
+          ).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('gives the worker exactly the configuration variables of src/config.ts', () => {
+    const worker = service('cairn-worker');
+    expect(worker.build).toBeDefined();
+    expect(commandText(worker)).toBe('npx cairn worker');
+
+    const keys = Object.keys(env(worker)).sort();
+    const known = Object.keys(configSchema.shape);
+    expect(keys).toEqual([
+      'CAIRN_TASK_QUEUE_PREFIX',
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+    ]);
+    for (const key of keys) expect(known, `${key} is not a variable in configSchema`).toContain(key);
+    // And the values pass the schema itself.
+    expect(configSchema.safeParse(env(worker)).success).toBe(true);
+  });
+
+  it('registers exactly the search attributes in SEARCH_ATTRIBUTES', () => {
+    const script = commandText(service('temporal-namespace'));
+    const registered = Object.fromEntries(
+      [...script.matchAll(/--name\s+(\w+)\s+--type\s+(\w+)/g)].map((m) => [m[1], m[2]]),
+    );
+    expect(registered).toEqual(SEARCH_ATTRIBUTES);
+    expect(script).toMatch(/namespace create -n default\b/);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * Task workflow behaviour on the real dev server and Postgres: exactly-once effects across
+ * retries, dedup of context messages, compare-and-set on working memory, failure policies,
+ * cross-task context, cancellation with an episode, and continue-as-new losing nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
+import { listEpisodes } from '../../src/store/episodes';
+import type { TaskInput } from '../../src/shared/task';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { startTestStack, type TestStack } from '../helpers/temporal';
+import { testAgents, testTypes } from './agents';
+
+let db: TestDatabase;
+let stack: TestStack;
+const failAfterCommit = new Map<string, number>();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: testTypes,
+    agents: testAgents,
+    faults: {
+      afterCommit: ({ stepId, attempt }) => {
+        if (attempt <= (failAfterCommit.get(stepId) ?? 0)) throw new Error(`injected crash after commit (attempt ${attempt})`);
+      },
+    },
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await db?.drop();
+});
+
+const fast = { maxAttempts: 5, initialRetryMs: 50 };
+
+async function notesOf(taskKey: string) {
+  const { rows } = await db.pool.query('SELECT entity_id, attempt, fields FROM cairn.observations WHERE task_key = $1 ORDER BY seq', [taskKey]);
+  return rows as { entity_id: string; attempt: number; fields: { text: string } }[];
+}
+
+describe('task workflow', () => {
+  it('a step that fails twice after committing writes its observation exactly once', async () => {
+    failAfterCommit.set('flaky', 2);
+    const taskKey = 'retry-after-commit';
+    await stack.client.startTask({ taskKey, goal: 'retry', steps: [{ id: 'flaky', role: 'echo', title: 'write once' }], rolePolicies: { echo: fast } });
+    const result = await stack.client.result(taskKey);
+    expect(result.status).toBe('completed');
+    const notes = await notesOf(taskKey);
+    expect(notes).toHaveLength(1);
+    // The row is the first attempt's; attempts 2 and 3 replayed it by idempotency key.
+    expect(notes[0]!.attempt).toBe(1);
+  });
+
+  it('runs independent steps in parallel and feeds dependency outputs forward', async () => {
+    const taskKey = 'parallel';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'fan out and in',
+      steps: [
+        { id: 'a', role: 'slow', title: 'wait a', input: { ms: 1500 } },
+        { id: 'b', role: 'slow', title: 'wait b', input: { ms: 1500 } },
+        { id: 'join', role: 'echo', title: 'join', dependsOn: ['a', 'b'] },
+      ],
+    });
+    const started = Date.now();
+    const result = await stack.client.result(taskKey);
+    expect(result.status).toBe('completed');
+    // Sequential execution would need ≥ 3 s of waiting; in parallel it is one wait plus overhead.
+    expect(Date.now() - started).toBeLessThan(2900);
+  });
+
+  it('deduplicates context by id, delivers it to the role’s next step and acknowledges it', async () => {
+    const taskKey = 'dedup';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'dedup',
+      steps: [
+        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 2000 } },
+        { id: 'read', role: 'listener', title: 'read inbox', dependsOn: ['gate'] },
+      ],
+    });
+    const msg = { id: 'm1', fromRole: 'human', toRole: 'listener', type: 'note', content: { n: 1 } };
+    await stack.client.sendContext(taskKey, msg);
+    await stack.client.sendContext(taskKey, msg);
+    await stack.client.sendContext(taskKey, { ...msg, id: 'm2', content: { n: 2 } });
+    const result = await stack.client.result(taskKey);
+    const read = result.steps.find((s) => s.id === 'read')!.output as { inbox: string[] };
+    expect(read.inbox).toEqual(['m1', 'm2']);
+    const { rows } = await db.pool.query('SELECT id, acked_by_activity_id FROM cairn.context_messages WHERE task_key = $1 ORDER BY id', [taskKey]);
+    expect(rows).toEqual([
+      { id: 'm1', acked_by_activity_id: 'step-read' },
+      { id: 'm2', acked_by_activity_id: 'step-read' },
+    ]);
+  });
+
+  it('working memory: a writer reads its own write and a stale compare-and-set is refused with the current version', async () => {
+    const taskKey = 'memory';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'memory',
+      steps: [
+        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 2500 } },
+        { id: 'read', role: 'listener', title: 'read memory', dependsOn: ['gate'] },
+      ],
+    });
+    const first = await stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'v1', expectedVersion: 0 });
+    expect(first.version).toBe(1);
+    expect((await stack.client.getWorkingMemory(taskKey)).entries.plan?.value).toBe('v1');
+    await expect(stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'stale', expectedVersion: 0 })).rejects.toMatchObject({
+      name: 'WorkingMemoryConflictError',
+      currentVersion: 1,
+      message: 'working memory "plan": expected version 0 but the current version is 1',
+    });
+    await stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'v2', expectedVersion: 1 });
+    const result = await stack.client.result(taskKey);
+    const read = result.steps.find((s) => s.id === 'read')!.output as { memory: Record<string, { value: string; version: number }> };
+    expect(read.memory.plan).toEqual({ value: 'v2', version: 2 });
+  });
+
+  it('invalid agent output fails the step without retries, naming the field; skip policy skips dependants', async () => {
+    const taskKey = 'invalid-skip';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'bad output',
+      onStepFailure: 'skip',
+      rolePolicies: { echo: fast },
+      steps: [
+        { id: 'bad', role: 'echo', title: 'write garbage', input: { invalid: true } },
+        { id: 'after', role: 'echo', title: 'depends on bad', dependsOn: ['bad'] },
+        { id: 'other', role: 'echo', title: 'independent' },
+      ],
+    });
+    const result = await stack.client.result(taskKey);
+    const bad = result.steps.find((s) => s.id === 'bad')!;
+    expect(bad.status).toBe('failed');
+    expect(bad.error).toMatch(/fields\.text/);
+    expect(result.steps.find((s) => s.id === 'after')!.status).toBe('skipped');
+    expect(result.steps.find((s) => s.id === 'other')!.status).toBe('completed');
+    const history = await stack.client.handle(taskKey).fetchHistory();
+    const badScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityId === 'step-bad')!;
+    const badStarted = history.events!.find((e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === badScheduled.eventId?.toString());
+    // Non-retryable: 'bad' ran exactly once (retries would show attempt > 1); it wrote nothing.
+    expect(badStarted?.activityTaskStartedEventAttributes?.attempt).toBe(1);
+    expect((await notesOf(taskKey)).map((n) => n.entity_id)).toEqual(['other']);
+  });
+
+  it('fail policy fails the task with the step’s error and records a failed episode', async () => {
+    const taskKey = 'invalid-fail';
+    await stack.client.startTask({ taskKey, goal: 'bad output', steps: [{ id: 'bad', role: 'echo', title: 'garbage', input: { invalid: true } }] });
+    const err = await stack.client.result(taskKey).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/step bad \(echo\) failed: .*fields\.text/);
+    const [episode] = await listEpisodes(db.pool, { taskKey });
+    expect(episode?.outcome).toBe('failed');
+  });
+
+  it('an agent in one task can send context to a role of another task', async () => {
+    await stack.client.startTask({
+      taskKey: 'receiver',
+      goal: 'receive',
+      steps: [
+        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 3000 } },
+        { id: 'read', role: 'listener', title: 'read', dependsOn: ['gate'] },
+      ],
+    });
+    await stack.client.startTask({
+      taskKey: 'sender',
+      goal: 'send',
+      steps: [{ id: 'say', role: 'echo', title: 'say hello', input: { sendTo: 'listener', toTask: 'receiver' } }],
+    });
+    expect((await stack.client.result('sender')).status).toBe('completed');
+    const received = await stack.client.result('receiver');
+    const read = received.steps.find((s) => s.id === 'read')!.output as { contents: unknown[] };
+    expect(read.contents).toEqual([{ from: 'say' }]);
+  });
+
+  it('cancellation cancels the running step and records a cancelled episode', async () => {
+    const taskKey = 'cancel-me';
+    await stack.client.startTask({ taskKey, goal: 'to be cancelled', steps: [{ id: 'wait', role: 'slow', title: 'wait forever' }], rolePolicies: { slow: { heartbeatMs: 2000 } } });
+    await new Promise((r) => setTimeout(r, 1000));
+    await stack.client.cancel(taskKey);
+    await expect(stack.client.result(taskKey)).rejects.toThrow();
+    const [episode] = await listEpisodes(db.pool, { taskKey });
+    expect(episode?.outcome).toBe('cancelled');
+  });
+
+  it('continues as new when Temporal suggests it, losing no step, message or memory version', async () => {
+    const taskKey = 'long';
+    const chain = 30;
+    const steps: TaskInput['steps'] = Array.from({ length: chain }, (_, i) => ({
+      id: `s${i}`,
+      role: 'echo',
+      title: `step ${i}`,
+      dependsOn: i === 0 ? [] : [`s${i - 1}`],
+    }));
+    // The gate holds the reader until every message below has been sent (≈2–3 s).
+    steps.push({ id: 'gate', role: 'slow', title: 'hold the reader', input: { ms: 6000 } });
+    steps.push({ id: 'read', role: 'listener', title: 'read everything', dependsOn: [`s${chain - 1}`, 'gate'] });
+    await stack.client.startTask({ taskKey, goal: 'a long chain', steps });
+    // Messages and memory writes arrive while the task runs and switches runs.
+    const sent: string[] = [];
+    let version = 0;
+    for (let i = 0; i < 12; i++) {
+      const id = `ctx-${i}`;
+      await stack.client.sendContext(taskKey, { id, fromRole: 'human', toRole: 'listener', type: 'tick', content: i });
+      sent.push(id);
+      const entry = await stack.client.updateWorkingMemory(taskKey, { key: 'counter', value: i, expectedVersion: version }).catch(() => undefined);
+      if (entry) version = entry.version;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const result = await stack.client.result(taskKey);
+    expect(result.status).toBe('completed');
+    expect(result.continuedAsNew).toBeGreaterThan(0);
+    expect(result.steps.filter((s) => s.status === 'completed')).toHaveLength(chain + 2);
+    const read = result.steps.find((s) => s.id === 'read')!.output as { inbox: string[]; memory: Record<string, { version: number }> };
+    expect(read.inbox).toEqual(sent);
+    expect(read.memory.counter?.version).toBe(version);
+    expect(await notesOf(taskKey)).toHaveLength(chain);
+  });
+});

@@ -1,0 +1,3 @@
+/** Workflow entry point bundled for the worker. Export workflow functions only. */
+export { taskWorkflow } from './task';
+export { benchNoopWorkflow } from './bench';
