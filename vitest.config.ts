@@ -10,6 +10,7 @@ export default defineConfig({
   test: {
     ...shared,
     globalSetup: ['test/setup/globalSetup.ts'],
+    reporters: ['default', './test/setup/summaryReporter.ts'],
     projects: [
       { test: { ...shared, name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'] } },

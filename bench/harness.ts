@@ -288,9 +288,19 @@ async function timeRound(bench: Benchmark, state: unknown, info: RoundInfo): Pro
 
 function finishRow(e: BenchEntry, r: Omit<ResultRow, 'group' | 'name' | 'goal' | 'verdict' | 'note'>): ResultRow {
   let verdict: ResultRow['verdict'] = 'report';
-  if (r.error !== undefined) verdict = 'error';
+  let error = r.error;
+  if (error === undefined && e.goal && r.ratio === null) error = `no ratio: baseline ${e.baseline?.name ?? '(none)'} has no result`;
+  if (error !== undefined) verdict = 'error';
   else if (e.goal && r.ratio !== null) verdict = meetsGoal(e.goal, r.ratio) ? 'meets' : 'below';
-  return { group: e.group, name: e.name, ...r, goal: e.goal ? formatGoal(e.goal) : '', verdict, ...(e.note !== undefined ? { note: e.note } : {}) };
+  return {
+    group: e.group,
+    name: e.name,
+    ...r,
+    goal: e.goal ? formatGoal(e.goal) : '',
+    verdict,
+    ...(error !== undefined ? { error } : {}),
+    ...(e.note !== undefined ? { note: e.note } : {}),
+  };
 }
 
 export function meetsGoal(goal: Goal, ratio: number): boolean {

@@ -1,7 +1,8 @@
 /**
  * Postgres connections for the application. Every pooled connection runs as the `cairn_app`
- * role, so the database's grants (SELECT and INSERT only on the observation log) are what the
- * application can do, even when the login is a superuser on a development machine.
+ * role, so the database's grants are what the application can do (read the observation log,
+ * write it only through cairn.append_observation(s), never update or delete it), even when the
+ * login is a superuser on a development machine.
  */
 import { Pool, type PoolClient } from 'pg';
 

@@ -432,6 +432,7 @@ describe('appendObservations', () => {
       fields: { round: z.string() },
     });
     const reg = new ObservationTypeRegistry([profile, fresh]);
+    const before = await count();
     const item: AppendItem = {
       entityType: 'company',
       entityId: 'fund',
@@ -445,6 +446,13 @@ describe('appendObservations', () => {
     expect((viaClient as Error).message).toBe(
       'observation type company.funding@1 is not registered in this database; call registerObservationTypes at startup',
     );
+    const batchViaClient = await withTransaction(db.pool, (client) =>
+      appendObservations(client, reg, [acme('fund', { name: 'F' }), item], context()),
+    ).catch((e: unknown) => e);
+    expect((batchViaClient as Error).message).toMatch(
+      /^observation type company\.funding@1 is not registered/,
+    );
+    expect(await count()).toBe(before);
 
     const [out] = await appendObservations(db.pool, reg, [item], context());
     expect(out).toMatchObject({ entityVersion: 1, replayed: false });
@@ -491,6 +499,41 @@ describe('appendObservations', () => {
       appendObservations(client, registry, [acme('tx', { name: 'kept' })], context()),
     );
     expect((await stored('tx')).map((r) => r.fields)).toEqual([{ name: 'kept' }]);
+  });
+
+  it('accepts a batch of one at the array entry point too, and refuses ragged arrays', async () => {
+    const call = (keys: string[], ids: string[]) =>
+      db.pool.query(
+        `select idx, entity_version, replayed from cairn.append_observations($1::text[], $2::text[], $3::text[],
+           $4::int[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::jsonb[], $10::uuid[], $11::int[], $12::text[],
+           $13::text[], $14::timestamptz[], 't', 'w', 'r', 'a', 1, 'agent', 'role')`,
+        [
+          ids.map(() => 'company'),
+          ids,
+          ids.map(() => 'company.profile'),
+          ids.map(() => 1),
+          ids.map(() => 'assertion'),
+          ids.map(() => '{"name":"direct"}'),
+          ids.map(() => 'task'),
+          ids.map(() => '{}'),
+          ids.map(() => null),
+          ids.map(() => null),
+          ids.map(() => null),
+          keys,
+          ids.map(() => 'ab'.repeat(32)),
+          ids.map(() => '2025-01-31T12:00:00Z'),
+        ],
+      );
+    expect((await call(['direct-1'], ['direct'])).rows).toEqual([
+      { idx: 0, entity_version: 1, replayed: false },
+    ]);
+    expect((await call(['direct-1'], ['direct'])).rows).toEqual([
+      { idx: 0, entity_version: 1, replayed: true },
+    ]);
+    await expect(call(['direct-2', 'direct-3'], ['direct'])).rejects.toMatchObject({
+      code: '22023',
+      message: 'append_observations: the parameter arrays must all have 2 elements',
+    });
   });
 
   it('returns [] for an empty batch without touching the database', async () => {

@@ -5,9 +5,9 @@
 import { cp, mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
+import { Client, escapeIdentifier } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDatabase } from '../../src/store/database';
+import { adminUrlFor, ensureDatabase } from '../../src/store/database';
 import { DEFAULT_MIGRATIONS_DIR, migrate, MigrationError, readMigrations } from '../../src/store/migrate';
 import { createEmptyDatabase } from '../helpers/database';
 
@@ -139,10 +139,8 @@ describe('ensureDatabase', () => {
   const created: string[] = [];
   afterAll(async () => {
     for (const url of created) {
-      const name = new URL(url).pathname.slice(1);
-      const admin = new URL(url);
-      admin.pathname = '/postgres';
-      await query(admin.toString(), `drop database if exists "${name}" with (force)`);
+      const name = decodeURIComponent(new URL(url).pathname.slice(1));
+      await query(adminUrlFor(url), `drop database if exists ${escapeIdentifier(name)} with (force)`);
     }
   });
 

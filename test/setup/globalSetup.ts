@@ -22,12 +22,15 @@ export const TEST_SUGGEST_CONTINUE_AS_NEW_AFTER = 120;
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (m: string) => process.stderr.write(`[cairn test setup] ${m}\n`);
   const config = loadConfig(process.env);
+  // CAIRN_TEST_TEMPORAL_ADDRESS lets several suites run side by side: each port gets its own
+  // server files and its own template database.
   const address = process.env.CAIRN_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7243';
-  const dataDir = path.join(root, '.cairn', 'test-temporal');
+  const port = address.split(':').pop()!;
+  const dataDir = path.join(root, '.cairn', `test-temporal-${port}`);
   const started = Date.now();
 
   const adminUrl = splitDatabaseUrl(config.databaseUrl).maintenanceUrl;
-  const template = `cairn_test_template`;
+  const template = `cairn_test_template_${port}`;
   await ensurePostgresRunning(adminUrl, log);
   const dbReady = createTemplateDatabase(adminUrl, template).then(() => log(`database template ${template} migrated`));
 
@@ -46,7 +49,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     });
   })();
 
-  const bundleDir = path.join(root, '.cairn', 'test');
+  const bundleDir = path.join(root, '.cairn', `test-${port}`);
   mkdirSync(bundleDir, { recursive: true });
   const bundlePath = path.join(bundleDir, 'workflow-bundle.js');
   const bundleReady = bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger }).then(({ code }) => {

@@ -16,6 +16,7 @@ import { createPool } from '../../store/pool';
 import { createWorker } from '../../worker';
 import type { Command } from '../command';
 import { loadAgentModule } from '../agentModule';
+import { installConciseRuntime } from '../logging';
 import { bringUpDatabase, bringUpTemporal } from '../stack';
 import { renderEntityState, renderObservations, renderTrace } from '../format';
 import { renderTable } from '../table';
@@ -38,6 +39,7 @@ export const demoCommand: Command = {
     step('temporal');
     const server = await bringUpTemporal(config, ctx.root, (m) => out(`  ${m}`), { keepRunning: values.keep ?? false });
 
+    installConciseRuntime(out);
     const mod = loadAgentModule(ctx.root, undefined);
     const pool = createPool(config.databaseUrl);
     let worker: Awaited<ReturnType<typeof createWorker>> | undefined;

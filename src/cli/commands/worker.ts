@@ -5,6 +5,7 @@ import type { Command } from '../command';
 import { UsageError } from '../command';
 import { loadAgentModule } from '../agentModule';
 import { bringUpDatabase } from '../stack';
+import { installConciseRuntime } from '../logging';
 
 export const workerCommand: Command = {
   name: 'worker',
@@ -24,6 +25,7 @@ export const workerCommand: Command = {
     }
     // Migrating is safe when several workers start at once (advisory lock), so workers do it.
     if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
+    installConciseRuntime((line) => ctx.io.out(line), 'INFO');
     const pool = createPool(config.databaseUrl);
     try {
       const worker = await createWorker({ config, pool, registry: mod.types, agents, serveTasks: !values['no-tasks'] });

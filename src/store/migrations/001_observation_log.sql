@@ -3,9 +3,8 @@
 -- The invariants live here, not in application code:
 --   * observations are never updated, deleted or truncated (triggers refuse it, even for the
 --     owner; the application role has no UPDATE, DELETE or TRUNCATE privilege);
---   * the application role cannot INSERT either: its only way to write the log is
---     cairn.append_observations, so everything that function enforces holds for every row the
---     application writes —
+--   * the application role cannot INSERT either: it writes the log only through
+--     cairn.append_observation(s), so what those functions enforce holds for every row it writes:
 --   * each entity's observations carry a gapless version 1, 2, 3… (cairn.entity_heads is the
 --     per-entity counter; unique (entity_type, entity_id, entity_version) backs it up);
 --   * an idempotency key is stored once (unique), so a retried append cannot duplicate a row;
@@ -88,10 +87,9 @@ create table cairn.observations (
   observed_at      timestamptz not null,
   recorded_at      timestamptz not null default clock_timestamp(),
   idempotency_key  text        not null,
-  -- 64 lower-case hex digits (translate, not a regex: the regex engine costs more than the
-  -- rest of the row's checks together).
-  content_hash     text        not null
-                   check (length(content_hash) = 64 and translate(content_hash, '0123456789abcdef', '') = ''),
+  -- A sha256 in hex. decode() rather than a regex: the regex engine (or translate) would cost
+  -- more than all the row's other checks together.
+  content_hash     text        not null check (octet_length(decode(content_hash, 'hex')) = 32),
   prev_hash        text        not null,
   chain_hash       text        not null,
   constraint observations_idempotency_key_unique unique (idempotency_key),
@@ -195,42 +193,191 @@ begin
 end
 $$;
 
--- APPEND. One call appends a batch atomically: parallel arrays, one element per item (as for
--- unnest); provenance is shared by the batch. Returns one row per item (idx = its 0-based
--- position; rows are not sorted, the caller places them by idx).
+-- THE APPEND. Two entry points with one set of rules:
+--   cairn.append_observation   one item, scalar parameters (the common agent step);
+--   cairn.append_observations  a batch as parallel arrays (one element per item, as for unnest).
+-- Either is one statement for the caller: one round trip, atomic. Provenance is shared by the
+-- batch. Each returns one row per item: idx (0-based position in the batch; rows are not
+-- sorted), id, entity, version, key, hash, recorded_at, replayed.
 --
 --   * Idempotency: an item whose key is already stored with the same content hash is not
 --     written again; its stored row comes back with replayed = true. The same key with a
 --     different content hash raises SQLSTATE CN001 (detail: JSON {index, idempotencyKey,
 --     existingId}).
---   * Versions: the heads of the batch's entities are created if missing and locked, in sorted
---     order (so concurrent batches cannot deadlock); new items take head+1, head+2… in item
---     order; the heads advance in the same statement as the insert.
+--   * Versions: an entity's head row is created if missing and locked (a batch locks all of its
+--     heads in sorted order, so concurrent batches cannot deadlock); new items take head+1,
+--     head+2… in item order, and the head advances in the same statement as the insert.
 --   * expected_version is the entity version just before *this item* is appended, counting
 --     earlier new items of the same batch — exactly as if the items were appended one by one.
 --     A mismatch raises CN002 (see cairn.expect_version). A replayed item is not re-checked.
+--   * Every type@schema_version must be registered in cairn.observation_types, else CN005
+--     (detail: JSON {type, schemaVersion}). Checked once per call, not per row as a foreign key
+--     would (which also takes a share lock on the type's row for every row: contention when
+--     many agents append the same few types at once).
 --   * target_id (corrections, retractions) must name an observation of the same entity, and
 --     each derived_from id must name a stored observation; otherwise CN004 (detail: JSON
 --     {index, path, problem}).
 --   * chain_hash = sha256_hex(prev_hash || content_hash); prev_hash of version 1 is ''.
 --
--- In a batch, idempotency is looked up after the heads are locked, so a concurrent retry of the
--- same items for the same entity waits for the first writer and then replays its rows. Other
--- races on a new key (a single append racing its own retry, or a key reused across entities)
--- surface as unique_violation on idempotency_key: the caller retries once and then sees the
--- stored row (a replay) or a conflict.
---
--- A batch of one (the common agent step) takes a shorter path with the same semantics: a key
--- lookup, one statement that bumps the head, one insert.
+-- Races on a new key: in a batch, idempotency is looked up after the heads are locked, so a
+-- concurrent retry of the same items waits for the first writer and then replays its rows. A
+-- single append checks the key as it bumps the head, so its retry racing it (or a key reused
+-- across entities) can surface as unique_violation on idempotency_key: the caller retries once
+-- and then sees the stored row (a replay) or a conflict.
 --
 -- SECURITY DEFINER, so the application role needs no INSERT on the log (and cannot bypass any of
 -- the above); search_path is pinned and every name is schema-qualified, so a caller cannot
--- substitute objects. Generic plans: the statements' shapes do not depend on the arrays'
--- contents, and re-planning the batch statement on every call would cost more than running it.
---   * Every type@schema_version must be registered in cairn.observation_types: CN005 (detail:
---     JSON {type, schemaVersion}). Checked once per call over the distinct pairs, not per row
---     like a foreign key would (which also takes a share lock on the type's row per row: a
---     point of contention when many agents append the same few types at once).
+-- substitute objects. Generic plans: the statements' shapes do not depend on the parameters'
+-- values, and re-planning the batch statement on every call would cost more than running it.
+
+-- The reference checks (CN004) of a batch; also used for a single item.
+create function cairn.check_references(p_entity_type text[], p_entity_id text[], p_target_id uuid[], p_derived_from text[])
+returns void
+language plpgsql stable as $$
+declare
+  v_bad     record;
+  v_problem text;
+begin
+  if array_remove(p_target_id, null) <> '{}' then
+    select u.ord, u.target, o.entity_type as o_type, o.entity_id as o_id into v_bad
+    from unnest(p_entity_type, p_entity_id, p_target_id) with ordinality as u(et, eid, target, ord)
+    left join cairn.observations o on o.id = u.target
+    where u.target is not null and (o.id is null or o.entity_type <> u.et or o.entity_id <> u.eid)
+    order by u.ord
+    limit 1;
+    if found then
+      v_problem := case when v_bad.o_type is null then format('no stored observation %s', v_bad.target)
+                        else format('observation %s is about %s/%s, not this entity', v_bad.target, v_bad.o_type, v_bad.o_id) end;
+      raise exception 'observation [%] targetId: %', v_bad.ord - 1, v_problem
+        using errcode = 'CN004',
+              detail = json_build_object('index', v_bad.ord - 1, 'path', 'targetId', 'problem', v_problem)::text;
+    end if;
+  end if;
+  if array_remove(p_derived_from, '{}') <> '{}' then
+    select u.ord, d.ref, d.pos into v_bad
+    from unnest(p_derived_from) with ordinality as u(refs, ord)
+    cross join lateral unnest(u.refs::uuid[]) with ordinality as d(ref, pos)
+    where not exists (select 1 from cairn.observations o where o.id = d.ref)
+    order by u.ord, d.pos
+    limit 1;
+    if found then
+      raise exception 'observation [%] derivedFrom[%]: no stored observation %', v_bad.ord - 1, v_bad.pos - 1, v_bad.ref
+        using errcode = 'CN004',
+              detail = json_build_object('index', v_bad.ord - 1, 'path', format('derivedFrom[%s]', v_bad.pos - 1),
+                                         'problem', format('no stored observation %s', v_bad.ref))::text;
+    end if;
+  end if;
+end
+$$;
+
+create function cairn.append_observation(
+  p_entity_type      text,
+  p_entity_id        text,
+  p_type             text,
+  p_schema_version   int,
+  p_kind             text,
+  p_fields           jsonb,
+  p_scope            text,
+  p_derived_from     uuid[],
+  p_source           jsonb,
+  p_target_id        uuid,
+  p_expected_version int,
+  p_idempotency_key  text,
+  p_content_hash     text,
+  p_observed_at      timestamptz,
+  p_task_key         text,
+  p_workflow_id      text,
+  p_run_id           text,
+  p_activity_id      text,
+  p_attempt          int,
+  p_agent_id         text,
+  p_role             text
+)
+returns table (
+  idx             int,
+  id              uuid,
+  entity_type     text,
+  entity_id       text,
+  entity_version  int,
+  idempotency_key text,
+  content_hash    text,
+  recorded_at     timestamptz,
+  replayed        boolean
+)
+language plpgsql volatile
+security definer
+set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
+as $$
+#variable_conflict use_column
+declare
+  v_id          uuid;
+  v_version     int;
+  v_recorded_at timestamptz;
+  v_row         record;
+begin
+  if p_target_id is not null or p_derived_from <> '{}' then
+    perform cairn.check_references(array[p_entity_type], array[p_entity_id], array[p_target_id],
+                                   array[p_derived_from::text]);
+  end if;
+
+  -- One statement in the common case: bump the head (creating and locking it) unless the key
+  -- is already stored or the type is not registered, and insert the row it numbers.
+  with head as (
+    insert into cairn.entity_heads as h (entity_type, entity_id, version, chain_hash, prev_hash)
+    select p_entity_type, p_entity_id, 1, encode(sha256(convert_to(p_content_hash, 'UTF8')), 'hex'), ''
+    where exists (select 1 from cairn.observation_types ot where ot.name = p_type and ot.version = p_schema_version)
+      and not exists (select 1 from cairn.observations o where o.idempotency_key = p_idempotency_key)
+    on conflict (entity_type, entity_id) do update
+      set version = h.version + 1,
+          prev_hash = h.chain_hash,
+          chain_hash = encode(sha256(convert_to(h.chain_hash || p_content_hash, 'UTF8')), 'hex')
+    returning h.version, h.prev_hash, h.chain_hash
+  )
+  insert into cairn.observations (
+    entity_type, entity_id, entity_version, type, schema_version, kind, fields, scope,
+    task_key, workflow_id, run_id, activity_id, attempt, agent_id, role,
+    derived_from, source, target_id, expected_version, observed_at,
+    idempotency_key, content_hash, prev_hash, chain_hash)
+  select p_entity_type, p_entity_id, head.version, p_type, p_schema_version, p_kind, p_fields, p_scope,
+         p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt, p_agent_id, p_role,
+         p_derived_from, p_source, p_target_id,
+         case when p_expected_version is null then null
+              else cairn.expect_version(p_expected_version, head.version - 1, 0, p_entity_type, p_entity_id) end,
+         p_observed_at, p_idempotency_key, p_content_hash, head.prev_hash, head.chain_hash
+  from head
+  returning id, entity_version, recorded_at into v_id, v_version, v_recorded_at;
+
+  if found then
+    idx := 0; id := v_id; entity_type := p_entity_type; entity_id := p_entity_id;
+    entity_version := v_version; idempotency_key := p_idempotency_key;
+    content_hash := p_content_hash; recorded_at := v_recorded_at; replayed := false;
+    return next;
+    return;
+  end if;
+
+  -- Nothing written: the key is already stored (a replay, whatever the entity's version is
+  -- now, or CN001), or the type is not registered (CN005).
+  select o.id, o.entity_type, o.entity_id, o.entity_version, o.content_hash, o.recorded_at into v_row
+  from cairn.observations o
+  where o.idempotency_key = p_idempotency_key;
+  if found then
+    if v_row.content_hash <> p_content_hash then
+      perform cairn.raise_idempotency_conflict(0, p_idempotency_key, v_row.id);
+    end if;
+    idx := 0; id := v_row.id; entity_type := v_row.entity_type; entity_id := v_row.entity_id;
+    entity_version := v_row.entity_version; idempotency_key := p_idempotency_key;
+    content_hash := v_row.content_hash; recorded_at := v_row.recorded_at; replayed := true;
+    return next;
+    return;
+  end if;
+  raise exception 'observation type %@% is not registered in cairn.observation_types', p_type, p_schema_version
+    using errcode = 'CN005',
+          detail = json_build_object('type', p_type, 'schemaVersion', p_schema_version)::text,
+          hint = 'register the type first (registerObservationTypes)';
+end
+$$;
+
 create function cairn.append_observations(
   p_entity_type      text[],
   p_entity_id        text[],
@@ -274,12 +421,6 @@ as $$
 declare
   v_n        int := coalesce(cardinality(p_idempotency_key), 0);
   v_existing int;
-  v_version  int;
-  v_prev     text;
-  v_chain    text;
-  v_id       uuid;
-  v_recorded_at timestamptz;
-  v_row      record;
   v_bad      record;
 begin
   if v_n = 0 then
@@ -293,114 +434,29 @@ begin
     raise exception 'append_observations: the parameter arrays must all have % elements', v_n
       using errcode = '22023';
   end if;
-
-  -- Registered types only (a batch of one checks this as it bumps the head, below).
-  if v_n > 1 then
-    select u.typ, u.sv into v_bad
-    from (select distinct t.typ, t.sv from unnest(p_type, p_schema_version) as t(typ, sv)) u
-    where not exists (select 1 from cairn.observation_types ot where ot.name = u.typ and ot.version = u.sv)
-    limit 1;
-    if found then
-      raise exception 'observation type %@% is not registered in cairn.observation_types', v_bad.typ, v_bad.sv
-        using errcode = 'CN005',
-              detail = json_build_object('type', v_bad.typ, 'schemaVersion', v_bad.sv)::text,
-              hint = 'register the type first (registerObservationTypes)';
-    end if;
-  end if;
-
-  -- References must resolve: a target on the same entity, derived_from ids that exist. Stored
-  -- rows are never deleted, so checking before taking any lock is as good as after.
-  if array_remove(p_target_id, null) <> '{}' then
-    select u.ord, u.target, o.entity_type as o_type, o.entity_id as o_id into v_bad
-    from unnest(p_entity_type, p_entity_id, p_target_id) with ordinality as u(et, eid, target, ord)
-    left join cairn.observations o on o.id = u.target
-    where u.target is not null and (o.id is null or o.entity_type <> u.et or o.entity_id <> u.eid)
-    order by u.ord
-    limit 1;
-    if found then
-      v_prev := case when v_bad.o_type is null then format('no stored observation %s', v_bad.target)
-                     else format('observation %s is about %s/%s, not this entity', v_bad.target, v_bad.o_type, v_bad.o_id) end;
-      raise exception 'observation [%] targetId: %', v_bad.ord - 1, v_prev
-        using errcode = 'CN004',
-              detail = json_build_object('index', v_bad.ord - 1, 'path', 'targetId', 'problem', v_prev)::text;
-    end if;
-  end if;
-  if array_remove(p_derived_from, '{}') <> '{}' then
-    select u.ord, d.ref, d.pos into v_bad
-    from unnest(p_derived_from) with ordinality as u(refs, ord)
-    cross join lateral unnest(u.refs::uuid[]) with ordinality as d(ref, pos)
-    where not exists (select 1 from cairn.observations o where o.id = d.ref)
-    order by u.ord, d.pos
-    limit 1;
-    if found then
-      raise exception 'observation [%] derivedFrom[%]: no stored observation %', v_bad.ord - 1, v_bad.pos - 1, v_bad.ref
-        using errcode = 'CN004',
-              detail = json_build_object('index', v_bad.ord - 1, 'path', format('derivedFrom[%s]', v_bad.pos - 1),
-                                         'problem', format('no stored observation %s', v_bad.ref))::text;
-    end if;
-  end if;
-
   if v_n = 1 then
-    -- 1. Already stored? A replay returns the stored row (whatever the entity's version now).
-    select o.id, o.entity_type, o.entity_id, o.entity_version, o.content_hash, o.recorded_at into v_row
-    from cairn.observations o
-    where o.idempotency_key = p_idempotency_key[1];
-    if found then
-      if v_row.content_hash <> p_content_hash[1] then
-        perform cairn.raise_idempotency_conflict(0, p_idempotency_key[1], v_row.id);
-      end if;
-      idx := 0; id := v_row.id; entity_type := v_row.entity_type; entity_id := v_row.entity_id;
-      entity_version := v_row.entity_version; idempotency_key := p_idempotency_key[1];
-      content_hash := v_row.content_hash; recorded_at := v_row.recorded_at; replayed := true;
-      return next;
-      return;
-    end if;
-
-    -- 2. Create or bump the head, locking it, and learn the new row's version and links; only
-    --    for a registered type (no row comes back otherwise).
-    insert into cairn.entity_heads as h (entity_type, entity_id, version, chain_hash, prev_hash)
-    select p_entity_type[1], p_entity_id[1], 1, encode(sha256(convert_to(p_content_hash[1], 'UTF8')), 'hex'), ''
-    where exists (select 1 from cairn.observation_types ot
-                  where ot.name = p_type[1] and ot.version = p_schema_version[1])
-    on conflict (entity_type, entity_id) do update
-      set version = h.version + 1,
-          prev_hash = h.chain_hash,
-          chain_hash = encode(sha256(convert_to(h.chain_hash || p_content_hash[1], 'UTF8')), 'hex')
-    returning h.version, h.prev_hash, h.chain_hash into v_version, v_prev, v_chain;
-    if not found then
-      raise exception 'observation type %@% is not registered in cairn.observation_types', p_type[1], p_schema_version[1]
-        using errcode = 'CN005',
-              detail = json_build_object('type', p_type[1], 'schemaVersion', p_schema_version[1])::text,
-              hint = 'register the type first (registerObservationTypes)';
-    end if;
-
-    if p_expected_version[1] is not null then
-      perform cairn.expect_version(p_expected_version[1], v_version - 1, 0, p_entity_type[1], p_entity_id[1]);
-    end if;
-
-    -- 3. The row. A concurrent writer of the same key on another entity makes this a
-    --    unique_violation, which the caller's retry turns into a replay or CN001.
-    insert into cairn.observations (
-      entity_type, entity_id, entity_version, type, schema_version, kind, fields, scope,
-      task_key, workflow_id, run_id, activity_id, attempt, agent_id, role,
-      derived_from, source, target_id, expected_version, observed_at,
-      idempotency_key, content_hash, prev_hash, chain_hash)
-    values (
-      p_entity_type[1], p_entity_id[1], v_version, p_type[1], p_schema_version[1], p_kind[1],
-      p_fields[1], p_scope[1],
-      p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt, p_agent_id, p_role,
-      p_derived_from[1]::uuid[], p_source[1], p_target_id[1], p_expected_version[1], p_observed_at[1],
-      p_idempotency_key[1], p_content_hash[1], v_prev, v_chain)
-    returning id, recorded_at into v_id, v_recorded_at;
-
-    idx := 0; id := v_id; entity_type := p_entity_type[1]; entity_id := p_entity_id[1];
-    entity_version := v_version; idempotency_key := p_idempotency_key[1];
-    content_hash := p_content_hash[1]; recorded_at := v_recorded_at; replayed := false;
-    return next;
+    return query select * from cairn.append_observation(
+      p_entity_type[1], p_entity_id[1], p_type[1], p_schema_version[1], p_kind[1], p_fields[1], p_scope[1],
+      p_derived_from[1]::uuid[], p_source[1], p_target_id[1], p_expected_version[1], p_idempotency_key[1],
+      p_content_hash[1], p_observed_at[1], p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt,
+      p_agent_id, p_role);
     return;
   end if;
 
-  -- Batch path. Sorts use the "C" collation: any fixed total order serves (for lock order and
+  select u.typ, u.sv into v_bad
+  from (select distinct t.typ, t.sv from unnest(p_type, p_schema_version) as t(typ, sv)) u
+  where not exists (select 1 from cairn.observation_types ot where ot.name = u.typ and ot.version = u.sv)
+  limit 1;
+  if found then
+    raise exception 'observation type %@% is not registered in cairn.observation_types', v_bad.typ, v_bad.sv
+      using errcode = 'CN005',
+            detail = json_build_object('type', v_bad.typ, 'schemaVersion', v_bad.sv)::text,
+            hint = 'register the type first (registerObservationTypes)';
+  end if;
+  -- Stored rows are never deleted, so checking references before taking any lock is enough.
+  perform cairn.check_references(p_entity_type, p_entity_id, p_target_id, p_derived_from);
+
+  -- Sorts use the "C" collation: any fixed total order serves (for lock order and
   -- grouping) and byte comparison is much cheaper than the locale's.
   -- 1. Create missing heads and lock every head the batch touches, in sorted order.
   insert into cairn.entity_heads as h (entity_type, entity_id, version, chain_hash, prev_hash)
@@ -478,11 +534,15 @@ begin
 end
 $$;
 
--- The application reads everything it needs and writes the log only through the function.
+-- The application reads everything it needs and writes the log only through the functions.
 grant select on cairn.observations to cairn_app;
 grant select on cairn.entity_heads to cairn_app;
 grant select, insert on cairn.observation_types to cairn_app;
 grant select, insert, delete on cairn.entity_snapshots to cairn_app;
+revoke execute on function cairn.append_observation(text, text, text, int, text, jsonb, text, uuid[], jsonb, uuid, int,
+  text, text, timestamptz, text, text, text, text, int, text, text) from public;
+grant execute on function cairn.append_observation(text, text, text, int, text, jsonb, text, uuid[], jsonb, uuid, int,
+  text, text, timestamptz, text, text, text, text, int, text, text) to cairn_app;
 revoke execute on function cairn.append_observations(text[], text[], text[], int[], text[], jsonb[], text[], text[],
   jsonb[], uuid[], int[], text[], text[], timestamptz[], text, text, text, text, int, text, text) from public;
 grant execute on function cairn.append_observations(text[], text[], text[], int[], text[], jsonb[], text[], text[],

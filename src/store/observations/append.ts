@@ -1,6 +1,6 @@
 /**
  * THE append: validates a whole batch, then writes it with one call of
- * cairn.append_observations (one round trip, one statement, so all or nothing). The database
+ * cairn.append_observation(s) (one round trip, one statement, so all or nothing). The database
  * assigns gapless per-entity versions, chains hashes, enforces idempotency keys and
  * compare-and-set; this module maps its SQLSTATEs to Cairn's errors.
  */
@@ -22,11 +22,18 @@ const TYPE_NOT_REGISTERED = 'CN005';
 const UNIQUE_VIOLATION = '23505';
 const IDEMPOTENCY_KEY_CONSTRAINT = 'observations_idempotency_key_unique';
 
-// Named, so each connection parses and plans it once. Only what the caller does not already
+// Named, so each connection parses and plans them once. Only what the caller does not already
 // know comes back (entity, key and hash of each item are ours; a replay has the same ones).
-const APPEND_SQL = {
+const RESULT_COLUMNS = `idx, id, entity_version, ${isoUtc('recorded_at')} as recorded_at, replayed`;
+const APPEND_ONE_SQL = {
+  name: 'cairn_append_observation_v1',
+  text: `select ${RESULT_COLUMNS}
+         from cairn.append_observation($1, $2, $3, $4::int, $5, $6::jsonb, $7, $8::uuid[], $9::jsonb, $10::uuid,
+                $11::int, $12, $13, $14::timestamptz, $15, $16, $17, $18, $19::int, $20, $21)`,
+};
+const APPEND_BATCH_SQL = {
   name: 'cairn_append_observations_v1',
-  text: `select idx, id, entity_version, ${isoUtc('recorded_at')} as recorded_at, replayed
+  text: `select ${RESULT_COLUMNS}
          from cairn.append_observations($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[],
                 $7::text[], $8::text[], $9::jsonb[], $10::uuid[], $11::int[], $12::text[], $13::text[],
                 $14::timestamptz[], $15, $16, $17, $18, $19::int, $20, $21)`,
@@ -48,9 +55,8 @@ export async function appendObservations(
 ): Promise<AppendedObservation[]> {
   const prepared = prepareBatch(registry, items, ctx);
   if (prepared.length === 0) return [];
-  const values = parameters(prepared, ctx);
   try {
-    return await run(db, values, prepared);
+    return await run(db, prepared, ctx);
   } catch (err) {
     const pgErr = pgError(err);
     if (!pgErr || isClient(db)) throw mapError(pgErr, err);
@@ -62,15 +68,19 @@ export async function appendObservations(
       throw mapError(pgErr, err);
     }
     try {
-      return await run(db, values, prepared);
+      return await run(db, prepared, ctx);
     } catch (retryErr) {
       throw mapError(pgError(retryErr), retryErr);
     }
   }
 }
 
-async function run(db: Queryable, values: unknown[], items: PreparedItem[]): Promise<AppendedObservation[]> {
-  const result = await db.query({ ...APPEND_SQL, values });
+async function run(db: Queryable, items: PreparedItem[], ctx: AppendContext): Promise<AppendedObservation[]> {
+  // A single item (the common agent step) goes to the scalar entry point: no arrays to build,
+  // send and unpack.
+  const sql = items.length === 1 ? APPEND_ONE_SQL : APPEND_BATCH_SQL;
+  const values = items.length === 1 ? singleParameters(items[0]!, ctx) : batchParameters(items, ctx);
+  const result = await db.query({ ...sql, values });
   const out: AppendedObservation[] = new Array<AppendedObservation>(items.length);
   for (const row of result.rows) {
     const appended = parseAppendedRow(row, items);
@@ -82,8 +92,32 @@ async function run(db: Queryable, values: unknown[], items: PreparedItem[]): Pro
   return out;
 }
 
-function parameters(items: PreparedItem[], ctx: AppendContext): unknown[] {
+function provenanceParameters(ctx: AppendContext): unknown[] {
   const p = ctx.provenance;
+  return [p.taskKey, p.workflowId, p.runId, p.activityId, p.attempt, p.agentId, p.role];
+}
+
+function singleParameters(i: PreparedItem, ctx: AppendContext): unknown[] {
+  return [
+    i.entityType,
+    i.entityId,
+    i.type,
+    i.schemaVersion,
+    i.kind,
+    i.fieldsJson,
+    i.scope,
+    i.derivedFrom,
+    i.source === null ? null : JSON.stringify(i.source),
+    i.targetId,
+    i.expectedVersion,
+    i.idempotencyKey,
+    i.contentHash,
+    i.observedAt,
+    ...provenanceParameters(ctx),
+  ];
+}
+
+function batchParameters(items: PreparedItem[], ctx: AppendContext): unknown[] {
   return [
     items.map((i) => i.entityType),
     items.map((i) => i.entityId),
@@ -100,13 +134,7 @@ function parameters(items: PreparedItem[], ctx: AppendContext): unknown[] {
     items.map((i) => i.idempotencyKey),
     items.map((i) => i.contentHash),
     items.map((i) => i.observedAt),
-    p.taskKey,
-    p.workflowId,
-    p.runId,
-    p.activityId,
-    p.attempt,
-    p.agentId,
-    p.role,
+    ...provenanceParameters(ctx),
   ];
 }
 

@@ -32,6 +32,8 @@ export interface PreparedItem {
   kind: ObservationKind;
   /** JSON text of the fields (key order irrelevant: jsonb normalizes it, the hash sorts keys). */
   fieldsJson: string;
+  /** Its size in UTF-8 bytes. */
+  fieldsBytes: number;
   scope: string;
   derivedFrom: string[];
   source: ExternalSource | null;
@@ -161,7 +163,7 @@ export function prepareBatch(
       );
     }
     keys.set(item.idempotencyKey, index);
-    batchBytes += Buffer.byteLength(item.fieldsJson, 'utf8');
+    batchBytes += item.fieldsBytes;
     if (batchBytes > APPEND_LIMITS.maxBatchBytes)
       throw new PayloadTooLargeError(index, batchBytes, APPEND_LIMITS.maxBatchBytes);
     prepared.push(item);
@@ -193,6 +195,7 @@ function prepareItem(
   raw: unknown,
   index: number,
   ctx: AppendContext,
+  validRefs: Set<string>,
 ): PreparedItem {
   let item: ParsedItem;
   if (isPlainValidItem(raw)) {
@@ -288,6 +291,7 @@ function prepareItem(
     schemaVersion: type.version,
     kind,
     fieldsJson,
+    fieldsBytes: bytes,
     scope,
     derivedFrom,
     source,
