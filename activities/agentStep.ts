@@ -13,11 +13,15 @@ import { policyResolverFor } from '../src/shared/reducer';
 import { contextMessageSchema, stepSpecSchema, type AgentStepInput, type ContextMessage, type StepResult, type StepSpec } from '../src/shared/task';
 import type { MemoryWrite } from '../src/shared/taskMessages';
 import { ObservationValidationError } from '../src/shared/errors';
-import { appendObservations, type AppendItem } from '../src/store/observations/append';
-import { getEntityState } from '../src/store/observations/read';
+import { appendObservations } from '../src/store/observations/append';
+import { checkReadReceipt, planReadReceipt, withReadReceipt, type StepAppendItem } from '../src/store/staleness';
+import { ReadTracker } from './readTracking';
 import { acknowledgeMessages, persistMessages } from '../src/store/messages';
-import { withTransaction } from '../src/store/pool';
+import { readEntityInScope, scopeErrorFrom, withScope } from '../src/store/scope';
 import { toApplicationFailure } from './failures';
+import { resolveAppendScopes, stepGrantOrFail } from './stepScopes';
+import { StepClaims, stepHolder } from './claimContext';
+import { createCoordination, type CoordinationDeps } from './coordination';
 
 export interface AgentStepDeps {
   pool: pg.Pool;
@@ -30,17 +34,40 @@ export interface AgentStepDeps {
   heartbeatEveryMs?: number;
   /** Named fault-injection points for tests that must hit a crash window on purpose. */
   faults?: AgentStepFaults;
+  /** For agreements (ctx.propose / vote / awaitAgreement): a Temporal client and the queue prefix. */
+  coordination?: Pick<CoordinationDeps, 'temporalClient' | 'taskQueuePrefix'>;
 }
 
 export interface AgentStepFaults {
   /** Runs after the step's transaction committed, before the activity reports completion. */
   afterCommit?: (step: { stepId: string; attempt: number; role: string }) => void | Promise<void>;
+  /** While it returns true, heartbeats do not renew the step's claims (a paused holder). */
+  pauseClaimRenewal?: (step: { stepId: string; attempt: number; role: string }) => boolean;
 }
 
 export function createAgentStepActivity(deps: AgentStepDeps) {
   const policyOf = policyResolverFor(deps.registry);
+  // ctx.propose / vote / awaitAgreement / once, ctx.memory.episodes, max-age reads.
+  const coordination = createCoordination({ pool: deps.pool, registry: deps.registry, clock: deps.clock, ...deps.coordination });
 
   return async function runAgentStep(input: AgentStepInput): Promise<StepResult> {
+    const info = Context.current().info;
+    const step = { stepId: input.step.id, attempt: info.attempt, role: input.step.role };
+    const claims = new StepClaims({
+      pool: deps.pool,
+      holder: stepHolder({ workflowId: info.workflowExecution?.workflowId ?? '', activityId: info.activityId, attempt: info.attempt }),
+      heartbeatEveryMs: deps.heartbeatEveryMs ?? 2000,
+      pauseRenewal: () => deps.faults?.pauseClaimRenewal?.(step) ?? false,
+    });
+    try {
+      return await runStep(input, claims);
+    } finally {
+      // Whatever the outcome: success, failure or cancellation. A crashed step's claims lapse.
+      await claims.releaseAll();
+    }
+  };
+
+  async function runStep(input: AgentStepInput, claims: StepClaims): Promise<StepResult> {
     const actx = Context.current();
     const info = actx.info;
     // Agent steps are always scheduled by a workflow, never standalone.
@@ -48,25 +75,44 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
     const runId = info.workflowExecution?.runId ?? '';
     const agent = deps.agents.get(input.step.role);
     if (!agent) throw toApplicationFailure(new Error(`no agent for role "${input.step.role}" on this worker`));
+    // Every store query of the step runs in a transaction bounded by this grant (withScope).
+    const scopes = stepGrantOrFail(input, agent);
 
-    const appends: AppendItem[] = [];
+    const appends: StepAppendItem[] = [];
     const outgoing: ContextMessage[] = [];
     const proposals: StepSpec[] = [];
     const memoryWrites: MemoryWrite[] = [];
     const agentId = deps.agentId(agent.role);
     const stepKey = `${workflowId}:${info.activityId}`;
+    // Records what the agent reads (its read set): see activities/readTracking.ts.
+    const reads = new ReadTracker({
+      policyOf,
+      read: (ref, opts) => readEntityInScope(deps.pool, scopes, agent.role, policyOf, ref, opts),
+      withDb: (fn) => withScope(deps.pool, scopes, fn),
+    });
+
+    const coord = coordination({ taskKey: input.taskKey, workflowId, runId, activityId: info.activityId, attempt: info.attempt, agentId, role: agent.role, scopes, signal: actx.cancellationSignal });
 
     const ctx: AgentContext = {
       task: { taskKey: input.taskKey, goal: input.goal, scopes: input.scopes },
       step: { id: input.step.id, title: input.step.title, input: input.step.input, attempt: info.attempt, upstream: input.upstream },
       inbox: input.inbox,
       memory: {
-        entity: (ref, opts) => getEntityState(deps.pool, policyOf, ref, opts),
+        entity: coord.withFreshness(reads.entity.bind(reads)),
         working: input.memory,
+        episodes: coord.episodes,
       },
+      scopes,
       agentId,
       role: agent.role,
-      append: (item) => appends.push(item) - 1,
+      append: (item, opts) => {
+        if (opts?.fence !== undefined) claims.addFence(claims.fence(opts.fence));
+        return appends.push(item) - 1;
+      },
+      claim: (resource, opts) => claims.claim(resource, opts.ttlMs),
+      release: (resource) => claims.release(resource),
+      nextFree: (kind, from, opts) => claims.nextFree(kind, from, opts.ttlMs),
+      completeWorkItem: (resource) => claims.completeWorkItem(resource),
       send: (toRole, type, content, opts) => {
         outgoing.push({
           id: `${stepKey}:m${outgoing.length}`,
@@ -81,10 +127,17 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
       setMemory: (key, value, expectedVersion) => memoryWrites.push({ key, value, expectedVersion, writer: `${agent.role}/${input.step.id}` }),
       signal: actx.cancellationSignal,
       heartbeat: (details) => actx.heartbeat(details),
+      ...coord.agent,
     };
 
-    // Heartbeats let Temporal notice a dead worker early and deliver cancellation to the step.
-    const beat = setInterval(() => actx.heartbeat(), deps.heartbeatEveryMs ?? 2000);
+    // Heartbeats let Temporal notice a dead worker early and deliver cancellation to the step;
+    // they also renew the step's claims.
+    const beat = setInterval(() => {
+      actx.heartbeat();
+      claims.renewOnBeat((err) => {
+        actx.log.warn(`claim renewal failed: ${String(err)}`);
+      });
+    }, deps.heartbeatEveryMs ?? 2000);
     let output: Json | void;
     try {
       output = await agent.handle(ctx);
@@ -99,9 +152,15 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
     try {
       const messages = outgoing.map((m, i) => parseOrFail(contextMessageSchema, m, `messages[${i}]`));
       const steps = proposals.map((p, i) => parseOrFail(stepSpecSchema, p, `proposedSteps[${i}]`));
-      const stored = await withTransaction(deps.pool, async (client) => {
+      const provenance = { taskKey: input.taskKey, workflowId, runId, activityId: info.activityId, attempt: info.attempt, agentId, role: agent.role };
+      const receipt = planReadReceipt({ provenance, idempotencyPrefix: stepKey, entries: reads.entries(), items: appends, ...(agent.dependsOnReads ? { dependsOnReadsByType: agent.dependsOnReads } : {}) });
+      const stored = await withReadReceipt(deps.pool, receipt, () => withScope(deps.pool, scopes, async (client) => {
         await persistMessages(client, input.inbox, { taskKey: input.taskKey });
-        const appended = await appendObservations(client, deps.registry, appends, {
+        // Fences first: a step whose claim lapsed writes nothing (FencingTokenStaleError).
+        await claims.writeGuarded(client);
+        // Before the append: refuses a strict decision whose reads moved on (StaleReadError).
+        await checkReadReceipt(client, receipt);
+        const appended = await appendObservations(client, deps.registry, resolveAppendScopes(receipt.items, input.taskKey), {
           provenance: {
             taskKey: input.taskKey,
             workflowId: workflowId,
@@ -124,7 +183,7 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
           activityId: info.activityId,
         });
         return appended;
-      });
+      }));
       await deps.faults?.afterCommit?.({ stepId: input.step.id, attempt: info.attempt, role: agent.role });
       return {
         output: output ?? null,
@@ -135,9 +194,9 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
         acknowledged: input.inbox.map((m) => m.id),
       };
     } catch (err) {
-      throw toApplicationFailure(err);
+      throw toApplicationFailure(scopeErrorFrom(err) ?? err);
     }
-  };
+  }
 }
 
 function parseOrFail<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, value: unknown, where: string): T {

@@ -2,10 +2,13 @@
  * Activities are built by a factory from their dependencies: the worker passes real ones, tests
  * pass their own. Everything that does I/O lives here, never in workflows/.
  */
+import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { AgentDefinition } from '../src/agent';
 import type { ObservationTypeRegistry } from '../src/shared/observationTypes';
 import { recordEpisode } from '../src/store/episodes';
+import { persistMessages } from '../src/store/messages';
+import { withTransaction } from '../src/store/pool';
 import { createAgentStepActivity, type AgentStepFaults } from './agentStep';
 import type { AgentActivities, EpisodeInput, TaskActivities } from './types';
 
@@ -17,6 +20,9 @@ export interface ActivityDeps {
   agentId?: (role: string) => string;
   heartbeatEveryMs?: number;
   faults?: AgentStepFaults;
+  /** For agreements: a Temporal client (createWorker makes one on the worker's connection) and the queue prefix. */
+  temporalClient?: Client;
+  taskQueuePrefix?: string;
 }
 
 export function createAgentActivities(deps: ActivityDeps): AgentActivities {
@@ -29,13 +35,21 @@ export function createAgentActivities(deps: ActivityDeps): AgentActivities {
       agentId: deps.agentId ?? ((role) => `${role}@${process.pid}`),
       ...(deps.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: deps.heartbeatEveryMs } : {}),
       ...(deps.faults ? { faults: deps.faults } : {}),
+      coordination: {
+        ...(deps.temporalClient ? { temporalClient: deps.temporalClient } : {}),
+        ...(deps.taskQueuePrefix !== undefined ? { taskQueuePrefix: deps.taskQueuePrefix } : {}),
+      },
     }),
   };
 }
 
 export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
   return {
-    recordEpisode: (input: EpisodeInput) => recordEpisode(deps.pool, input),
+    recordEpisode: (input: EpisodeInput) =>
+      withTransaction(deps.pool, async (client) => {
+        await persistMessages(client, input.undeliveredMessages ?? [], { taskKey: input.taskKey, workflowId: input.workflowId });
+        return recordEpisode(client, input);
+      }),
   };
 }
 

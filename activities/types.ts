@@ -2,7 +2,7 @@
  * The activity interface as workflow code sees it: types only, so the workflow bundle never pulls
  * in activity implementations (pg, Node I/O).
  */
-import type { AgentStepInput, StepResult, TaskResult } from '../src/shared/task';
+import type { AgentStepInput, ContextMessage, StepResult, TaskResult } from '../src/shared/task';
 
 export interface EpisodeInput {
   taskKey: string;
@@ -15,6 +15,8 @@ export interface EpisodeInput {
   steps: TaskResult['steps'];
   observationIds: string[];
   messages: number;
+  /** Messages that arrived for roles with no step left to read them. */
+  undeliveredMessages?: ContextMessage[];
 }
 
 export interface AgentActivities {

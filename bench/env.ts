@@ -77,7 +77,7 @@ export interface BenchEnv {
   sizes: BenchSizes;
   /** Unique per run; prefixes every key and id the run writes. */
   runId: string;
-  /** Acts as the application role, like the product does. */
+  /** Acts as the application role, like the product does, with an explicit grant of every scope. */
   pool: pg.Pool;
   /** The login's own role, for DDL (bench_raw). */
   ownerPool: pg.Pool;
@@ -89,7 +89,7 @@ export interface BenchEnv {
 
 export async function createBenchEnv(opts: { config: CairnConfig; sizes: BenchSizes; log: (line: string) => void }): Promise<BenchEnv> {
   const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + Math.random().toString(36).slice(2, 6);
-  const pool = createPool(opts.config.databaseUrl, { max: 4, applicationName: 'cairn-bench' });
+  const pool = createPool(opts.config.databaseUrl, { max: 4, applicationName: 'cairn-bench', scopes: 'all' });
   const ownerPool = createPool(opts.config.databaseUrl, { max: 2, applicationRole: null, applicationName: 'cairn-bench-owner' });
   await registerObservationTypes(pool, benchTypes);
 

@@ -1,8 +1,11 @@
 /** Every benchmark of `cairn bench`, in the order the table prints them. */
 import type { BenchEnv } from './env';
 import type { BenchEntry } from './harness';
+import { readSetBenchmarks } from './readSets.bench';
 import { calibrationBenchmarks } from './suites/calibration';
+import { claimBenchmarks } from './suites/claims';
 import { observationLogBenchmarks } from './suites/observationLog';
+import { scopeBenchmarks } from './suites/scopes';
 import { taskBenchmarks } from './suites/tasks';
 
 export { createBenchEnv, FULL_SIZES, QUICK_SIZES, type BenchSizes } from './env';
@@ -11,5 +14,5 @@ export { machineInfo, renderReport, writeResults, type ResultsFile } from './rep
 
 export function allBenchmarks(env: BenchEnv): BenchEntry[] {
   const calibration = calibrationBenchmarks(env);
-  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration)];
+  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration), ...scopeBenchmarks(env), ...claimBenchmarks(env), ...readSetBenchmarks(env)];
 }

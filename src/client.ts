@@ -39,6 +39,7 @@ import {
   type WorkingMemory,
 } from './shared/taskMessages';
 import type { taskWorkflow } from '../workflows/task';
+import { checkScopePatterns } from './shared/scopes';
 
 export interface StartedTask {
   taskKey: string;
@@ -67,6 +68,7 @@ export class CairnClient {
   /** Starts a task, or returns the running one with the same key. A finished key is refused. */
   async startTask(input: TaskInput): Promise<StartedTask> {
     const task = taskInputSchema.parse(input);
+    checkScopePatterns('scopes', task.scopes);
     const workflowId = taskWorkflowId(task.taskKey);
     const roles = [...new Set(task.steps.map((s) => s.role))].sort();
     const handle = await this.temporal.workflow.start<typeof taskWorkflow>('taskWorkflow', {

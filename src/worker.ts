@@ -3,12 +3,15 @@
  * each role polls its own task queue, so roles scale out as separate processes.
  */
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
 import type pg from 'pg';
 import { createAgentActivities, createBenchActivities, createTaskActivities } from '../activities';
 import type { AgentStepFaults } from '../activities/agentStep';
+import { createCoordinationActivities } from '../activities/coordination';
 import type { AgentDefinition } from './agent';
 import type { CairnConfig } from './config';
+import { withCoordinationTypes } from './shared/coordinationTypes';
 import type { ObservationTypeRegistry } from './shared/observationTypes';
 import { roleTaskQueue, taskWorkflowQueue } from './shared/task';
 import { registerObservationTypes } from './store/observations/registerTypes';
@@ -30,6 +33,8 @@ export interface CreateWorkerOptions {
   heartbeatEveryMs?: number;
   /** Fault-injection points (tests only). */
   faults?: AgentStepFaults;
+  /** The client agents' agreements use (ctx.propose / vote / awaitAgreement); default: one on the worker's connection. */
+  temporalClient?: Client;
   /** Passed to every Temporal worker (e.g. shutdownGraceTime, maxConcurrentActivityTaskExecutions). */
   workerOptions?: Pick<WorkerOptions, 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions' | 'maxCachedWorkflows'>;
 }
@@ -44,7 +49,8 @@ export interface CairnWorker {
 
 export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWorker> {
   // The worker's types are stored in Postgres so every reader (CLI, other workers) knows them.
-  await registerObservationTypes(opts.pool, opts.registry);
+  // Cairn's own types (votes, decisions, summaries) are registered alongside.
+  await registerObservationTypes(opts.pool, withCoordinationTypes(opts.registry));
   const ownsConnection = !opts.connection;
   const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.config.temporalAddress }));
   const namespace = opts.config.temporalNamespace;
@@ -57,6 +63,8 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
     ...(opts.agentId ? { agentId: opts.agentId } : {}),
     ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
     ...(opts.faults ? { faults: opts.faults } : {}),
+    temporalClient: opts.temporalClient ?? new Client({ connection, namespace }),
+    taskQueuePrefix: prefix,
   });
   const workers: Worker[] = [];
   try {
@@ -67,7 +75,11 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
           namespace,
           taskQueue: taskWorkflowQueue(prefix),
           ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-          activities: { ...createTaskActivities({ pool: opts.pool }), ...createBenchActivities() },
+          activities: {
+            ...createTaskActivities({ pool: opts.pool }),
+            ...createBenchActivities(),
+            ...createCoordinationActivities({ pool: opts.pool, ...(opts.clock ? { clock: opts.clock } : {}) }),
+          },
           ...opts.workerOptions,
         }),
       );

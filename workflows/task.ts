@@ -139,6 +139,8 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
             step: step.spec,
             inbox,
             scopes: task.scopes,
+            // Only when given, so the activity input of tasks without per-role grants is unchanged.
+            ...(task.roleScopes?.[role] ? { roleScopes: task.roleScopes[role] } : {}),
             memory: state.memory.entries,
             upstream: upstreamOutputs(state.steps, step.spec),
           },
@@ -249,6 +251,8 @@ async function finish(task: ParsedTaskInput, state: CarriedState, outcome: TaskR
     steps: resultOf(task, state, outcome).steps,
     observationIds: state.observationIds,
     messages: state.messageCount,
+    // Context no step read still belongs in the record (stored unacknowledged).
+    undeliveredMessages: state.pendingMessages,
   });
 }
 

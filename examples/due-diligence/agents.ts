@@ -3,26 +3,44 @@
  * analyst reads the reduced state and decides, a writer reports. The analyst's first attempt
  * fails like a flaky model call would; Temporal retries it and nothing is written twice.
  * No LLM is needed: the "reasoning" is deterministic so the demo is repeatable.
+ *
+ * Scopes: what is learned about a company outlives the task, so company entities live in the
+ * team scope `team:diligence` (every task that assesses the company adds to the same entity);
+ * the report is the task's own (scope `task`, the default).
  */
-import { defineAgent, type AgentDefinition } from '../../src/agent';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineAgent, type AgentContext, type AgentDefinition } from '../../src/agent';
+import type { Json } from '../../src/shared/observation';
 import type { TaskInput } from '../../src/shared/task';
+import { agreeToPublish, proposePublication } from './publication';
+
+/** The team scope company knowledge is kept in. */
+export const DILIGENCE_SCOPE = 'team:diligence';
+const companyScopes = { read: ['task', DILIGENCE_SCOPE, 'global'], write: ['task', DILIGENCE_SCOPE] };
 
 const SOURCES: Record<string, { headquarters: string; employees: number; url: string }> = {
   registry: { headquarters: 'Berlin', employees: 120, url: 'https://registry.example/acme' },
   press: { headquarters: 'Munich', employees: 150, url: 'https://news.example/acme-expands' },
+  filings: { headquarters: 'Berlin', employees: 135, url: 'https://filings.example/acme-2024' },
 };
+
+/** The sources researchers can race for (`sourceRaceTask`). */
+export const SOURCE_IDS = Object.keys(SOURCES);
 
 export const researcher = defineAgent({
   role: 'researcher',
   description: 'Gathers company facts from one source.',
+  scopes: companyScopes,
   async handle(ctx) {
-    const { company, source } = ctx.step.input as { company: string; source: string };
+    const { company, source, workKind } = ctx.step.input as { company: string; source: string; workKind?: string };
+    if (workKind !== undefined) return scout(ctx, company, workKind);
     const found = SOURCES[source];
     if (!found) throw new Error(`unknown source ${source}`);
     ctx.append({
       entityType: 'company',
       entityId: company,
       type: 'company.profile',
+      scope: DILIGENCE_SCOPE,
       fields: { name: 'ACME GmbH', headquarters: found.headquarters, employees: found.employees, sources: [found.url] },
       source: { kind: 'url', ref: found.url },
     });
@@ -31,11 +49,39 @@ export const researcher = defineAgent({
   },
 });
 
+/**
+ * Race mode (`sourceRaceTask`): several researchers start at once and each takes the next source
+ * nobody holds or has finished, with ctx.nextFree over the kind's registered work items — one
+ * winner per source. The finding is appended under the claim's fence and the item completed in
+ * the same transaction, so a researcher whose lease lapsed writes nothing.
+ */
+async function scout(ctx: AgentContext, company: string, workKind: string) {
+  const grant = await ctx.nextFree(workKind, { workItems: true }, { ttlMs: 10_000 });
+  if (!grant) return { source: null, token: null };
+  const found = SOURCES[grant.id];
+  if (!found) throw new Error(`unknown source ${grant.id}`);
+  await sleep(300, undefined, { signal: ctx.signal }); // fetching the source (simulated), so the racers overlap
+  ctx.append(
+    {
+      entityType: 'company',
+      entityId: company,
+      type: 'company.profile',
+      scope: DILIGENCE_SCOPE,
+      fields: { headquarters: found.headquarters, employees: found.employees, sources: [found.url] },
+      source: { kind: 'url', ref: found.url },
+    },
+    { fence: grant.resource },
+  );
+  ctx.completeWorkItem(grant.resource);
+  return { source: grant.id, token: grant.token };
+}
+
 export const analyst = defineAgent({
   role: 'analyst',
   description: 'Reads the reduced company state and decides on risk.',
+  scopes: companyScopes,
   async handle(ctx) {
-    const { company } = ctx.step.input as { company: string };
+    const { company, agreement } = ctx.step.input as { company: string; agreement?: boolean };
     if (ctx.step.attempt === 1) throw new Error('model endpoint timed out (simulated; Temporal retries this step)');
     const state = await ctx.memory.entity({ entityType: 'company', entityId: company });
     const hq = state.fields.headquarters;
@@ -46,6 +92,7 @@ export const analyst = defineAgent({
       entityType: 'company',
       entityId: company,
       type: 'company.risk',
+      scope: DILIGENCE_SCOPE,
       kind: 'decision',
       fields: {
         risk,
@@ -55,7 +102,41 @@ export const analyst = defineAgent({
     });
     ctx.setMemory('risk', risk, ctx.memory.working.risk?.version ?? 0);
     ctx.send('writer', 'decision', { company, risk, findings: ctx.inbox.length });
+    if (agreement) await proposePublication(ctx, company, risk);
     return { risk };
+  },
+});
+
+/**
+ * Decides how deep the compliance review goes, from the headcount and the analyst's risk (only
+ * in `dueDiligenceTask(…, { review: true })`, as `cairn demo` runs it). Its first attempt is a
+ * slow model call (simulated): it ends only once the analyst has decided meanwhile, so what it
+ * read is stale and its decision is refused (StaleReadError); Temporal retries the step, which
+ * re-reads and decides on the analyst's risk. See docs/read-receipts.md.
+ */
+export const compliance = defineAgent({
+  role: 'compliance',
+  description: 'Decides the depth of the compliance review from headcount and risk.',
+  scopes: companyScopes,
+  async handle(ctx) {
+    const { company } = ctx.step.input as { company: string };
+    const ref = { entityType: 'company', entityId: company };
+    const state = await ctx.memory.entity(ref);
+    const employees = state.fields.employees;
+    const risk = state.fields.risk?.value;
+    if (ctx.step.attempt === 1) await ctx.memory.entity(ref, { minVersion: state.version + 1, waitMs: 15_000 });
+    const headcount = typeof employees?.value === 'number' ? employees.value : 0;
+    const review = headcount > 100 || risk !== 'low' ? 'enhanced' : 'standard';
+    ctx.append({
+      entityType: 'company',
+      entityId: company,
+      type: 'company.compliance',
+      scope: DILIGENCE_SCOPE,
+      kind: 'decision',
+      fields: { review, basis: `${headcount} employees, risk ${typeof risk === 'string' ? risk : 'not assessed yet'}` },
+      derivedFrom: employees ? [employees.winner.observationId] : [],
+    });
+    return { review };
   },
 });
 
@@ -67,22 +148,55 @@ export const writer = defineAgent({
     const content = (decision?.content ?? {}) as { company?: string; risk?: 'low' | 'medium' | 'high' };
     const text = `Due diligence on ${content.company ?? '?'}: risk ${content.risk ?? 'unknown'}.`;
     ctx.append({ entityType: 'report', entityId: ctx.task.taskKey, type: 'report.summary', fields: { text, risk: content.risk ?? 'high' } });
+    if ((ctx.step.input as { agreement?: boolean } | null)?.agreement) {
+      const outcome = await agreeToPublish(ctx, content.risk);
+      const published: Json = { text, published: outcome.status === 'approved' };
+      return published;
+    }
     return { text };
   },
 });
 
-export const dueDiligenceAgents: AgentDefinition[] = [researcher, analyst, writer];
+export const dueDiligenceAgents: AgentDefinition[] = [researcher, analyst, compliance, writer];
 
-export function dueDiligenceTask(taskKey: string, company = 'acme'): TaskInput {
+/**
+ * `review`: a compliance step decides alongside the analyst (and is refused once as stale).
+ * `agreement`: the analyst and the writer must agree on publishing the report (publication.ts).
+ */
+export function dueDiligenceTask(taskKey: string, company = 'acme', opts: { review?: boolean; agreement?: boolean } = {}): TaskInput {
+  const review = opts.review === true;
+  const agree = opts.agreement === true ? { agreement: true } : {};
   return {
     taskKey,
     goal: `Assess vendor ${company} before signing`,
     steps: [
       { id: 'registry', role: 'researcher', title: 'gather registry facts', input: { company, source: 'registry' } },
       { id: 'press', role: 'researcher', title: 'gather press facts', input: { company, source: 'press' } },
-      { id: 'assess', role: 'analyst', title: 'assess risk', input: { company }, dependsOn: ['registry', 'press'] },
-      { id: 'report', role: 'writer', title: 'write report', input: { company }, dependsOn: ['assess'] },
+      { id: 'assess', role: 'analyst', title: 'assess risk', input: { company, ...agree }, dependsOn: ['registry', 'press'] },
+      ...(review ? [{ id: 'review', role: 'compliance', title: 'decide review depth', input: { company }, dependsOn: ['registry', 'press'] }] : []),
+      { id: 'report', role: 'writer', title: 'write report', input: { company, ...agree }, dependsOn: review ? ['assess', 'review'] : ['assess'] },
     ],
-    rolePolicies: { analyst: { maxAttempts: 3, initialRetryMs: 200 } },
+    rolePolicies: { analyst: { maxAttempts: 3, initialRetryMs: 200 }, ...(review ? { compliance: { maxAttempts: 3, initialRetryMs: 200 } } : {}) },
+    // Each role may write the task's own scope and the team's (and read those plus global).
+    scopes: ['task', DILIGENCE_SCOPE],
+  };
+}
+
+/** The work kind a race task's sources are registered under (`registerWorkItems`). */
+export function sourceWorkKind(taskKey: string): string {
+  return `sources.${taskKey.replace(/[^A-Za-z0-9._:-]/g, '_')}`;
+}
+
+/**
+ * `racers` researcher steps at once, each taking the next free source of `sourceWorkKind(taskKey)`
+ * (register SOURCE_IDS there first). With more racers than sources, the extra ones get none.
+ */
+export function sourceRaceTask(taskKey: string, company = 'acme', racers = 4): TaskInput {
+  const workKind = sourceWorkKind(taskKey);
+  return {
+    taskKey,
+    goal: `Gather facts on ${company}: ${racers} researchers, one source each`,
+    steps: Array.from({ length: racers }, (_, i) => ({ id: `scout-${i + 1}`, role: 'researcher', title: 'take the next free source', input: { company, workKind } })),
+    scopes: ['task', DILIGENCE_SCOPE],
   };
 }

@@ -28,6 +28,17 @@ export const riskAssessment = defineObservationType({
   policies: { risk: 'last-writer-wins', rationale: 'last-writer-wins' },
 });
 
+export const complianceReview = defineObservationType({
+  name: 'company.compliance',
+  version: 1,
+  entity: 'company',
+  description: "Compliance's decision on how deep to review a vendor.",
+  fields: {
+    review: z.enum(['standard', 'enhanced']),
+    basis: z.string().min(1).max(2000),
+  },
+});
+
 export const reportSummary = defineObservationType({
   name: 'report.summary',
   version: 1,
@@ -35,4 +46,4 @@ export const reportSummary = defineObservationType({
   fields: { text: z.string().min(1).max(5000), risk: z.enum(['low', 'medium', 'high']) },
 });
 
-export const dueDiligenceTypes = new ObservationTypeRegistry([companyProfile, riskAssessment, reportSummary]);
+export const dueDiligenceTypes = new ObservationTypeRegistry([companyProfile, riskAssessment, complianceReview, reportSummary]);

@@ -24,6 +24,17 @@ export const FAILURE_TYPES = {
   AgentFailed: 'CairnAgentFailed',
   /** Working-memory compare-and-set with a stale expected version. */
   WorkingMemoryConflict: 'CairnWorkingMemoryConflict',
+  /** A write fenced by a claim whose token is no longer current (superseded, expired, released). */
+  FenceStale: 'CairnFenceStale',
+  /**
+   * A step's decision rests on reads that moved on before it committed (dependsOnReads
+   * 'strict'). Retryable: the next attempt re-reads and decides again.
+   */
+  StaleRead: 'CairnStaleRead',
+  /** An agreement refused the call: not a voter, or a malformed proposal (src/shared/agreement.ts). */
+  AgreementRefused: 'CairnAgreementRefused',
+  /** A vote or wait named an agreement nobody has proposed (yet); retried. */
+  AgreementNotFound: 'CairnAgreementNotFound',
 } as const;
 
 export type FailureType = (typeof FAILURE_TYPES)[keyof typeof FAILURE_TYPES];
@@ -35,6 +46,9 @@ const NON_RETRYABLE = new Set<string>([
   FAILURE_TYPES.UnknownObservationType,
   FAILURE_TYPES.ScopeDenied,
   FAILURE_TYPES.WorkingMemoryConflict,
+  // The writer lost its lease; retrying the same write can never pass the fence.
+  FAILURE_TYPES.FenceStale,
+  FAILURE_TYPES.AgreementRefused,
 ]);
 
 /** Bad input and caller bugs are final; contention and infrastructure faults may heal on retry. */
@@ -151,5 +165,121 @@ export class WorkingMemoryConflictError extends CairnError {
   }
   details() {
     return { key: this.key, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
+  }
+}
+
+/** Why a fenced write was refused (see src/store/claims). `not-held`: the step never held it. */
+export type FenceRefusal = 'superseded' | 'expired' | 'released' | 'never-granted' | 'not-held';
+
+export class FencingTokenStaleError extends CairnError {
+  override readonly name = 'FencingTokenStaleError';
+  readonly code = FAILURE_TYPES.FenceStale;
+  constructor(
+    readonly resource: string,
+    readonly token: number | null,
+    readonly reason: FenceRefusal,
+    /** The resource's claim when the write was checked (database time `checkedAt`). */
+    readonly current: { token: number | null; holder: string | null; expiresAt: string | null; checkedAt: string | null },
+  ) {
+    const now = current.holder === null ? '' : `; token ${current.token} is held by ${current.holder} until ${current.expiresAt}`;
+    super(`fencing token ${token ?? '(none)'} of ${resource} is stale (${reason})${now}`);
+  }
+  details() {
+    return { resource: this.resource, token: this.token, reason: this.reason, current: this.current };
+  }
+}
+
+/**
+ * Refused under dependsOnReads 'strict': something the step read has moved on in a field it
+ * looked at. Names the first conflict; `conflicts` has them all (src/shared/readSets.ts).
+ */
+export class StaleReadError extends CairnError {
+  override readonly name = 'StaleReadError';
+  readonly code = FAILURE_TYPES.StaleRead;
+  readonly entity: string;
+  readonly versionRead: number;
+  readonly currentVersion: number;
+  constructor(
+    readonly conflicts: readonly {
+      entityType: string;
+      entityId: string;
+      versionRead: number;
+      currentVersion: number;
+      fields: string[] | null;
+      observationIds: string[];
+    }[],
+    /** The refused attempt's read set (stored with the refusal). */
+    readonly readSetId: string,
+  ) {
+    const first = conflicts[0];
+    const entity = first ? `${first.entityType}/${first.entityId}` : '?';
+    const fields = first?.fields ? ` (${first.fields.join(', ')} changed)` : '';
+    const more = conflicts.length > 1 ? ` and ${conflicts.length - 1} more entit${conflicts.length === 2 ? 'y' : 'ies'}` : '';
+    super(
+      `stale read: ${entity} was read at version ${first?.versionRead ?? '?'} but is now at version ${first?.currentVersion ?? '?'}${fields}${more}; the decision was refused and the step will re-read`,
+    );
+    this.entity = entity;
+    this.versionRead = first?.versionRead ?? -1;
+    this.currentVersion = first?.currentVersion ?? -1;
+  }
+  details() {
+    return {
+      entity: this.entity,
+      versionRead: this.versionRead,
+      currentVersion: this.currentVersion,
+      readSetId: this.readSetId,
+      conflicts: this.conflicts.map((c) => ({ ...c })),
+    };
+  }
+}
+
+/**
+ * Why a scope check refused (see src/shared/scopes.ts): the scope is not in the step's grant,
+ * the entity belongs to another scope than the append names, or a pattern is malformed.
+ */
+export type ScopeRefusal = 'not-granted' | 'entity-scope' | 'invalid-scope';
+
+export class ScopeDeniedError extends CairnError {
+  override readonly name = 'ScopeDeniedError';
+  readonly code = FAILURE_TYPES.ScopeDenied;
+  readonly reason: ScopeRefusal;
+  readonly access: 'read' | 'write';
+  readonly role: string;
+  /** The scope asked for (null: none could be named). */
+  readonly scope: string | null;
+  /** The scopes the step was granted for `access`. */
+  readonly granted: readonly string[];
+  /** `type/id`, when an entity is involved, and the scope it belongs to. */
+  readonly entity: string | undefined;
+  readonly entityScope: string | undefined;
+  constructor(f: {
+    reason: ScopeRefusal;
+    access: 'read' | 'write';
+    role: string;
+    scope: string | null;
+    granted: readonly string[];
+    entity?: string;
+    entityScope?: string;
+    message: string;
+  }) {
+    super(f.message);
+    this.reason = f.reason;
+    this.access = f.access;
+    this.role = f.role;
+    this.scope = f.scope;
+    this.granted = [...f.granted];
+    this.entity = f.entity;
+    this.entityScope = f.entityScope;
+  }
+  details() {
+    return {
+      reason: this.reason,
+      access: this.access,
+      role: this.role,
+      scope: this.scope,
+      granted: [...this.granted],
+      ...(this.entity !== undefined ? { entity: this.entity } : {}),
+      ...(this.entityScope !== undefined ? { entityScope: this.entityScope } : {}),
+    };
   }
 }

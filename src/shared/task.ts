@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import type { Json } from './observation';
 import type { MemoryEntry, MemoryWrite } from './taskMessages';
+import { scopePatternProblem } from './scopes';
 
 const jsonSchema: z.ZodType<Json> = z.lazy(() =>
   z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
@@ -48,8 +49,8 @@ export const rolePolicySchema = z.object({
   initialRetryMs: z.number().int().min(10).default(1000),
   /** Start-to-close timeout of one attempt. */
   timeoutMs: z.number().int().min(100).default(5 * 60_000),
-  /** Heartbeat timeout: a step silent this long is presumed dead (its worker crashed). */
-  heartbeatMs: z.number().int().min(100).optional(),
+  /** Heartbeat timeout: a step silent this long is presumed dead (its worker crashed) and retried. */
+  heartbeatMs: z.number().int().min(100).default(30_000),
 });
 export type RolePolicy = z.output<typeof rolePolicySchema>;
 
@@ -67,6 +68,11 @@ export const contextMessageSchema = z.object({
 });
 export type ContextMessage = z.infer<typeof contextMessageSchema>;
 
+const scopePatternSchema = z.string().superRefine((s, ctx) => {
+  const problem = scopePatternProblem(s);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 export const taskInputSchema = z.object({
   taskKey: taskKeySchema,
   goal: z.string().min(1).max(2000),
@@ -76,7 +82,14 @@ export const taskInputSchema = z.object({
   onStepFailure: z.enum(['fail', 'skip']).default('fail'),
   /** Upper bound on steps proposed by agents while the task runs. */
   maxAddedSteps: z.number().int().min(0).max(1000).default(50),
+  /**
+   * The scopes the task may use (patterns: `task`, `team:<name>`, `global`); its roles may write
+   * these and read these plus `global`, unless `roleScopes` says otherwise (src/shared/scopes.ts).
+   * Checked by the client, not here: workflows already running must parse as they did.
+   */
   scopes: z.array(z.string()).default(['task']),
+  /** Per-role grants, `{ analyst: { read: [...], write: [...] } }`: a side given replaces the default above. */
+  roleScopes: z.record(roleSchema, z.object({ read: z.array(scopePatternSchema).optional(), write: z.array(scopePatternSchema).optional() })).optional(),
 });
 export type TaskInput = z.input<typeof taskInputSchema>;
 export type ParsedTaskInput = z.output<typeof taskInputSchema>;
@@ -120,6 +133,8 @@ export interface AgentStepInput {
   step: Step;
   inbox: ContextMessage[];
   scopes: string[];
+  /** The task's grant for the step's role (TaskInput.roleScopes[role]); absent when it has none. */
+  roleScopes?: { read?: string[] | undefined; write?: string[] | undefined };
   memory: Record<string, MemoryEntry>;
   /** Outputs of the steps this one depends on. */
   upstream: Record<string, Json>;

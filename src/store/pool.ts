@@ -21,11 +21,19 @@ export interface PoolOptions {
   applicationRole?: string | null;
   /** Shown in pg_stat_activity (default `cairn`). */
   applicationName?: string;
+  /**
+   * `'all'`: an explicit grant of every scope for the session, for engineers' tools and test
+   * helpers. Without it the application role reads and writes nothing outside a transaction
+   * run by withScope (src/store/scope.ts), whose grant replaces this one.
+   */
+  scopes?: 'all';
   /** Called when an idle pooled connection fails (e.g. the server restarted); the pool drops it. */
   onIdleError?: (err: Error) => void;
 }
 
 const roleName = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Session defaults of the scope settings read by migration 006's policies and trigger. */
+const ALL_SCOPES_STARTUP = '-c cairn.read_scopes={*} -c cairn.write_scopes={*}';
 
 export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   const role = opts.applicationRole === undefined ? APP_ROLE : opts.applicationRole;
@@ -35,7 +43,9 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   // The role is set in the startup packet (`-c role=…`), which is SET ROLE applied before the
   // first query: no extra round trip, no window where a query runs as the login, and RESET ROLE
   // or DISCARD ALL return to cairn_app rather than to the login.
-  const startup = [options, role === null ? undefined : `-c role=${role}`].filter(Boolean).join(' ');
+  const startup = [options, role === null ? undefined : `-c role=${role}`, opts.scopes === 'all' ? ALL_SCOPES_STARTUP : undefined]
+    .filter(Boolean)
+    .join(' ');
   const pool = new Pool({
     connectionString,
     max: opts.max ?? 10,

@@ -26,7 +26,10 @@ declare module 'vitest' {
 export interface TestDatabase {
   name: string;
   url: string;
-  /** Acts as cairn_app, like the application. */
+  /**
+   * Acts as cairn_app, like the application, with an explicit grant of every scope for the
+   * session (as engineers' tools have). Scoped access: withScope, or `createPool(url)`.
+   */
   pool: Pool;
   /** The login itself (a superuser on development machines), no SET ROLE. */
   adminPool: Pool;
@@ -79,7 +82,7 @@ export async function createTestDatabase(opts?: {
   });
   const url = databaseUrl(adminUrl, name);
   if (!source) await migrate(url);
-  const pool = createPool(url, { max: 10, applicationName: 'cairn-test' });
+  const pool = createPool(url, { max: 10, applicationName: 'cairn-test', scopes: 'all' });
   const adminPool = createPool(url, { max: 4, applicationRole: null, applicationName: 'cairn-test-admin' });
   let dropped = false;
   return {

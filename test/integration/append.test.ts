@@ -111,13 +111,14 @@ describe('appendObservations', () => {
       role: 'analyst',
       taskKey: 'due-diligence/acme',
     });
-    const [src] = await appendObservations(db.pool, registry, [acme('prov', { name: 'Acme' })], ctx);
+    // An entity keeps the scope of its first observation (migration 006), so both are in one team.
+    const [src] = await appendObservations(db.pool, registry, [acme('prov', { name: 'Acme' }, { scope: 'team:research' })], ctx);
     const item: AppendItem = acme(
       'prov',
       { name: 'Acme Corp', employees: 12, tags: ['b2b'] },
       {
         kind: 'inference',
-        scope: 'team',
+        scope: 'team:research',
         derivedFrom: [src!.id.toUpperCase()],
         source: { kind: 'url', ref: 'https://example.com/acme', detail: 'about page' },
         observedAt: '2025-01-30T08:15:00+02:00',
@@ -144,7 +145,7 @@ describe('appendObservations', () => {
       schemaVersion: 1,
       kind: 'inference',
       fields: { name: 'Acme Corp', employees: 12, tags: ['b2b'] },
-      scope: 'team',
+      scope: 'team:research',
       provenance: {
         taskKey: 'due-diligence/acme',
         workflowId: ctx.provenance.workflowId,
@@ -175,7 +176,7 @@ describe('appendObservations', () => {
         schemaVersion: 1,
         kind: 'inference',
         fields: row!.fields,
-        scope: 'team',
+        scope: 'team:research',
         derivedFrom: row!.provenance.derivedFrom,
         source: row!.provenance.source ?? null,
         targetId: null,

@@ -1,4 +1,5 @@
 /** Small agents and one observation type for workflow tests. */
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineAgent } from '../../src/agent';
@@ -39,7 +40,12 @@ export const listener = defineAgent({
 export const slow = defineAgent({
   role: 'slow',
   async handle(ctx) {
-    const { ms } = (ctx.step.input ?? {}) as { ms?: number };
+    const { ms, untilFile } = (ctx.step.input ?? {}) as { ms?: number; untilFile?: string };
+    // `untilFile`: hold until the test says so (deterministic, unlike a guessed duration).
+    if (untilFile !== undefined) {
+      while (!existsSync(untilFile)) await sleep(100, undefined, { signal: ctx.signal });
+      return { waited: untilFile };
+    }
     await sleep(ms ?? 600_000, undefined, { signal: ctx.signal });
     return { waited: ms ?? null };
   },

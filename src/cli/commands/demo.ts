@@ -1,7 +1,9 @@
 /**
  * `cairn demo`: brings up whatever is missing, runs the due-diligence example end to end, and
  * prints what an engineer would want to see: the result, every observation with provenance, the
- * reduced state with its contested values, the trace of a field, the messages, the UI address.
+ * reduced state with its contested values, the trace of a field, the analyst's and the writer's
+ * agreement on publishing (decision and votes), a decision refused as stale and
+ * retried, a retraction with its blast radius and taint, the messages, the UI address.
  */
 import { parseArgs } from 'node:util';
 import { CairnClient } from '../../client';
@@ -20,6 +22,9 @@ import { installConciseRuntime } from '../logging';
 import { bringUpDatabase, bringUpTemporal } from '../stack';
 import { renderEntityState, renderObservations, renderTrace } from '../format';
 import { renderTable } from '../table';
+import { showReadReceipts } from '../demoReadReceipts';
+import { showClaimRace } from '../demoClaims';
+import { showAgreement } from '../demoAgreement';
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -41,7 +46,8 @@ export const demoCommand: Command = {
 
     installConciseRuntime(out);
     const mod = loadAgentModule(ctx.root, undefined);
-    const pool = createPool(config.databaseUrl);
+    // The engineer's view of every scope; agent steps run under their own grant (withScope).
+    const pool = createPool(config.databaseUrl, { scopes: 'all' });
     let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
     let client: CairnClient | undefined;
     try {
@@ -53,7 +59,9 @@ export const demoCommand: Command = {
       client = await CairnClient.connect(config);
       const taskKey = values['task-key'] ?? `demo-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 17)}`;
       const company = values.company ?? 'acme';
-      const started = await client.startTask(dueDiligenceTask(taskKey, company));
+      // `review`: a compliance step decides alongside the analyst (refused once as stale).
+      // `agreement`: analyst and writer must agree on publishing the report.
+      const started = await client.startTask(dueDiligenceTask(taskKey, company, { review: true, agreement: true }));
       step(`task ${taskKey} started (workflow ${started.workflowId})`);
       out(`  Temporal UI: ${started.uiUrl}`);
       const result = await client.result(taskKey);
@@ -79,10 +87,16 @@ export const demoCommand: Command = {
       step(`trace of company/${company}.headquarters`);
       out(trace ? renderTrace(trace) : '  (no value)');
 
+      await showAgreement({ client, pool, taskKey, out, step });
+
+      await showReadReceipts({ pool, policyOf, taskKey, company, out, step });
+
       const messages = await listMessages(pool, { taskKey });
       out();
       step(`context messages (${messages.length})`);
       out(renderTable(['from', 'to', 'type', 'acknowledged by'], messages.map((m) => [m.fromRole, m.toRole, m.type, m.ackedBy ?? 'unread'])));
+
+      await showClaimRace({ client, pool, taskKey, company, out, step });
 
       out();
       out(`Temporal UI for this run: ${client.uiUrl(taskWorkflowId(taskKey), started.runId)}`);

@@ -5,6 +5,7 @@ import { createPool } from '../../store/pool';
 import { UsageError, type Command } from '../command';
 import { parseAsOf, parseCommandArgs, parseCount, parseEntityArg, renderEntityState } from '../format';
 import { printJson } from '../table';
+import { entityNotes } from '../readNotes';
 
 export const entityCommand: Command = {
   name: 'entity',
@@ -25,15 +26,19 @@ export const entityCommand: Command = {
       opts.minVersion = parseCount('--min-version', values['min-version'], 0);
     if (values.wait !== undefined) opts.waitMs = parseCount('--wait', values.wait, 0);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli' });
+    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
     try {
       const policyOf = await storedPolicyResolver(pool);
       const state = await getEntityState(pool, policyOf, ref, opts);
       if (values.json) printJson(ctx.io, state);
       else if (state.version === 0 && values['as-of'] === undefined)
         ctx.io.out(`${formatEntityRef(ref)}: no observations`);
-      else
+      else {
         ctx.io.out(renderEntityState(state, values['as-of'] === undefined ? {} : { asOf: values['as-of'] }));
+        // Fields resting on quarantined sources, winners written stale (docs/read-receipts.md).
+        const notes = await entityNotes(pool, state);
+        if (notes) ctx.io.out(notes);
+      }
       return 0;
     } finally {
       await pool.end();

@@ -5,6 +5,7 @@ import { createPool } from '../../store/pool';
 import { UsageError, type Command } from '../command';
 import { parseCommandArgs, parseCount, parseEntityArg, parseTime, renderObservations } from '../format';
 import { printJson } from '../table';
+import { logNotes } from '../readNotes';
 
 export const logCommand: Command = {
   name: 'log',
@@ -50,7 +51,7 @@ export const logCommand: Command = {
     if (values['after-seq'] !== undefined)
       filters.afterSeq = parseCount('--after-seq', values['after-seq'], 0);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli' });
+    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
     try {
       const list = await listObservations(pool, filters);
       if (values.json) {
@@ -58,6 +59,8 @@ export const logCommand: Command = {
         return 0;
       }
       ctx.io.out(renderObservations(list));
+      const notes = await logNotes(pool, list); // stale and tainted rows
+      if (notes) ctx.io.out(notes);
       const last = list[list.length - 1];
       if (last && list.length === (filters.limit ?? LIST_LIMIT.default))
         ctx.io.out(`(more: add --after-seq ${last.seq})`);

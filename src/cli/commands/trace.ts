@@ -6,6 +6,7 @@ import { createPool } from '../../store/pool';
 import { UsageError, type Command } from '../command';
 import { parseCommandArgs, parseCount, parseEntityArg, renderTrace } from '../format';
 import { printJson } from '../table';
+import { observationEvidence, renderEvidence } from '../readNotes';
 
 export const traceCommand: Command = {
   name: 'trace',
@@ -23,7 +24,7 @@ export const traceCommand: Command = {
     if (maxDepth !== undefined && maxDepth > 100) throw new UsageError('--depth must be at most 100');
 
     const config = ctx.config();
-    const pool = createPool(config.databaseUrl, { max: 2, applicationName: 'cairn-cli' });
+    const pool = createPool(config.databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
     try {
       const policyOf = await storedPolicyResolver(pool);
       const trace = await traceField(pool, policyOf, ref, field, {
@@ -35,8 +36,14 @@ export const traceCommand: Command = {
         ctx.io.err(`cairn trace: ${formatEntityRef(ref)} has no field "${field}"`);
         return 1;
       }
-      if (values.json) printJson(ctx.io, trace);
-      else ctx.io.out(renderTrace(trace));
+      // What the writer saw when it wrote the value, whether that was stale, and any taint.
+      const evidence = await observationEvidence(pool, policyOf, trace.observationId);
+      if (values.json) printJson(ctx.io, { ...trace, evidence });
+      else {
+        ctx.io.out(renderTrace(trace));
+        const notes = renderEvidence(evidence);
+        if (notes) ctx.io.out(notes);
+      }
       return 0;
     } finally {
       await pool.end();

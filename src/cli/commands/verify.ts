@@ -17,7 +17,7 @@ export const verifyCommand: Command = {
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const entity = values.entity === undefined ? undefined : parseEntityArg(values.entity);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 1, applicationName: 'cairn-cli' });
+    const pool = createPool(ctx.config().databaseUrl, { max: 1, applicationName: 'cairn-cli', scopes: 'all' });
     try {
       const result = await verifyLog(pool, entity ? { entity } : {});
       if (values.json) printJson(ctx.io, result);

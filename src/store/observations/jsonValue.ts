@@ -5,6 +5,7 @@
  * UTF-16 surrogate would be silently replaced by U+FFFD on the way to UTF-8, so the stored
  * string would differ from the hashed one.
  */
+import { canonicalJson, isPlainJsonObject } from '../../shared/canonicalJson';
 import type { Json } from '../../shared/observation';
 
 // C0 controls other than \t \n \r. Matching control characters is the point here.
@@ -89,4 +90,84 @@ export function toJsonValue(value: unknown, path: string, limits: JsonLimits, de
     else out[key] = json;
   }
   return out;
+}
+
+/** Thrown by the fast walk of `canonicalJsonValue` (preallocated: no stack to capture); never escapes this module. */
+const REFUSED = new Error('refused');
+
+/**
+ * `canonicalJson(toJsonValue(value, path, limits))` in one walk and without the copy: the
+ * canonical JSON text of `value`, or the JsonValueError toJsonValue throws for it. The walk
+ * accepts exactly what toJsonValue accepts but builds no paths; on the first problem it stops
+ * and toJsonValue walks again to name it, so the error (and which of several problems is
+ * reported) is toJsonValue's.
+ */
+export function canonicalJsonValue(value: unknown, path: string, limits: JsonLimits): string {
+  try {
+    return encodeChecked(value, limits.maxStringLength, limits.maxDepth, 0);
+  } catch (err) {
+    if (err !== REFUSED) throw err;
+  }
+  // Throws the error; should it not (a getter answering differently the second time), the
+  // copy it made is what gets encoded, as it would have been without the fast walk.
+  return canonicalJson(toJsonValue(value, path, limits));
+}
+
+/**
+ * The walk. A string is checked through its JSON encoding: JSON.stringify escapes control
+ * characters, lone surrogates, `"` and backslashes, so an encoding just two quotes longer than the
+ * string proves there is nothing for stringProblem to find but the length; anything else gets
+ * the full check.
+ */
+function encodeChecked(value: unknown, maxString: number, maxDepth: number, depth: number): string {
+  switch (typeof value) {
+    case 'string': {
+      const json = JSON.stringify(value);
+      if (json.length !== value.length + 2 || value.length > maxString) {
+        if (stringProblem(value, maxString) !== undefined) throw REFUSED;
+      }
+      return json;
+    }
+    case 'number':
+      if (!Number.isFinite(value)) throw REFUSED;
+      // JSON.stringify of a finite number is its ToString.
+      return '' + value;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (depth >= maxDepth) throw REFUSED;
+      if (Array.isArray(value)) {
+        const n = value.length;
+        if (n === 0) return '[]';
+        let out = '[';
+        for (let i = 0; i < n; i++) {
+          const item: unknown = value[i];
+          if (item === undefined) throw REFUSED;
+          out += (i === 0 ? '' : ',') + encodeChecked(item, maxString, maxDepth, depth + 1);
+        }
+        return out + ']';
+      }
+      if (!isPlainJsonObject(value)) throw REFUSED;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record);
+      if (keys.length > 1) keys.sort();
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        // Every property name is checked, also those whose value is undefined (as toJsonValue does).
+        const name = JSON.stringify(key);
+        if (name.length !== key.length + 2 || key.length > maxString) {
+          if (stringProblem(key, maxString) !== undefined) throw REFUSED;
+        }
+        const v = record[key];
+        if (v === undefined) continue;
+        out += (first ? '' : ',') + name + ':' + encodeChecked(v, maxString, maxDepth, depth + 1);
+        first = false;
+      }
+      return out + '}';
+    }
+    default:
+      throw REFUSED;
+  }
 }

@@ -14,12 +14,11 @@ import {
   entityRefSchema,
   OBSERVATION_KINDS,
   type ExternalSource,
-  type Json,
   type ObservationKind,
 } from '../../shared/observation';
 import type { ObservationType, ObservationTypeRegistry } from '../../shared/observationTypes';
-import { contentHash } from './hash';
-import { JsonValueError, stringProblem, toJsonValue } from './jsonValue';
+import { contentHashOfCanonicalFields } from './hash';
+import { canonicalJsonValue, JsonValueError, stringProblem } from './jsonValue';
 import { APPEND_LIMITS, type AppendContext, type AppendItem } from './types';
 
 /** A validated item, ready to become one element of each parameter array. */
@@ -30,7 +29,7 @@ export interface PreparedItem {
   type: string;
   schemaVersion: number;
   kind: ObservationKind;
-  /** JSON text of the fields (key order irrelevant: jsonb normalizes it, the hash sorts keys). */
+  /** Canonical JSON text of the fields (what the content hash covers; jsonb normalizes key order anyway). */
   fieldsJson: string;
   /** Its size in UTF-8 bytes. */
   fieldsBytes: number;
@@ -248,7 +247,10 @@ function prepareItem(
 
   const fields = validateFields(type, kind, item.fields, index);
   if (!targets && item.expectedVersion === undefined) {
-    const guarded = Object.keys(fields).find((f) => type.policies[f] === 'reject-on-conflict');
+    // Of the fields written: a property whose value is undefined is not stored.
+    const guarded = Object.keys(fields.data).find(
+      (f) => type.policies[f] === 'reject-on-conflict' && fields.data[f] !== undefined,
+    );
     if (guarded !== undefined) {
       throw new ObservationValidationError(
         index,
@@ -257,7 +259,9 @@ function prepareItem(
       );
     }
   }
-  const fieldsJson = JSON.stringify(fields);
+  // Canonical JSON is JSON like any other (jsonb normalizes key order anyway), and the same
+  // text the content hash covers.
+  const fieldsJson = fields.json;
   const bytes = Buffer.byteLength(fieldsJson, 'utf8');
   if (bytes > APPEND_LIMITS.maxFieldsBytes)
     throw new PayloadTooLargeError(index, bytes, APPEND_LIMITS.maxFieldsBytes);
@@ -298,19 +302,21 @@ function prepareItem(
     targetId,
     expectedVersion,
     idempotencyKey,
-    contentHash: contentHash({
-      entityType: item.entityType,
-      entityId: item.entityId,
-      type: type.name,
-      schemaVersion: type.version,
-      kind,
-      fields,
-      scope,
-      derivedFrom,
-      source,
-      targetId,
-      expectedVersion,
-    }),
+    contentHash: contentHashOfCanonicalFields(
+      {
+        entityType: item.entityType,
+        entityId: item.entityId,
+        type: type.name,
+        schemaVersion: type.version,
+        kind,
+        scope,
+        derivedFrom,
+        source,
+        targetId,
+        expectedVersion,
+      },
+      fieldsJson,
+    ),
     observedAt: item.observedAt ?? ctx.observedAt,
   };
 }
@@ -327,7 +333,7 @@ function validateFields(
   kind: ObservationKind,
   raw: Record<string, unknown>,
   index: number,
-): { [key: string]: Json } {
+): { data: Record<string, unknown>; json: string } {
   let schema: z.ZodType = type.schema;
   if (kind === 'correction' || kind === 'retraction') {
     schema = partialSchemas.get(type) ?? type.schema.partial();
@@ -338,8 +344,9 @@ function validateFields(
     const issue = parsed.error.issues[0]!;
     throw new ObservationValidationError(index, issuePath('fields', issue), issue.message);
   }
+  const data = parsed.data as Record<string, unknown>;
   try {
-    return toJsonValue(parsed.data, 'fields', jsonLimits) as { [key: string]: Json };
+    return { data, json: canonicalJsonValue(data, 'fields', jsonLimits) };
   } catch (err) {
     if (err instanceof JsonValueError) throw new ObservationValidationError(index, err.path, err.problem);
     throw err;

@@ -1,0 +1,82 @@
+/**
+ * claim, renew, release: one call of a cairn.* function each (one round trip, one statement).
+ * The database decides, on its own clock, with the claim's row locked; see 004_claims.sql.
+ */
+import type { Queryable } from '../pool';
+import { CLAIM_RESULT_COLUMNS, parseClaimResult, refusalOf, toGrant, toHeld, toState } from './rows';
+import {
+  checkName,
+  checkToken,
+  checkTtl,
+  type ClaimOptions,
+  type ClaimResult,
+  type ReleaseResult,
+  type RenewResult,
+} from './types';
+
+// Named, so each connection parses and plans them once.
+const CLAIM_SQL = {
+  name: 'cairn_claim_v1',
+  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
+};
+const RENEW_SQL = {
+  name: 'cairn_renew_claim_v1',
+  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.renew_claim($1, $2, $3::bigint, $4::int) r`,
+};
+const RELEASE_SQL = {
+  name: 'cairn_release_claim_v1',
+  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.release_claim($1, $2, $3::bigint) r`,
+};
+
+/**
+ * Grants `resource` to `opts.holder` for `opts.ttlMs` (a new token), renews it when the holder
+ * already holds it (same token), or answers who holds it and until when. An expired claim is
+ * taken over (`expired-takeover`, a new token). Exactly one caller wins any race.
+ */
+export async function claim(db: Queryable, resource: string, opts: ClaimOptions): Promise<ClaimResult> {
+  checkName('resource', resource);
+  checkName('holder', opts.holder);
+  checkTtl(opts.ttlMs);
+  const { rows } = await db.query({ ...CLAIM_SQL, values: [resource, opts.holder, opts.ttlMs] });
+  const r = parseClaimResult(rows[0]);
+  return r.outcome === 'held' ? toHeld(r) : toGrant(r);
+}
+
+/**
+ * Extends the lease to `ttlMs` from the database's now (never shortening it), only while
+ * `holder` still holds it with `token`. After expiry, a release or a takeover it is refused.
+ */
+export async function renew(
+  db: Queryable,
+  resource: string,
+  opts: ClaimOptions & { token: number },
+): Promise<RenewResult> {
+  checkName('resource', resource);
+  checkName('holder', opts.holder);
+  checkTtl(opts.ttlMs);
+  checkToken(opts.token);
+  const { rows } = await db.query({ ...RENEW_SQL, values: [resource, opts.holder, opts.token, opts.ttlMs] });
+  const r = parseClaimResult(rows[0]);
+  if (r.outcome === 'renewed') return { renewed: true, grant: toGrant(r) };
+  const current = toState(r);
+  return { renewed: false, reason: refusalOf(current, opts.holder, opts.token), current };
+}
+
+/**
+ * Ends the lease now, only by its holder (and with its token, when given); the next claim gets
+ * a new token. Releasing a lease that expired but was not taken over is accepted.
+ */
+export async function release(
+  db: Queryable,
+  resource: string,
+  opts: { holder: string; token?: number },
+): Promise<ReleaseResult> {
+  checkName('resource', resource);
+  checkName('holder', opts.holder);
+  if (opts.token !== undefined) checkToken(opts.token);
+  const { rows } = await db.query({ ...RELEASE_SQL, values: [resource, opts.holder, opts.token ?? null] });
+  const r = parseClaimResult(rows[0]);
+  const state = toState(r);
+  if (r.outcome === 'released' && state) return { released: true, state };
+  return { released: false, reason: refusalOf(state, opts.holder, opts.token), current: state };
+}

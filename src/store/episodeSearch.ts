@@ -1,0 +1,152 @@
+/**
+ * Episodic memory: "what happened last time". Finds past episodes by goal text, tags, an
+ * entity their task observed, and outcome, newest first (best text match first when a text is
+ * given). Summary episodes written by retention maintenance are episodes too: they match by
+ * the goals, task keys and tags of the episodes they condensed.
+ */
+import type { EntityRef, Json } from '../shared/observation';
+import type { Queryable } from './pool';
+
+export interface EpisodeQuery {
+  /** Words or a fragment of the goal: full-text (English stemming, web-search syntax) or ILIKE. */
+  text?: string;
+  /** Every one of these tags (the episode's own plus those added with tagEpisode). */
+  tags?: readonly string[];
+  /** Episodes whose task wrote observations about this entity (or that linked them). */
+  entity?: EntityRef;
+  outcome?: 'completed' | 'failed' | 'cancelled' | 'mixed';
+  taskKey?: string;
+  /** `task` episodes, `summary` episodes, or both (default). */
+  kind?: 'task' | 'summary' | 'any';
+  /** Leave out task episodes already condensed into a summary (default false). */
+  excludeSummarized?: boolean;
+  /** Default 20, at most 500. */
+  limit?: number;
+}
+
+export interface FoundEpisode {
+  id: string;
+  kind: 'task' | 'summary';
+  taskKey: string;
+  workflowId: string;
+  goal: string;
+  outcome: string;
+  startedAt: string;
+  endedAt: string;
+  stepCount: number;
+  steps: Json;
+  messageCount: number;
+  observationIds: string[];
+  tags: string[];
+  /** For a summary episode: what it condensed (counts, goals, task keys). */
+  summary: Json | null;
+  /** The summary episode this one was condensed into, if any. */
+  summarizedInto: string | null;
+}
+
+export const EPISODE_QUERY_LIMIT = { default: 20, max: 500 } as const;
+
+export async function findEpisodes(db: Queryable, q: EpisodeQuery = {}): Promise<FoundEpisode[]> {
+  const limit = q.limit ?? EPISODE_QUERY_LIMIT.default;
+  if (!Number.isInteger(limit) || limit < 1 || limit > EPISODE_QUERY_LIMIT.max)
+    throw new RangeError(
+      `findEpisodes: limit must be an integer 1..${EPISODE_QUERY_LIMIT.max}, got ${limit}`,
+    );
+  const text = q.text?.trim() ? q.text.trim() : null;
+  const { rows } = await db.query<{
+    id: string;
+    kind: 'task' | 'summary';
+    task_key: string;
+    workflow_id: string;
+    goal: string;
+    outcome: string;
+    started_at: Date;
+    ended_at: Date;
+    step_count: number;
+    steps: Json;
+    message_count: number;
+    observation_ids: string[];
+    all_tags: string[];
+    summary: Json | null;
+    summarized_into: string | null;
+  }>(
+    `with ent as (
+       select o.id, o.task_key from cairn.observations o
+        where $3::text is not null and o.entity_type = $3 and o.entity_id = $4
+     ),
+     q as (select case when $1::text is null then null else websearch_to_tsquery('english', $1) end as ts)
+     select e.id, e.kind, e.task_key, e.workflow_id, e.goal, e.outcome, e.started_at, e.ended_at, e.step_count,
+            e.steps, e.message_count, e.observation_ids, e.summary, m.summary_id as summarized_into,
+            array(select distinct t from unnest(e.tags || coalesce(x.tags, '{}')) as t order by t) as all_tags
+       from cairn.episodes e
+       cross join q
+       left join cairn.episode_summary_members m on m.episode_id = e.id
+       left join lateral (select array_agg(et.tag) as tags from cairn.episode_tags et where et.task_key = e.task_key) x on true
+      where ($1::text is null
+             or e.goal ilike '%' || $2 || '%' escape '\\'
+             or to_tsvector('english', e.goal) @@ q.ts
+             or (e.kind = 'summary' and exists (
+                   select 1 from jsonb_array_elements_text(e.summary -> 'goals') g(goal)
+                    where g.goal ilike '%' || $2 || '%' escape '\\' or to_tsvector('english', g.goal) @@ q.ts)))
+        and ($3::text is null
+             or e.task_key in (select task_key from ent)
+             or e.observation_ids && (select coalesce(array_agg(id), '{}') from ent)
+             or (e.kind = 'summary' and (e.summary -> 'taskKeys') ?| (select coalesce(array_agg(distinct task_key), '{}') from ent)))
+        and ($5::text[] is null or (e.tags || coalesce(x.tags, '{}')) @> $5::text[])
+        and ($6::text is null or e.outcome = $6)
+        and ($7::text is null or e.task_key = $7)
+        and ($8::text = 'any' or e.kind = $8)
+        and (not $9 or m.summary_id is null)
+      order by case when $1::text is null then 0 else ts_rank(to_tsvector('english', e.goal), q.ts) end desc,
+               e.ended_at desc, e.id
+      limit $10`,
+    [
+      text,
+      text === null ? null : escapeLike(text),
+      q.entity?.entityType ?? null,
+      q.entity?.entityId ?? null,
+      q.tags && q.tags.length > 0 ? [...q.tags] : null,
+      q.outcome ?? null,
+      q.taskKey ?? null,
+      q.kind ?? 'any',
+      q.excludeSummarized ?? false,
+      limit,
+    ],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    taskKey: r.task_key,
+    workflowId: r.workflow_id,
+    goal: r.goal,
+    outcome: r.outcome,
+    startedAt: r.started_at.toISOString(),
+    endedAt: r.ended_at.toISOString(),
+    stepCount: r.step_count,
+    steps: r.steps,
+    messageCount: r.message_count,
+    observationIds: r.observation_ids,
+    tags: r.all_tags,
+    summary: r.summary,
+    summarizedInto: r.summarized_into,
+  }));
+}
+
+const TAG = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$/;
+
+/** Tags a task's episode (it need not be recorded yet). Idempotent; returns the tags that were new. */
+export async function tagEpisode(db: Queryable, taskKey: string, tags: readonly string[]): Promise<string[]> {
+  for (const t of tags)
+    if (!TAG.test(t)) throw new RangeError(`tag "${t}" must be letters, digits and . _ : / - (max 100)`);
+  if (tags.length === 0) return [];
+  const { rows } = await db.query<{ tag: string }>(
+    `insert into cairn.episode_tags (task_key, tag) select $1, t from unnest($2::text[]) as t
+     on conflict do nothing returning tag`,
+    [taskKey, [...new Set(tags)]],
+  );
+  return rows.map((r) => r.tag).sort();
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

@@ -1,0 +1,157 @@
+/**
+ * Scoped access to the store (DESIGN invariant 7). Postgres enforces scopes (migration 006):
+ * row-level security hides rows outside `cairn.read_scopes`, and a trigger on the log refuses
+ * appends outside `cairn.write_scopes` or outside their entity's scope. This module sets those
+ * settings for one transaction and turns the database's refusals into ScopeDeniedErrors.
+ *
+ * Without settings the application role reads nothing and writes nothing. Engineers' tools and
+ * test helpers opt into every scope explicitly (createPool's `scopes: 'all'`); the setting of a
+ * transaction run by withScope replaces that session default, so a step is bound by its grant
+ * whatever pool it runs on.
+ */
+import { escapeLiteral, type Pool, type PoolClient } from 'pg';
+import type { EntityState, PolicyResolver } from '../shared/entityState';
+import { ScopeDeniedError, VersionNotReachedError } from '../shared/errors';
+import { formatEntityRef, type EntityRef } from '../shared/observation';
+import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
+import { getEntityState, type EntityStateOptions } from './observations/read';
+import { pgError, type Queryable } from './pool';
+
+/** SQLSTATEs raised by migration 006's trigger. */
+export const SCOPE_SQLSTATE = {
+  /** The write grant does not cover the row's scope. */
+  notGranted: 'CNS01',
+  /** The row's entity belongs to another scope. */
+  entityScope: 'CNS02',
+  /** Not a scope name. */
+  invalidScope: 'CNS03',
+} as const;
+
+/**
+ * Runs `fn` in a transaction whose reads and writes are bounded by `grant`: BEGIN and both
+ * settings in one round trip, COMMIT after, ROLLBACK if `fn` throws. A client whose ROLLBACK
+ * fails is destroyed rather than returned to the pool.
+ */
+export async function withScope<T>(
+  pool: Pool,
+  grant: ScopeGrant,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    // A simple-protocol batch (no parameters allowed there), hence literals; scopeListLiteral
+    // quotes each name and escapeLiteral the whole.
+    await client.query(
+      `BEGIN; SELECT set_config('cairn.read_scopes', ${escapeLiteral(scopeListLiteral(grant.read))}, true),` +
+        ` set_config('cairn.write_scopes', ${escapeLiteral(scopeListLiteral(grant.write))}, true)`,
+    );
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The ScopeDeniedError a database refusal stands for, or undefined when it is none. */
+export function scopeErrorFrom(err: unknown): ScopeDeniedError | undefined {
+  const pg = pgError(err);
+  if (!pg) return undefined;
+  const reason =
+    pg.code === SCOPE_SQLSTATE.notGranted
+      ? 'not-granted'
+      : pg.code === SCOPE_SQLSTATE.entityScope
+        ? 'entity-scope'
+        : pg.code === SCOPE_SQLSTATE.invalidScope
+          ? 'invalid-scope'
+          : undefined;
+  if (reason === undefined) return undefined;
+  const d = parseDetail(pg.detail);
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const entity = text(d.entity);
+  const entityScope = text(d.entityScope);
+  return new ScopeDeniedError({
+    reason,
+    access: 'write',
+    role: text(d.role) ?? '',
+    scope: text(d.scope) ?? null,
+    granted: Array.isArray(d.granted) ? d.granted.filter((g): g is string => typeof g === 'string') : [],
+    ...(entity !== undefined ? { entity } : {}),
+    ...(entityScope !== undefined ? { entityScope } : {}),
+    message: err instanceof Error ? err.message : String(err),
+  });
+}
+
+/** The scope an entity belongs to, whoever may read it; null when it has no observations. */
+export async function entityScope(db: Queryable, ref: EntityRef): Promise<string | null> {
+  const { rows } = await db.query<{ scope: string | null }>('select cairn.entity_scope($1, $2) as scope', [
+    ref.entityType,
+    ref.entityId,
+  ]);
+  return rows[0]?.scope ?? null;
+}
+
+/**
+ * An entity's state as `role` may see it under `grant`. An entity of a scope the grant cannot
+ * read is refused with a ScopeDeniedError naming its scope, rather than read as empty (which
+ * would invite the agent to start a second entity of the same name).
+ */
+export async function readEntityInScope(
+  pool: Pool,
+  grant: ScopeGrant,
+  role: string,
+  policyOf: PolicyResolver,
+  ref: EntityRef,
+  opts?: EntityStateOptions,
+): Promise<EntityState> {
+  return withScope(pool, grant, async (client) => {
+    let state: EntityState;
+    try {
+      state = await getEntityState(client, policyOf, ref, opts);
+    } catch (err) {
+      if (err instanceof VersionNotReachedError && err.currentVersion === 0)
+        await refuseIfOutOfScope(client, grant, role, ref);
+      throw err;
+    }
+    if (state.version === 0) await refuseIfOutOfScope(client, grant, role, ref);
+    return state;
+  });
+}
+
+async function refuseIfOutOfScope(
+  db: Queryable,
+  grant: ScopeGrant,
+  role: string,
+  ref: EntityRef,
+): Promise<void> {
+  const scope = await entityScope(db, ref);
+  if (scope === null || grant.read.includes(scope)) return;
+  const entity = formatEntityRef(ref);
+  throw new ScopeDeniedError({
+    reason: 'not-granted',
+    access: 'read',
+    role,
+    scope,
+    granted: grant.read,
+    entity,
+    entityScope: scope,
+    message: `role ${role} may not read ${entity}: it belongs to scope ${scope} (granted: ${grant.read.join(', ') || 'none'})`,
+  });
+}
+
+function parseDetail(detail: string | undefined): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(detail ?? '{}');
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

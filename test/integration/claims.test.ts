@@ -1,0 +1,390 @@
+/**
+ * Claims on a real Postgres: grants, held answers, renewals, releases, takeovers with a new
+ * fencing token, fenced appends refused once the token is stale, next-free resources with
+ * SKIP LOCKED semantics, and a schema that refuses to rewrite claim history.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { FencingTokenStaleError } from '../../src/shared/errors';
+import { defineObservationType, ObservationTypeRegistry } from '../../src/shared/observationTypes';
+import {
+  appendFenced,
+  auditClaimEvents,
+  checkFences,
+  claim,
+  completeWorkItem,
+  listClaimEvents,
+  listClaims,
+  listWorkItems,
+  nextFree,
+  registerWorkItems,
+  release,
+  renew,
+  type ClaimGrant,
+} from '../../src/store/claims';
+import type { AppendContext } from '../../src/store/observations/append';
+import { registerObservationTypes } from '../../src/store/observations/registerTypes';
+import { withTransaction } from '../../src/store/pool';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+
+const note = defineObservationType({
+  name: 'claim.note',
+  version: 1,
+  entity: 'doc',
+  fields: { text: z.string() },
+});
+const registry = new ObservationTypeRegistry([note]);
+let db: TestDatabase;
+let seq = 0;
+
+const ctx = (): AppendContext => ({
+  provenance: {
+    taskKey: 't',
+    workflowId: 'wf',
+    runId: 'run',
+    activityId: 'a',
+    attempt: 1,
+    agentId: 'agent',
+    role: 'writer',
+  },
+  idempotencyPrefix: `claims-test:${seq++}`,
+  observedAt: new Date().toISOString(),
+});
+const item = (text: string) => ({ entityType: 'doc', entityId: 'd1', type: 'claim.note', fields: { text } });
+
+function granted(r: Awaited<ReturnType<typeof claim>>): ClaimGrant {
+  if (!r.granted) throw new Error(`expected a grant, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await registerObservationTypes(db.pool, registry);
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('claim, renew, release', () => {
+  it('grants to one holder and tells the others who holds it until when', async () => {
+    const a = granted(await claim(db.pool, 'doc/1', { holder: 'A', ttlMs: 10_000 }));
+    expect(a).toMatchObject({ outcome: 'granted', token: 1, holder: 'A' });
+    expect(a.expiresInMs).toBeGreaterThan(9_000);
+    const b = await claim(db.pool, 'doc/1', { holder: 'B', ttlMs: 10_000 });
+    expect(b).toMatchObject({
+      granted: false,
+      outcome: 'held',
+      holder: 'A',
+      token: 1,
+      expiresAt: a.expiresAt,
+    });
+    expect(b.expiresInMs).toBeGreaterThan(0);
+    // The holder claiming again renews: same token, later expiry.
+    const again = granted(await claim(db.pool, 'doc/1', { holder: 'A', ttlMs: 20_000 }));
+    expect(again).toMatchObject({ outcome: 'renewed', token: 1 });
+    expect(again.expiresAt > a.expiresAt).toBe(true);
+  });
+
+  it('refuses a renewal after expiry, and the next claimer takes over with a bigger token', async () => {
+    const a = granted(await claim(db.pool, 'doc/2', { holder: 'A', ttlMs: 100 }));
+    expect((await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: 100 })).renewed).toBe(true);
+    await sleep(250);
+    const late = await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: 10_000 });
+    expect(late).toMatchObject({ renewed: false, reason: 'expired' });
+    const b = granted(await claim(db.pool, 'doc/2', { holder: 'B', ttlMs: 10_000 }));
+    expect(b).toMatchObject({ outcome: 'expired-takeover', token: a.token + 1, previousHolder: 'A' });
+    expect(b.acquiredAt >= a.expiresAt).toBe(true);
+    // A's token is superseded for good.
+    expect(await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: 100 })).toMatchObject({
+      renewed: false,
+      reason: 'superseded',
+    });
+  });
+
+  it('refuses a release by anyone but the holder, and keeps the token growing across releases', async () => {
+    const a = granted(await claim(db.pool, 'doc/3', { holder: 'A', ttlMs: 10_000 }));
+    expect(await release(db.pool, 'doc/3', { holder: 'B' })).toMatchObject({
+      released: false,
+      reason: 'not-holder',
+    });
+    expect(await release(db.pool, 'doc/3', { holder: 'A', token: a.token + 5 })).toMatchObject({
+      released: false,
+      reason: 'never-granted',
+    });
+    expect(await claim(db.pool, 'doc/3', { holder: 'B', ttlMs: 10_000 })).toMatchObject({
+      outcome: 'held',
+      holder: 'A',
+    });
+    expect(await release(db.pool, 'doc/3', { holder: 'A', token: a.token })).toMatchObject({
+      released: true,
+    });
+    expect(await release(db.pool, 'doc/3', { holder: 'A', token: a.token })).toMatchObject({
+      released: false,
+      reason: 'released',
+    });
+    const b = granted(await claim(db.pool, 'doc/3', { holder: 'B', ttlMs: 10_000 }));
+    expect(b).toMatchObject({ outcome: 'granted', token: 2 });
+    expect(await renew(db.pool, 'doc/3', { holder: 'A', token: a.token, ttlMs: 100 })).toMatchObject({
+      renewed: false,
+      reason: 'superseded',
+    });
+
+    const events = await listClaimEvents(db.pool, { prefix: 'doc/3' });
+    expect(events.map((e) => [e.event, e.token, e.holder])).toEqual([
+      ['granted', 1, 'A'],
+      ['released', 1, 'A'],
+      ['granted', 2, 'B'],
+    ]);
+  });
+
+  it('has exactly one winner when many claim the same resource at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => claim(db.pool, 'doc/race', { holder: `h${i}`, ttlMs: 10_000 })),
+    );
+    const winners = results.filter((r) => r.granted);
+    expect(winners).toHaveLength(1);
+    for (const r of results) expect(r).toMatchObject({ holder: winners[0]!.holder, token: 1 });
+  });
+
+  it('rejects bad arguments before touching the database', async () => {
+    await expect(claim(db.pool, 'doc/x', { holder: 'A', ttlMs: 0 })).rejects.toThrow(/ttlMs/);
+    await expect(claim(db.pool, '', { holder: 'A', ttlMs: 10 })).rejects.toThrow(/resource/);
+    await expect(nextFree(db.pool, 'a/b', ['x'], { holder: 'A', ttlMs: 10 })).rejects.toThrow(/kind/);
+  });
+});
+
+describe('fenced appends', () => {
+  it('writes with the current token and refuses superseded, expired and released tokens, writing nothing', async () => {
+    const a = granted(await claim(db.pool, 'doc/f1', { holder: 'A', ttlMs: 150 }));
+    const [ok] = await appendFenced(db.pool, registry, [item('by A')], ctx(), {
+      resource: 'doc/f1',
+      token: a.token,
+    });
+    expect(ok?.replayed).toBe(false);
+
+    await sleep(300);
+    const expired = appendFenced(db.pool, registry, [item('A, expired')], ctx(), {
+      resource: 'doc/f1',
+      token: a.token,
+    });
+    await expect(expired).rejects.toBeInstanceOf(FencingTokenStaleError);
+    await expect(expired).rejects.toMatchObject({
+      reason: 'expired',
+      resource: 'doc/f1',
+      token: 1,
+      code: 'CairnFenceStale',
+    });
+
+    const b = granted(await claim(db.pool, 'doc/f1', { holder: 'B', ttlMs: 10_000 }));
+    await expect(
+      appendFenced(db.pool, registry, [item('A, superseded')], ctx(), { resource: 'doc/f1', token: a.token }),
+    ).rejects.toMatchObject({
+      name: 'FencingTokenStaleError',
+      reason: 'superseded',
+      current: { token: b.token, holder: 'B', expiresAt: b.expiresAt },
+    });
+    await release(db.pool, 'doc/f1', { holder: 'B', token: b.token });
+    await expect(
+      appendFenced(db.pool, registry, [item('B, released')], ctx(), { resource: 'doc/f1', token: b.token }),
+    ).rejects.toMatchObject({ reason: 'released' });
+    await expect(
+      appendFenced(db.pool, registry, [item('never')], ctx(), { resource: 'doc/nobody', token: 1 }),
+    ).rejects.toMatchObject({ reason: 'never-granted' });
+
+    const { rows } = await db.pool.query<{ text: string }>(
+      `select fields->>'text' as text from cairn.observations where type = 'claim.note' order by seq`,
+    );
+    expect(rows.map((r) => r.text)).toEqual(['by A']);
+  });
+
+  it('holds off a takeover until the fenced transaction ends', async () => {
+    const a = granted(await claim(db.pool, 'doc/f2', { holder: 'A', ttlMs: 300 }));
+    const client = await db.pool.connect();
+    let takeover: Promise<Awaited<ReturnType<typeof claim>>> | undefined;
+    let lastInside = '';
+    try {
+      await client.query('begin');
+      await checkFences(client, [{ resource: 'doc/f2', token: a.token }]);
+      await sleep(450); // the lease expires while the writer still holds its fence
+      let settled = false;
+      takeover = claim(db.pool, 'doc/f2', { holder: 'B', ttlMs: 10_000 });
+      void takeover.finally(() => (settled = true));
+      await sleep(200);
+      expect(settled).toBe(false);
+      lastInside = (
+        await client.query<{ t: string }>(
+          `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+        )
+      ).rows[0]!.t;
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    const b = granted(await takeover);
+    expect(b).toMatchObject({ outcome: 'expired-takeover', token: a.token + 1, previousHolder: 'A' });
+    expect(b.acquiredAt > lastInside).toBe(true);
+    await expect(
+      appendFenced(db.pool, registry, [item('A, too late')], ctx(), { resource: 'doc/f2', token: a.token }),
+    ).rejects.toMatchObject({ reason: 'superseded' });
+  });
+
+  it('lets a committed fenced write precede the next lease', async () => {
+    const a = granted(await claim(db.pool, 'doc/f3', { holder: 'A', ttlMs: 300 }));
+    const client = await db.pool.connect();
+    let takeover: Promise<Awaited<ReturnType<typeof claim>>> | undefined;
+    let recordedAt = '';
+    try {
+      await client.query('begin');
+      await checkFences(client, [{ resource: 'doc/f3', token: a.token }]);
+      await sleep(400);
+      takeover = claim(db.pool, 'doc/f3', { holder: 'B', ttlMs: 10_000 });
+      await sleep(100);
+      const { appendObservations } = await import('../../src/store/observations/append');
+      const [obs] = await appendObservations(client, registry, [item('A, in time')], ctx());
+      recordedAt = obs!.recordedAt;
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    const b = granted(await takeover);
+    expect(b.outcome).toBe('expired-takeover');
+    // The write was checked while A's lease was valid; B's lease begins after it committed.
+    expect(recordedAt < b.acquiredAt).toBe(true);
+  });
+
+  it('needs a transaction when given a client', async () => {
+    const a = granted(await claim(db.pool, 'doc/f4', { holder: 'A', ttlMs: 10_000 }));
+    const client = await db.pool.connect();
+    try {
+      await expect(
+        appendFenced(client, registry, [item('no tx')], ctx(), { resource: 'doc/f4', token: a.token }),
+      ).rejects.toThrow(/transaction/);
+      const written = await withTransaction(db.pool, (c) =>
+        appendFenced(c, registry, [item('in tx')], ctx(), [{ resource: 'doc/f4', token: a.token }]),
+      );
+      expect(written).toHaveLength(1);
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe('next free resource', () => {
+  it('grants the first free candidate, one per caller, and takes over expired ones', async () => {
+    const x = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'X', ttlMs: 150 });
+    const y = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Y', ttlMs: 10_000 });
+    const z = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Z', ttlMs: 10_000 });
+    expect([x?.id, y?.id, z]).toEqual(['a', 'b', null]);
+    expect(x).toMatchObject({ resource: 'src/a', kind: 'src', token: 1 });
+    await sleep(300);
+    const z2 = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Z', ttlMs: 10_000 });
+    expect(z2).toMatchObject({ id: 'a', outcome: 'expired-takeover', token: 2, previousHolder: 'X' });
+  });
+
+  it('hands each of many concurrent callers a different resource', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `r${i}`);
+    const grants = await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        nextFree(db.pool, 'many', ids, { holder: `h${i}`, ttlMs: 10_000 }),
+      ),
+    );
+    const got = grants.filter((g) => g !== null).map((g) => g.id);
+    expect(got.sort()).toEqual([...ids].sort());
+  });
+
+  it('hands out registered work items oldest first, never one that is done', async () => {
+    expect(await registerWorkItems(db.pool, 'jobs', ['j1', 'j2'])).toBe(2);
+    expect(await registerWorkItems(db.pool, 'jobs', ['j1', 'j2', 'j3'])).toBe(1);
+    const first = (await nextFree(db.pool, 'jobs', { workItems: true }, { holder: 'X', ttlMs: 10_000 }))!;
+    expect(first.id).toBe('j1');
+    await withTransaction(db.pool, (c) =>
+      completeWorkItem(c, first.resource, { holder: 'X', token: first.token }),
+    );
+    expect(
+      await withTransaction(db.pool, (c) =>
+        completeWorkItem(c, first.resource, { holder: 'X', token: first.token }),
+      ),
+    ).toBe('already-done');
+    await release(db.pool, first.resource, { holder: 'X', token: first.token });
+
+    const second = (await nextFree(db.pool, 'jobs', { workItems: true }, { holder: 'Y', ttlMs: 100 }))!;
+    expect(second.id).toBe('j2');
+    await sleep(250);
+    // Y's lease lapsed: it can no longer complete j2, and j2 goes to the next caller.
+    await expect(
+      withTransaction(db.pool, (c) =>
+        completeWorkItem(c, second.resource, { holder: 'Y', token: second.token }),
+      ),
+    ).rejects.toMatchObject({ reason: 'expired' });
+    const third = (await nextFree(db.pool, 'jobs', { workItems: true }, { holder: 'Z', ttlMs: 10_000 }))!;
+    expect(third).toMatchObject({ id: 'j2', outcome: 'expired-takeover' });
+    expect((await nextFree(db.pool, 'jobs', { workItems: true }, { holder: 'W', ttlMs: 10_000 }))?.id).toBe(
+      'j3',
+    );
+    expect(await nextFree(db.pool, 'jobs', { workItems: true }, { holder: 'V', ttlMs: 10_000 })).toBeNull();
+    expect((await listWorkItems(db.pool, 'jobs')).map((w) => [w.id, w.done])).toEqual([
+      ['j1', true],
+      ['j2', false],
+      ['j3', false],
+    ]);
+  });
+});
+
+describe('listing and audit', () => {
+  it('lists held claims by prefix with the database clock, and everything with all', async () => {
+    await claim(db.pool, 'list/a', { holder: 'A', ttlMs: 60_000 });
+    await claim(db.pool, 'list/b', { holder: 'B', ttlMs: 1 });
+    await sleep(20);
+    const held = await listClaims(db.pool, { prefix: 'list/' });
+    expect(held.map((c) => [c.resource, c.holder, c.status])).toEqual([['list/a', 'A', 'held']]);
+    expect(held[0]!.expiresInMs).toBeGreaterThan(50_000);
+    const all = await listClaims(db.pool, { prefix: 'list/', all: true });
+    expect(all.map((c) => c.status)).toEqual(['held', 'expired']);
+    expect(all[1]!.expiresInMs).toBeLessThan(0);
+  });
+
+  it('finds no double grant in the history', async () => {
+    expect(await auditClaimEvents(db.pool)).toMatchObject({ doubleGrants: 0, tokenGaps: 0 });
+  });
+});
+
+describe('the database refuses to rewrite claims', () => {
+  it('refuses the application role any direct write', async () => {
+    await expect(db.pool.query(`update cairn.claims set token = token + 1`)).rejects.toThrow(
+      /permission denied/,
+    );
+    await expect(
+      db.pool.query(
+        `insert into cairn.claim_events (resource, event, token, holder, at, expires_at) values ('x', 'granted', 1, 'h', now(), now())`,
+      ),
+    ).rejects.toThrow(/permission denied/);
+  });
+
+  it('refuses even the owner: tokens going back, grants over a live claim, holder swaps, deletes, edits of history', async () => {
+    await claim(db.pool, 'own/1', { holder: 'A', ttlMs: 60_000 });
+    await release(db.pool, 'own/1', { holder: 'A' });
+    await claim(db.pool, 'own/1', { holder: 'A', ttlMs: 60_000 });
+    const admin = db.adminPool;
+    await expect(
+      admin.query(`update cairn.claims set token = token - 1 where resource = 'own/1'`),
+    ).rejects.toMatchObject({ code: 'CNF03' });
+    await expect(
+      admin.query(
+        `update cairn.claims set token = token + 1, holder = 'B', acquired_at = clock_timestamp(), renewed_at = clock_timestamp() where resource = 'own/1'`,
+      ),
+    ).rejects.toThrow(/is held by A/);
+    await expect(
+      admin.query(`update cairn.claims set holder = 'B' where resource = 'own/1'`),
+    ).rejects.toMatchObject({ code: 'CNF03' });
+    await expect(admin.query(`delete from cairn.claims where resource = 'own/1'`)).rejects.toMatchObject({
+      code: 'CNF03',
+    });
+    await expect(admin.query(`update cairn.claim_events set holder = 'B'`)).rejects.toMatchObject({
+      code: 'CNF03',
+    });
+    await expect(admin.query(`delete from cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
+    await expect(admin.query(`truncate cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
+  });
+});

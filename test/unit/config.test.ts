@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config';
+
+describe('configuration', () => {
+  it('has defaults that work on a development machine', () => {
+    expect(loadConfig({})).toEqual({
+      databaseUrl: 'postgres://root@127.0.0.1:5432/cairn',
+      temporalAddress: '127.0.0.1:7233',
+      temporalNamespace: 'default',
+      taskQueuePrefix: 'cairn',
+      temporalUiUrl: 'http://127.0.0.1:8233',
+      temporalCli: undefined,
+    });
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ TEMPORAL_ADDRESS: '' }).temporalAddress).toBe('127.0.0.1:7233');
+  });
+
+  it.each([
+    ['DATABASE_URL', 'mysql://x@y/z', /DATABASE_URL must be a postgres:\/\//],
+    ['TEMPORAL_ADDRESS', 'localhost', /TEMPORAL_ADDRESS must be host:port/],
+    ['TEMPORAL_NAMESPACE', 'bad namespace', /TEMPORAL_NAMESPACE must be a namespace name/],
+    ['CAIRN_TASK_QUEUE_PREFIX', 'a b', /CAIRN_TASK_QUEUE_PREFIX must be/],
+    ['TEMPORAL_UI_URL', 'not a url', /TEMPORAL_UI_URL must be a URL/],
+  ])('a bad %s is one error naming the variable', (variable, value, message) => {
+    const attempt = () => loadConfig({ [variable]: value });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(message);
+    try {
+      attempt();
+    } catch (err) {
+      expect((err as ConfigError).variable).toBe(variable);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+});

@@ -1,0 +1,213 @@
+/**
+ * Claims inside agent steps, on the real dev server and Postgres: a step's claims are renewed by
+ * its heartbeat and released when it ends (success, failure or cancellation); a step paused past
+ * its lease (renewal stopped by a fault-injection hook) has its fenced append refused,
+ * non-retryably, while another step has taken the resource over and written.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineAgent } from '../../src/agent';
+import { listClaimEvents } from '../../src/store/claims';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { startTestStack, type TestStack } from '../helpers/temporal';
+import { testTypes } from './agents';
+
+interface HoldInput {
+  resource: string;
+  ttlMs: number;
+  holdMs: number;
+  /** Start after this long, so another step claims first. */
+  delayMs?: number;
+  /** Poll until granted (a taker waiting for a lapsed lease). */
+  wait?: boolean;
+  fail?: boolean;
+}
+
+/** Claims a resource, holds it for a while, then appends a note fenced by the claim. */
+const holder = defineAgent({
+  role: 'holder',
+  async handle(ctx) {
+    const input = ctx.step.input as unknown as HoldInput;
+    if (input.delayMs) await sleep(input.delayMs, undefined, { signal: ctx.signal });
+    let grant = await ctx.claim(input.resource, { ttlMs: input.ttlMs });
+    while (!grant.granted && input.wait) {
+      await sleep(50, undefined, { signal: ctx.signal });
+      grant = await ctx.claim(input.resource, { ttlMs: input.ttlMs });
+    }
+    if (!grant.granted) throw new Error(`${input.resource} is held by ${grant.holder}`);
+    await sleep(input.holdMs, undefined, { signal: ctx.signal });
+    if (input.fail) throw new Error('agent failed while holding a claim');
+    ctx.append(
+      {
+        entityType: 'note',
+        entityId: input.resource.replace('/', '-'),
+        type: 'test.note',
+        fields: { text: ctx.step.id, n: grant.token },
+      },
+      { fence: input.resource },
+    );
+    return { token: grant.token, outcome: grant.outcome, holder: grant.granted ? grant.holder : null };
+  },
+});
+
+let db: TestDatabase;
+let stack: TestStack;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: testTypes,
+    agents: [holder],
+    // The "paused" step keeps heartbeating to Temporal but its claim lapses, as after a long GC
+    // pause or a partition between the worker and Postgres.
+    faults: { pauseClaimRenewal: ({ stepId }) => stepId.startsWith('paused') },
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await db?.drop();
+});
+
+const policy = { holder: { maxAttempts: 3, initialRetryMs: 100 } };
+
+/** [event, token, step#attempt] of a resource's history; renewals left out unless asked for. */
+async function events(resource: string, opts: { renewals?: boolean } = {}) {
+  return (await listClaimEvents(db.pool, { prefix: resource }))
+    .filter((e) => opts.renewals || e.event !== 'renewed')
+    .map((e) => [e.event, e.token, e.holder.replace(/^.*\//, '')]);
+}
+
+async function notes(taskKey: string) {
+  const { rows } = await db.pool.query(
+    `select fields->>'text' as text from cairn.observations where task_key = $1 order by seq`,
+    [taskKey],
+  );
+  return rows.map((r: { text: string }) => r.text);
+}
+
+describe('claims in agent steps', () => {
+  it('refuses the fenced append of a step paused past its lease, for good, while the taker writes', async () => {
+    const taskKey = 'paused-holder';
+    const started = await stack.client.startTask({
+      taskKey,
+      goal: 'a paused holder loses its lease',
+      onStepFailure: 'skip',
+      rolePolicies: policy,
+      steps: [
+        {
+          id: 'paused',
+          role: 'holder',
+          title: 'claim, stall, write',
+          input: { resource: 'doc/paused', ttlMs: 500, holdMs: 1500 },
+        },
+        {
+          id: 'taker',
+          role: 'holder',
+          title: 'take over, write',
+          input: { resource: 'doc/paused', ttlMs: 2000, holdMs: 100, delayMs: 200, wait: true },
+        },
+      ],
+    });
+    const result = await stack.client.result(taskKey);
+    const paused = result.steps.find((s) => s.id === 'paused')!;
+    const taker = result.steps.find((s) => s.id === 'taker')!;
+    expect(paused.status).toBe('failed');
+    expect(paused.error).toMatch(/fencing token 1 of doc\/paused is stale \(superseded\)/);
+    expect(taker).toMatchObject({ status: 'completed', output: { token: 2, outcome: 'expired-takeover' } });
+    expect(await notes(taskKey)).toEqual(['taker']);
+
+    // Non-retryable: the paused step ran once, and failed with the fence type.
+    const history = await stack.client.handle(taskKey).fetchHistory();
+    const scheduled = history.events!.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityId === 'step-paused',
+    )!;
+    const attempts = history.events!.filter(
+      (e) =>
+        e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === scheduled.eventId?.toString(),
+    );
+    expect(attempts.map((e) => e.activityTaskStartedEventAttributes?.attempt)).toEqual([1]);
+    const failed = history.events!.find(
+      (e) =>
+        e.activityTaskFailedEventAttributes?.scheduledEventId?.toString() === scheduled.eventId?.toString(),
+    );
+    const failure = failed?.activityTaskFailedEventAttributes?.failure;
+    expect(failure?.applicationFailureInfo).toMatchObject({ type: 'CairnFenceStale', nonRetryable: true });
+
+    // The lease history: the paused step's grant, the taker's takeover, the taker's release at
+    // its end (the paused step's release was refused: its token was superseded).
+    expect(await events('doc/paused')).toEqual([
+      ['granted', 1, 'step-paused#1'],
+      ['expired-takeover', 2, 'step-taker#1'],
+      ['released', 2, 'step-taker#1'],
+    ]);
+    expect(
+      (await events('doc/paused', { renewals: true })).filter(([e, token]) => e === 'renewed' && token === 1),
+    ).toEqual([]);
+    const [first] = await listClaimEvents(db.pool, { prefix: 'doc/paused' });
+    expect(first!.holder).toBe(`${started.workflowId}/step-paused#1`);
+  });
+
+  it('renews a claim on heartbeats for as long as the step holds it, and releases it on success and failure', async () => {
+    const taskKey = 'renewing-holder';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'a healthy holder keeps its lease',
+      onStepFailure: 'skip',
+      rolePolicies: { holder: { maxAttempts: 1 } },
+      steps: [
+        {
+          id: 'steady',
+          role: 'holder',
+          title: 'hold 3 leases long',
+          input: { resource: 'doc/steady', ttlMs: 500, holdMs: 1500 },
+        },
+        {
+          id: 'failing',
+          role: 'holder',
+          title: 'fail while holding',
+          input: { resource: 'doc/failing', ttlMs: 500, holdMs: 100, fail: true },
+        },
+      ],
+    });
+    const result = await stack.client.result(taskKey);
+    expect(result.steps.map((s) => [s.id, s.status])).toEqual([
+      ['steady', 'completed'],
+      ['failing', 'failed'],
+    ]);
+    expect(await notes(taskKey)).toEqual(['steady']);
+    const steady = await events('doc/steady', { renewals: true });
+    expect(steady[0]).toEqual(['granted', 1, 'step-steady#1']);
+    // 1.5 s held on a 500 ms lease: only heartbeat renewals (every 200 ms here) kept it.
+    expect(steady.filter(([e]) => e === 'renewed').length).toBeGreaterThanOrEqual(3);
+    expect(steady.at(-1)).toEqual(['released', 1, 'step-steady#1']);
+    expect(await events('doc/failing')).toEqual(expect.arrayContaining([['released', 1, 'step-failing#1']]));
+  });
+
+  it('releases a cancelled step’s claims', async () => {
+    const taskKey = 'cancelled-holder';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'cancel a holder',
+      rolePolicies: { holder: { heartbeatMs: 1000 } },
+      steps: [
+        {
+          id: 'forever',
+          role: 'holder',
+          title: 'hold until cancelled',
+          input: { resource: 'doc/cancelled', ttlMs: 60_000, holdMs: 600_000 },
+        },
+      ],
+    });
+    for (let i = 0; i < 100 && (await events('doc/cancelled')).length === 0; i++) await sleep(100);
+    await stack.client.cancel(taskKey);
+    await expect(stack.client.result(taskKey)).rejects.toThrow();
+    for (let i = 0; i < 50 && (await events('doc/cancelled')).length < 2; i++) await sleep(100);
+    expect(await events('doc/cancelled')).toEqual([
+      ['granted', 1, 'step-forever#1'],
+      ['released', 1, 'step-forever#1'],
+    ]);
+  });
+});

@@ -1,0 +1,103 @@
+/** Agents for the coordination workflow tests: a proposer, voters, and an outside-call maker. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineAgent, type AgentDefinition } from '../../src/agent';
+import type { AgreementRule } from '../../src/shared/agreement';
+import type { Json } from '../../src/shared/observation';
+
+/** Proposes the agreement described by its input. */
+export const proposer = defineAgent({
+  role: 'proposer',
+  async handle(ctx) {
+    const input = ctx.step.input as {
+      agreementId: string;
+      voters: string[];
+      rule?: AgreementRule;
+      deadlineMs: number;
+      awaitIt?: boolean;
+    };
+    const started = await ctx.propose({
+      agreementId: input.agreementId,
+      proposal: { publish: true },
+      voters: input.voters,
+      ...(input.rule ? { rule: input.rule } : {}),
+      deadlineMs: input.deadlineMs,
+      subject: { entityType: 'report', entityId: ctx.task.taskKey },
+    });
+    // Proposing again (as a retry would) finds the same agreement.
+    const again = await ctx.propose({
+      agreementId: input.agreementId,
+      proposal: { publish: true },
+      voters: input.voters,
+      deadlineMs: input.deadlineMs,
+    });
+    if (again.workflowId !== started.workflowId)
+      throw new Error('a second proposal started a second agreement');
+    if (input.awaitIt) return (await ctx.awaitAgreement(input.agreementId)) as unknown as Json;
+    return started;
+  },
+});
+
+export interface VoterInput {
+  agreementId: string;
+  approve: boolean;
+  reason?: string;
+  /** Wait this long before voting. */
+  delayMs?: number;
+  /** Fail the first attempt right after voting (a crash between vote and completion). */
+  crashAfterVote?: boolean;
+  /** Wait for the decision and return it. */
+  awaitIt?: boolean;
+}
+
+function voter(role: string): AgentDefinition {
+  return defineAgent({
+    role,
+    async handle(ctx) {
+      const input = ctx.step.input as unknown as VoterInput;
+      if (input.delayMs) await sleep(input.delayMs);
+      // A retry may "change its mind": the first vote written stands.
+      const reason =
+        ctx.step.attempt === 1
+          ? (input.reason ?? `${role} says ${input.approve ? 'yes' : 'no'}`)
+          : 'second thoughts';
+      const approve = ctx.step.attempt === 1 ? input.approve : !input.approve;
+      const receipt = await ctx.vote(input.agreementId, approve, reason);
+      if (input.crashAfterVote && ctx.step.attempt === 1) throw new Error('crashed after voting (injected)');
+      if (!input.awaitIt) return { receipt } as unknown as Json;
+      const outcome = await ctx.awaitAgreement(input.agreementId);
+      return { receipt, outcome, releasedAt: Date.now() } as unknown as Json;
+    },
+  });
+}
+
+export const alpha = voter('alpha');
+export const beta = voter('beta');
+export const gamma = voter('gamma');
+
+/** Counts its outside calls in `calls` (per key); `once` makes a retried step call only once. */
+export const outsideCalls = new Map<string, number>();
+export const charger = defineAgent({
+  role: 'charger',
+  async handle(ctx) {
+    const { key, failFirstAttempt, global } = ctx.step.input as {
+      key: string;
+      failFirstAttempt?: boolean;
+      global?: boolean;
+    };
+    const result = await ctx.once(
+      key,
+      async () => {
+        const n = (outsideCalls.get(key) ?? 0) + 1;
+        outsideCalls.set(key, n);
+        await sleep(200);
+        return { chargeId: `ch-${key}-${n}` };
+      },
+      global ? { global: true } : undefined,
+    );
+    if (failFirstAttempt && ctx.step.attempt === 1)
+      throw new Error('failed after the outside call (injected)');
+    return result;
+  },
+});
+
+export const coordinationAgents = [proposer, alpha, beta, gamma, charger];
