@@ -13,6 +13,7 @@ import { dueDiligenceTypes } from '../../examples/due-diligence/types';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
 import { testAgents } from './agents';
+import type { TaskResult } from '../../src/shared/task';
 
 const run = promisify(execFile);
 const bin = path.join(__dirname, '..', '..', 'bin', 'cairn.js');
@@ -74,9 +75,9 @@ describe('cairn CLI', () => {
     expect(status.stdout).toMatch(/gate\s+slow\s+hold\s+running/);
     writeFileSync(release, '');
 
-    const result = JSON.parse((await cairn(['task', 'result', 'cli-plan', '--json'])).stdout);
+    const result = JSON.parse((await cairn(['task', 'result', 'cli-plan', '--json'])).stdout) as TaskResult;
     expect(result.status).toBe('completed');
-    expect(result.steps.find((s: { id: string }) => s.id === 'read').output.contents).toEqual([{ tone: 'brief' }]);
+    expect(result.steps.find((s) => s.id === 'read')?.output).toMatchObject({ contents: [{ tone: 'brief' }] });
     const messages = await db.pool.query("SELECT from_role, acked_by_activity_id FROM cairn.context_messages WHERE id = 'cli-msg-1'");
     expect(messages.rows).toEqual([{ from_role: 'human', acked_by_activity_id: 'step-read' }]);
   });
