@@ -71,7 +71,11 @@ export class ReadTracker {
     const key = `${formatEntityRef(state)}@${state.version}`;
     let rec = this.recorded.get(key);
     if (!rec) {
-      rec = { entry: { entityType: state.entityType, entityId: state.entityId, version: state.version, fields: [] }, all: false, fields: new Set() };
+      rec = {
+        entry: { entityType: state.entityType, entityId: state.entityId, version: state.version, fields: [] },
+        all: false,
+        fields: new Set(),
+      };
       this.recorded.set(key, rec);
     }
     return rec;
@@ -86,7 +90,8 @@ export class ReadTracker {
 function trackFields(fields: Record<string, FieldState>, rec: Recorded): Record<string, FieldState> {
   const note = (prop: string | symbol) => {
     if (typeof prop !== 'string') return;
-    if (Object.hasOwn(fields, prop) || (!NOT_FIELDS.has(prop) && !(prop in Object.prototype))) rec.fields.add(prop);
+    if (Object.hasOwn(fields, prop) || (!NOT_FIELDS.has(prop) && !(prop in Object.prototype)))
+      rec.fields.add(prop);
   };
   return new Proxy(fields, {
     get(target, prop, receiver) {

@@ -1,7 +1,8 @@
 /**
  * Read receipts (issue "Read receipts, stale-decision detection and cascade containment"):
  * - an append behind a 20-entity read set (stored, heads locked, checked for staleness, linked)
- *   against the same append in a transaction of its own, measured in the same run;
+ *   against the same append in a transaction of its own, measured in the same run (and, for
+ *   the split of the cost, the same read set with the check off: stored and linked only);
  * - the blast radius of an observation in a log of 1,000,000 observations: p50 (timed rows) and
  *   p95 over every query of the run (a metric). The log lives in a dedicated database,
  *   `cairn_bench_blast`, built once with set-based INSERT … SELECT generate_series and reused
@@ -52,9 +53,17 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
   let context: Promise<ReadSetEntry[]> | undefined;
   const contextEntities = () =>
     (context ??= (async () => {
-      const items = Array.from({ length: READ_SET_SIZE - 1 }, (_, i) => ({ ...decision(`rs-ctx-${runId}-${i}`, i), kind: 'assertion' as const }));
+      const items = Array.from({ length: READ_SET_SIZE - 1 }, (_, i) => ({
+        ...decision(`rs-ctx-${runId}-${i}`, i),
+        kind: 'assertion' as const,
+      }));
       const stored = await appendObservations(env.pool, benchTypes, items, ctx('rs-setup'));
-      return stored.map((o) => ({ entityType: o.entityType, entityId: o.entityId, version: o.entityVersion, fields: ['label', 'score'] }));
+      return stored.map((o) => ({
+        entityType: o.entityType,
+        entityId: o.entityId,
+        version: o.entityVersion,
+        fields: ['label', 'score'],
+      }));
     })());
 
   const plain = defineBenchmark<{ entityId: string }>({
@@ -67,7 +76,9 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
     async run(s, round) {
       for (let i = 0; i < round.ops; i++) {
         const c = ctx('rs-plain');
-        await withTransaction(env.pool, (client) => appendObservations(client, benchTypes, [decision(s.entityId, i)], c));
+        await withTransaction(env.pool, (client) =>
+          appendObservations(client, benchTypes, [decision(s.entityId, i)], c),
+        );
       }
     },
   });
@@ -84,9 +95,42 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
     async run(s, round) {
       for (let i = 0; i < round.ops; i++) {
         // It read the 19 context entities and the entity it decides on, as it stands.
-        const entries = [...s.context, { entityType: BENCH_ENTITY_TYPE, entityId: s.entityId, version: s.version, fields: ['status'] }];
-        const { appended, receipt } = await appendWithReads(env.pool, benchTypes, [decision(s.entityId, i)], ctx('rs-reads'), entries);
-        if (!receipt || receipt.conflicts.length > 0) throw new Error('the read receipt was not checked, or found conflicts');
+        const entries = [
+          ...s.context,
+          { entityType: BENCH_ENTITY_TYPE, entityId: s.entityId, version: s.version, fields: ['status'] },
+        ];
+        const { appended, receipt } = await appendWithReads(
+          env.pool,
+          benchTypes,
+          [decision(s.entityId, i)],
+          ctx('rs-reads'),
+          entries,
+        );
+        if (!receipt || receipt.conflicts.length > 0)
+          throw new Error('the read receipt was not checked, or found conflicts');
+        s.version = appended[0]!.entityVersion;
+      }
+    },
+  });
+
+  // The same, with the decision not depending on its reads: what storing and linking the read
+  // set costs without the locks and the check.
+  const recordedOnly = defineBenchmark<{ entityId: string; version: number; context: ReadSetEntry[] }>({
+    name: `the same append behind the same read set, dependsOnReads 'off' (stored, linked; not locked)`,
+    group: READ_RECEIPTS,
+    unit: 'ops/s',
+    opName: 'appends',
+    ops: sizes.singleInserts,
+    baseline: plain,
+    setup: async () => ({ entityId: `rs-off-${runId}`, version: 0, context: await contextEntities() }),
+    async run(s, round) {
+      for (let i = 0; i < round.ops; i++) {
+        const entries = [
+          ...s.context,
+          { entityType: BENCH_ENTITY_TYPE, entityId: s.entityId, version: s.version, fields: ['status'] },
+        ];
+        const item = { ...decision(s.entityId, i), dependsOnReads: 'off' as const };
+        const { appended } = await appendWithReads(env.pool, benchTypes, [item], ctx('rs-off'), entries);
         s.version = appended[0]!.entityVersion;
       }
     },
@@ -106,7 +150,8 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
       const times = await runSequentially(round.ops, async () => {
         const root = blastId(Math.floor(Math.random() * BLAST_SHAPE.trees) * TREE);
         const closure = await closureOf(db.pool, [{ observationId: root, retractedAtVersion: null }]);
-        if (closure.nodes.length !== TREE) throw new Error(`closure of ${closure.nodes.length} observations, expected ${TREE}`);
+        if (closure.nodes.length !== TREE)
+          throw new Error(`closure of ${closure.nodes.length} observations, expected ${TREE}`);
       });
       if (!round.warmup) latencies.push(...times);
       return times;
@@ -123,7 +168,7 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
     },
   });
 
-  return [plain, withReads, blastP50, blastP95];
+  return [plain, withReads, recordedOnly, blastP50, blastP95];
 }
 
 interface BlastDatabase {
@@ -142,7 +187,9 @@ async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
   const url = new URL(env.config.databaseUrl);
   url.pathname = `/${BLAST_DATABASE}`;
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify({ shape: BLAST_SHAPE, migrations: (await readMigrations()).map((m) => m.checksum) }))
+    .update(
+      JSON.stringify({ shape: BLAST_SHAPE, migrations: (await readMigrations()).map((m) => m.checksum) }),
+    )
     .digest('hex');
   const owner = new pg.Client({ connectionString: url.toString(), application_name: 'cairn-bench-blast' });
   const current = await owner
@@ -152,10 +199,14 @@ async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
     .catch(() => undefined)
     .finally(() => owner.end().catch(() => undefined));
   if (current === fingerprint) {
-    env.log(`${BLAST_DATABASE}: reusing the ${(BLAST_SHAPE.trees * TREE).toLocaleString('en-US')}-observation log`);
+    env.log(
+      `${BLAST_DATABASE}: reusing the ${(BLAST_SHAPE.trees * TREE).toLocaleString('en-US')}-observation log`,
+    );
   } else {
     const t0 = Date.now();
-    env.log(`${BLAST_DATABASE}: building a ${(BLAST_SHAPE.trees * TREE).toLocaleString('en-US')}-observation log (once; later runs reuse it)`);
+    env.log(
+      `${BLAST_DATABASE}: building a ${(BLAST_SHAPE.trees * TREE).toLocaleString('en-US')}-observation log (once; later runs reuse it)`,
+    );
     const admin = new pg.Client({ connectionString: maintenanceUrl, application_name: 'cairn-bench-blast' });
     await admin.connect();
     try {
@@ -165,7 +216,10 @@ async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
       await admin.end();
     }
     await migrate(url.toString());
-    const builder = new pg.Client({ connectionString: url.toString(), application_name: 'cairn-bench-blast' });
+    const builder = new pg.Client({
+      connectionString: url.toString(),
+      application_name: 'cairn-bench-blast',
+    });
     await builder.connect();
     try {
       await builder.query(buildSql());
@@ -175,7 +229,9 @@ async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
     }
     env.log(`${BLAST_DATABASE}: built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
-  return { pool: createPool(url.toString(), { max: 2, applicationName: 'cairn-bench-blast', scopes: 'all' }) };
+  return {
+    pool: createPool(url.toString(), { max: 2, applicationName: 'cairn-bench-blast', scopes: 'all' }),
+  };
 }
 
 /**

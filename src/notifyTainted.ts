@@ -34,7 +34,11 @@ export interface NotifyTaintedResult {
 
 export const TAINT_MESSAGE_TYPE = 'cairn.tainted';
 
-export async function notifyTaintedTasks(client: CairnClient, db: Queryable, opts: NotifyTaintedOptions): Promise<NotifyTaintedResult> {
+export async function notifyTaintedTasks(
+  client: CairnClient,
+  db: Queryable,
+  opts: NotifyTaintedOptions,
+): Promise<NotifyTaintedResult> {
   const taint = opts.taint ?? (await loadTaint(db));
   const kinds = new Set<ObservationKind>(opts.kinds ?? ['decision']);
   const byTask = new Map<string, TaintNotice>();
@@ -42,7 +46,11 @@ export async function notifyTaintedTasks(client: CairnClient, db: Queryable, opt
     if (!kinds.has(mark.kind) || mark.taskKey === '') continue;
     if (opts.quarantineId !== undefined && mark.quarantineId !== opts.quarantineId) continue;
     const key = `${mark.taskKey}\u0000${mark.quarantineId}`;
-    const notice = byTask.get(key) ?? { taskKey: mark.taskKey, quarantineId: mark.quarantineId, observationIds: [] };
+    const notice = byTask.get(key) ?? {
+      taskKey: mark.taskKey,
+      quarantineId: mark.quarantineId,
+      observationIds: [],
+    };
     notice.observationIds.push(mark.observationId);
     byTask.set(key, notice);
   }

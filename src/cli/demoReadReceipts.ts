@@ -30,7 +30,10 @@ export async function showReadReceipts(opts: {
   const refusals = await listStaleRefusals(pool, { taskKey });
   out();
   step(`stale decisions refused (${refusals.length}); each step re-read and decided again on retry`);
-  for (const r of refusals) out(`  ${r.role}, attempt ${r.attempt} of ${r.activityId}: ${r.conflicts.map(describeConflict).join('; ')}`);
+  for (const r of refusals)
+    out(
+      `  ${r.role}, attempt ${r.attempt} of ${r.activityId}: ${r.conflicts.map(describeConflict).join('; ')}`,
+    );
   const retried = written.find((o) => o.type === 'company.compliance');
   const receipt = retried && (await readReceipt(pool, policyOf, retried.id));
   if (receipt) out(renderReadReceipt(receipt));
@@ -39,19 +42,28 @@ export async function showReadReceipts(opts: {
   if (!wrong) return;
   out();
   step('the press headcount was a misquote: retract it');
-  const { quarantine } = await retract(pool, wrong.id, { reason: 'press misquoted the headcount', by: 'cairn demo' });
+  const { quarantine } = await retract(pool, wrong.id, {
+    reason: 'press misquoted the headcount',
+    by: 'cairn demo',
+  });
   out(`  ${renderQuarantine(quarantine)}`);
   out(renderBlastRadius(await blastRadius(pool, wrong.id, { policyOf })));
 
   const state = await getEntityState(pool, policyOf, ref);
   const taint = await loadTaint(pool);
   out();
-  step(`company/${company} now (version ${state.version}): the retraction cleared what the fact won; what rests on it is tainted`);
+  step(
+    `company/${company} now (version ${state.version}): the retraction cleared what the fact won; what rests on it is tainted`,
+  );
   for (const t of taintedFields(state, taint)) {
     const f = state.fields[t.field]!;
-    out(`  ${t.field} = ${formatValue(f.value, 40)}  tainted: ${formatWriter(f.winner)} v${f.winner.entityVersion} rests on the retracted fact`);
+    out(
+      `  ${t.field} = ${formatValue(f.value, 40)}  tainted: ${formatWriter(f.winner)} v${f.winner.entityVersion} rests on the retracted fact`,
+    );
   }
   const clean = await withoutTainted(pool, policyOf, state, taint);
-  const shown = Object.keys(clean.fields).sort().map((f) => `${f}=${formatValue(clean.fields[f]!.value, 24)}`);
+  const shown = Object.keys(clean.fields)
+    .sort()
+    .map((f) => `${f}=${formatValue(clean.fields[f]!.value, 24)}`);
   out(`  read with excludeTainted, an agent sees: ${shown.join(', ')}`);
 }

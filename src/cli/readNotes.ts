@@ -9,7 +9,13 @@ import type { Queryable } from '../store/pool';
 import { loadTaint, taintedFields, taintPath, type Quarantine, type TaintMark } from '../store/quarantine';
 import { readReceipt, type ReadReceipt } from '../store/readSets';
 import { staleFlags, type StaleFlag } from '../store/staleness';
-import { renderEntityNotes, renderObservationNotes, renderReadReceipt, renderStaleFlag, renderTaintPath } from './formatReads';
+import {
+  renderEntityNotes,
+  renderObservationNotes,
+  renderReadReceipt,
+  renderStaleFlag,
+  renderTaintPath,
+} from './formatReads';
 
 export async function entityNotes(db: Queryable, state: EntityState): Promise<string> {
   const taint = await loadTaint(db);
@@ -27,7 +33,11 @@ export interface ObservationEvidence {
   quarantine: Quarantine | null;
 }
 
-export async function observationEvidence(db: Queryable, policyOf: PolicyResolver, observationId: string): Promise<ObservationEvidence> {
+export async function observationEvidence(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  observationId: string,
+): Promise<ObservationEvidence> {
   const taint = await loadTaint(db);
   const path = taintPath(taint, observationId);
   return {
@@ -49,5 +59,12 @@ export function renderEvidence(e: ObservationEvidence): string {
 export async function logNotes(db: Queryable, list: readonly StoredObservation[]): Promise<string> {
   if (list.length === 0) return '';
   const taint = await loadTaint(db);
-  return renderObservationNotes(list, await staleFlags(db, list.map((o) => o.id)), taint.marks);
+  return renderObservationNotes(
+    list,
+    await staleFlags(
+      db,
+      list.map((o) => o.id),
+    ),
+    taint.marks,
+  );
 }

@@ -66,7 +66,9 @@ export function resolveDependsOnReads(
   const mode = item.dependsOnReads ?? (Object.hasOwn(byType, item.type) ? byType[item.type] : undefined);
   const resolved = mode ?? defaultDependsOnReads(item.kind);
   if (!(DEPENDS_ON_READS as readonly string[]).includes(resolved))
-    throw new RangeError(`dependsOnReads must be one of ${DEPENDS_ON_READS.join(', ')}, got ${JSON.stringify(resolved)}`);
+    throw new RangeError(
+      `dependsOnReads must be one of ${DEPENDS_ON_READS.join(', ')}, got ${JSON.stringify(resolved)}`,
+    );
   return resolved;
 }
 

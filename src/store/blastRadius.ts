@@ -98,7 +98,11 @@ const nodeRow = z.object({
 });
 
 /** The downstream closure of several roots at once (the taint of all active quarantines). */
-export async function closureOf(db: Queryable, seeds: readonly ClosureSeed[], opts: ClosureOptions = {}): Promise<Closure> {
+export async function closureOf(
+  db: Queryable,
+  seeds: readonly ClosureSeed[],
+  opts: ClosureOptions = {},
+): Promise<Closure> {
   const { maxDepth, limit } = checkLimits(opts);
   if (seeds.length === 0) return { nodes: [], truncated: false };
   const { rows } = await db.query({
@@ -177,13 +181,27 @@ export interface BlastRadiusOptions extends ClosureOptions {
 }
 
 /** Everything downstream of `observationId` (see the module comment for the rule). */
-export async function blastRadius(db: Queryable, observationId: string, opts: BlastRadiusOptions = {}): Promise<BlastRadius> {
+export async function blastRadius(
+  db: Queryable,
+  observationId: string,
+  opts: BlastRadiusOptions = {},
+): Promise<BlastRadius> {
   const { maxDepth } = checkLimits(opts);
   const retractedAtVersion = await retractionVersionOf(db, observationId);
   const closure = await closureOf(db, [{ observationId, retractedAtVersion }], opts);
   if (closure.nodes.length === 0) throw new Error(`blastRadius: no observation ${observationId} in the log`);
-  const fields = opts.includeFields === false ? [] : await dependentFields(db, closure.nodes, opts.policyOf ?? (await storedPolicyResolver(db)));
-  return { rootId: observationId, ...closure, ...summarize(closure.nodes), count: closure.nodes.length, maxDepth, fields };
+  const fields =
+    opts.includeFields === false
+      ? []
+      : await dependentFields(db, closure.nodes, opts.policyOf ?? (await storedPolicyResolver(db)));
+  return {
+    rootId: observationId,
+    ...closure,
+    ...summarize(closure.nodes),
+    count: closure.nodes.length,
+    maxDepth,
+    fields,
+  };
 }
 
 export function summarize(nodes: readonly BlastNode[]): Pick<BlastRadius, 'taskKeys' | 'agents' | 'runs'> {
@@ -193,25 +211,35 @@ export function summarize(nodes: readonly BlastNode[]): Pick<BlastRadius, 'taskK
   for (const n of nodes) {
     if (n.taskKey !== '') tasks.add(n.taskKey);
     agents.set(`${n.agentId}\u0000${n.role}`, { agentId: n.agentId, role: n.role });
-    if (n.workflowId !== '') runs.set(`${n.workflowId}\u0000${n.runId}`, { workflowId: n.workflowId, runId: n.runId });
+    if (n.workflowId !== '')
+      runs.set(`${n.workflowId}\u0000${n.runId}`, { workflowId: n.workflowId, runId: n.runId });
   }
   return { taskKeys: [...tasks].sort(), agents: [...agents.values()], runs: [...runs.values()] };
 }
 
 /** Current fields of the closure's entities whose value rests on a closure observation. */
-export async function dependentFields(db: Queryable, nodes: readonly BlastNode[], policyOf: PolicyResolver): Promise<DependentField[]> {
+export async function dependentFields(
+  db: Queryable,
+  nodes: readonly BlastNode[],
+  policyOf: PolicyResolver,
+): Promise<DependentField[]> {
   const ids = new Set(nodes.map((n) => n.observationId));
   const entities = new Map<string, { entityType: string; entityId: string }>();
-  for (const n of nodes) entities.set(`${n.entityType}/${n.entityId}`, { entityType: n.entityType, entityId: n.entityId });
+  for (const n of nodes)
+    entities.set(`${n.entityType}/${n.entityId}`, { entityType: n.entityType, entityId: n.entityId });
   const out: DependentField[] = [];
   for (const ref of entities.values()) {
     const state = await getEntityState(db, policyOf, ref, { writeSnapshots: false });
     for (const name of Object.keys(state.fields).sort()) {
       const f = state.fields[name]!;
-      const rests = ids.has(f.winner.observationId) && f.value !== undefined
-        ? f.winner.observationId
-        : Object.values(f.contributors ?? {}).flat().find((c) => ids.has(c.observationId))?.observationId;
-      if (rests !== undefined) out.push({ ...ref, field: name, observationId: rests, stateVersion: state.version });
+      const rests =
+        ids.has(f.winner.observationId) && f.value !== undefined
+          ? f.winner.observationId
+          : Object.values(f.contributors ?? {})
+              .flat()
+              .find((c) => ids.has(c.observationId))?.observationId;
+      if (rests !== undefined)
+        out.push({ ...ref, field: name, observationId: rests, stateVersion: state.version });
     }
   }
   return out;
@@ -221,7 +249,10 @@ function checkLimits(opts: ClosureOptions): { maxDepth: number; limit: number } 
   const maxDepth = opts.maxDepth ?? BLAST_LIMITS.depth;
   const limit = opts.limit ?? BLAST_LIMITS.limit;
   if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > BLAST_LIMITS.maxDepth)
-    throw new RangeError(`blast radius: maxDepth must be an integer 0..${BLAST_LIMITS.maxDepth}, got ${maxDepth}`);
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`blast radius: limit must be a positive integer, got ${limit}`);
+    throw new RangeError(
+      `blast radius: maxDepth must be an integer 0..${BLAST_LIMITS.maxDepth}, got ${maxDepth}`,
+    );
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`blast radius: limit must be a positive integer, got ${limit}`);
   return { maxDepth, limit };
 }

@@ -67,17 +67,23 @@ export async function retract(pool: Pool, id: string, opts: RetractOptions): Pro
   if (by === '') throw new Error('retract: `by` (who retracts) is required');
   return withTransaction(pool, async (client) => {
     // Serializes retractions of one observation, so two at once open one quarantine.
-    await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`cairn:retract:${observationId}`]);
+    await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [
+      `cairn:retract:${observationId}`,
+    ]);
     const target = await client.query(
       'select entity_type, entity_id, scope, type, schema_version, task_key from cairn.observations where id = $1::uuid',
       [observationId],
     );
     if (target.rows[0] === undefined) throw new Error(`retract: no observation ${observationId} in the log`);
     const t = targetRow.parse(target.rows[0]);
-    const active = (await listQuarantines(client, { rootObservationId: observationId })).find((q) => q.lifted === null);
+    const active = (await listQuarantines(client, { rootObservationId: observationId })).find(
+      (q) => q.lifted === null,
+    );
     // One cairn retraction per observation: after a lift, a new quarantine reuses it.
     const key = `cairn:retraction:${observationId}`;
-    const retraction = (await storedRetraction(client, key, t)) ?? (await appendRetraction(client, observationId, key, t, by, reason));
+    const retraction =
+      (await storedRetraction(client, key, t)) ??
+      (await appendRetraction(client, observationId, key, t, by, reason));
     if (active) return { retraction, quarantine: active, alreadyQuarantined: true };
     const inserted = await client.query<{ id: string }>(
       `insert into cairn.quarantines (root_observation_id, retraction_id, reason, created_by)
@@ -124,7 +130,15 @@ async function appendRetraction(
     ],
     {
       // System provenance: written outside any workflow, filed under the target's task and scope.
-      provenance: { taskKey: t.task_key, workflowId: '', runId: '', activityId: '', attempt: 0, agentId: by, role: SYSTEM_ROLE },
+      provenance: {
+        taskKey: t.task_key,
+        workflowId: '',
+        runId: '',
+        activityId: '',
+        attempt: 0,
+        agentId: by,
+        role: SYSTEM_ROLE,
+      },
       idempotencyPrefix: key,
       observedAt: new Date().toISOString(),
     },
@@ -133,8 +147,17 @@ async function appendRetraction(
   return appended;
 }
 
-async function storedRetraction(client: Queryable, key: string, t: TargetRow): Promise<AppendedObservation | undefined> {
-  const { rows } = await client.query<{ id: string; entity_version: number; recorded_at: string; content_hash: string }>(
+async function storedRetraction(
+  client: Queryable,
+  key: string,
+  t: TargetRow,
+): Promise<AppendedObservation | undefined> {
+  const { rows } = await client.query<{
+    id: string;
+    entity_version: number;
+    recorded_at: string;
+    content_hash: string;
+  }>(
     `select id, entity_version, ${isoUtc('recorded_at')} as recorded_at, content_hash
        from cairn.observations where idempotency_key = $1`,
     [key],
@@ -155,9 +178,14 @@ async function storedRetraction(client: Queryable, key: string, t: TargetRow): P
 }
 
 /** Lifts an active quarantine (a row in cairn.quarantine_lifts). Lifting twice is an error. */
-export async function liftQuarantine(db: Queryable, id: string, opts: { by: string; reason: string }): Promise<Quarantine> {
+export async function liftQuarantine(
+  db: Queryable,
+  id: string,
+  opts: { by: string; reason: string },
+): Promise<Quarantine> {
   const quarantineId = checkUuid('liftQuarantine', id);
-  if (opts.by.trim() === '' || opts.reason.trim() === '') throw new Error('liftQuarantine: `by` and `reason` are required');
+  if (opts.by.trim() === '' || opts.reason.trim() === '')
+    throw new Error('liftQuarantine: `by` and `reason` are required');
   const { rowCount } = await db.query(
     `insert into cairn.quarantine_lifts (quarantine_id, lifted_by, reason)
      select q.id, $2, $3 from cairn.quarantines q where q.id = $1::uuid
@@ -166,7 +194,10 @@ export async function liftQuarantine(db: Queryable, id: string, opts: { by: stri
   );
   const q = await getQuarantine(db, quarantineId);
   if (!q) throw new Error(`liftQuarantine: no quarantine ${quarantineId}`);
-  if (rowCount === 0) throw new Error(`liftQuarantine: quarantine ${quarantineId} was already lifted by ${q.lifted?.by ?? '?'} at ${q.lifted?.at ?? '?'}`);
+  if (rowCount === 0)
+    throw new Error(
+      `liftQuarantine: quarantine ${quarantineId} was already lifted by ${q.lifted?.by ?? '?'} at ${q.lifted?.at ?? '?'}`,
+    );
   return q;
 }
 
@@ -196,7 +227,8 @@ function parseQuarantine(row: unknown): Quarantine {
     reason: r.reason,
     createdBy: r.created_by,
     createdAt: r.created_at,
-    lifted: r.lifted_by === null ? null : { by: r.lifted_by, reason: r.lift_reason ?? '', at: r.lifted_at ?? '' },
+    lifted:
+      r.lifted_by === null ? null : { by: r.lifted_by, reason: r.lift_reason ?? '', at: r.lifted_at ?? '' },
   };
 }
 
@@ -242,10 +274,12 @@ export async function loadTaint(db: Queryable, opts: ClosureOptions = {}): Promi
   const byRoot = new Map<string, Quarantine>();
   for (const q of quarantines) if (!byRoot.has(q.rootObservationId)) byRoot.set(q.rootObservationId, q);
   const seeds = [];
-  for (const root of byRoot.keys()) seeds.push({ observationId: root, retractedAtVersion: await retractionVersionOf(db, root) });
+  for (const root of byRoot.keys())
+    seeds.push({ observationId: root, retractedAtVersion: await retractionVersionOf(db, root) });
   const closure = await closureOf(db, seeds, opts);
   const marks = new Map<string, TaintMark>();
-  for (const n of closure.nodes) marks.set(n.observationId, { ...n, quarantineId: byRoot.get(n.rootId)?.id ?? '' });
+  for (const n of closure.nodes)
+    marks.set(n.observationId, { ...n, quarantineId: byRoot.get(n.rootId)?.id ?? '' });
   return { marks, quarantines, truncated: closure.truncated };
 }
 
@@ -253,7 +287,7 @@ export async function loadTaint(db: Queryable, opts: ClosureOptions = {}): Promi
 export function taintPath(taint: Taint, observationId: string): TaintMark[] {
   const path: TaintMark[] = [];
   const seen = new Set<string>();
-  for (let id: string | null = observationId; id !== null && !seen.has(id); ) {
+  for (let id: string | null = observationId; id !== null && !seen.has(id);) {
     seen.add(id);
     const mark = taint.marks.get(id);
     if (!mark) break;
@@ -278,9 +312,17 @@ export function taintedFields(state: EntityState, taint: Taint): TaintedField[] 
   for (const name of Object.keys(state.fields).sort()) {
     const f = state.fields[name]!;
     const candidates = [f.winner, ...Object.values(f.contributors ?? {}).flat()];
-    const hit = candidates.find((c) => taint.marks.has(c.observationId) && (c !== f.winner || f.value !== undefined));
+    const hit = candidates.find(
+      (c) => taint.marks.has(c.observationId) && (c !== f.winner || f.value !== undefined),
+    );
     const mark = hit && taint.marks.get(hit.observationId);
-    if (mark) out.push({ field: name, observationId: mark.observationId, quarantineId: mark.quarantineId, rootObservationId: mark.rootId });
+    if (mark)
+      out.push({
+        field: name,
+        observationId: mark.observationId,
+        quarantineId: mark.quarantineId,
+        rootObservationId: mark.rootId,
+      });
   }
   return out;
 }
@@ -291,7 +333,12 @@ export function taintedFields(state: EntityState, taint: Taint): TaintedField[] 
  * through. `state` is the entity as read; the fold restarts just below its first tainted
  * version (snapshots serve that) and runs to the same version.
  */
-export async function withoutTainted(db: Queryable, policyOf: PolicyResolver, state: EntityState, taint: Taint): Promise<EntityState> {
+export async function withoutTainted(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  state: EntityState,
+  taint: Taint,
+): Promise<EntityState> {
   const ref = { entityType: state.entityType, entityId: state.entityId };
   let first = Infinity;
   for (const m of taint.marks.values()) {
@@ -301,8 +348,15 @@ export async function withoutTainted(db: Queryable, policyOf: PolicyResolver, st
   if (first === Infinity) return state;
   let clean = await getEntityState(db, policyOf, ref, { asOfVersion: first - 1, writeSnapshots: false });
   while (clean.version < state.version) {
-    const page = await getEntityHistory(db, ref, { fromVersion: clean.version + 1, toVersion: state.version, limit: 10_000 });
-    if (page.length === 0) throw new Error(`${ref.entityType}/${ref.entityId}: history ends at version ${clean.version}, expected ${state.version}`);
+    const page = await getEntityHistory(db, ref, {
+      fromVersion: clean.version + 1,
+      toVersion: state.version,
+      limit: 10_000,
+    });
+    if (page.length === 0)
+      throw new Error(
+        `${ref.entityType}/${ref.entityId}: history ends at version ${clean.version}, expected ${state.version}`,
+      );
     const neutral: ReducibleObservation[] = page.map((o) =>
       taint.marks.has(o.id) ? { ...o, kind: 'assertion', fields: {}, targetId: null } : o,
     );

@@ -43,7 +43,8 @@ export interface RecordedReadSet {
 const RECORD_SQL = {
   name: 'cairn_record_read_set_v1',
   text: `select read_set_id, refused, conflicts
-           from cairn.record_read_set($1, $2, $3, $4::int, $5, $6, $7, $8::jsonb, $9::text[], $10::text[], $11::text[], $12::text[])`,
+           from cairn.record_read_set($1, $2, $3, $4::int, $5, $6, $7, $8::text[], $9::text[], $10::int[], $11::text[],
+                  $12::text[], $13::text[], $14::text[], $15::text[])`,
 };
 
 /** A conflict as the database reports it (cairn.record_read_set, stale flags and refusals). */
@@ -55,14 +56,18 @@ export const staleConflictSchema: z.ZodType<StaleConflict> = z.object({
   fields: z.array(z.string()).nullable(),
   observationIds: z.array(z.string()),
 });
-const recordedRow = z.object({ read_set_id: z.string(), refused: z.boolean(), conflicts: z.array(staleConflictSchema) });
+const recordedRow = z.object({
+  read_set_id: z.string(),
+  refused: z.boolean(),
+  conflicts: z.array(staleConflictSchema),
+});
 
 /** Stores the read set, checks staleness when some item asks for it, links the items. One statement. */
 export async function recordReadSet(db: Queryable, input: RecordReadSetInput): Promise<RecordedReadSet> {
   if (input.keys.length !== input.modes.length)
     throw new Error(`recordReadSet: ${input.keys.length} keys but ${input.modes.length} modes`);
   const p = input.provenance;
-  const entries = input.entries.map((e) => ({ t: e.entityType, i: e.entityId, v: e.version, f: e.fields }));
+  const e = input.entries;
   const { rows } = await db.query({
     ...RECORD_SQL,
     values: [
@@ -73,7 +78,10 @@ export async function recordReadSet(db: Queryable, input: RecordReadSetInput): P
       p.taskKey,
       p.role,
       p.agentId,
-      JSON.stringify(entries),
+      e.map((x) => x.entityType),
+      e.map((x) => x.entityId),
+      e.map((x) => x.version),
+      e.map((x) => (x.fields === null ? null : textArrayLiteral(x.fields))),
       input.writes.map((w) => w.entityType),
       input.writes.map((w) => w.entityId),
       input.keys,
@@ -82,6 +90,11 @@ export async function recordReadSet(db: Queryable, input: RecordReadSetInput): P
   });
   const r = recordedRow.parse(rows[0]);
   return { readSetId: r.read_set_id, refused: r.refused, conflicts: r.conflicts };
+}
+
+/** A text[] literal (every element quoted), so a list of lists can travel as one text[] parameter. */
+export function textArrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
 }
 
 export interface ReadSet {
@@ -108,7 +121,12 @@ const readSetRow = z.object({
   role: z.string(),
   created_at: z.string(),
   entries: z.array(
-    z.object({ entityType: z.string(), entityId: z.string(), version: z.number().int(), fields: z.array(z.string()).nullable() }),
+    z.object({
+      entityType: z.string(),
+      entityId: z.string(),
+      version: z.number().int(),
+      fields: z.array(z.string()).nullable(),
+    }),
   ),
 });
 
@@ -143,11 +161,16 @@ export async function getReadSet(db: Queryable, readSetId: string): Promise<Read
 }
 
 /** The read set of the attempt that wrote the observation; undefined when it read nothing (or was written outside a step). */
-export async function readSetOfObservation(db: Queryable, observationId: string): Promise<ReadSet | undefined> {
+export async function readSetOfObservation(
+  db: Queryable,
+  observationId: string,
+): Promise<ReadSet | undefined> {
   const { rows } = await db.query(
     `${READ_SET_SELECT}
       join cairn.observation_read_sets l on l.read_set_id = r.id
-      join cairn.observations o on o.idempotency_key = l.idempotency_key
+      join cairn.observations o
+        on o.idempotency_key = l.idempotency_key and o.workflow_id = r.workflow_id
+       and o.activity_id = r.activity_id and o.attempt = r.attempt
      where o.id = $1::uuid`,
     [observationId],
   );
@@ -155,7 +178,10 @@ export async function readSetOfObservation(db: Queryable, observationId: string)
 }
 
 /** Read sets of a task's step attempts, oldest first (refused attempts included). */
-export async function listReadSets(db: Queryable, filter: { taskKey: string; limit?: number }): Promise<ReadSet[]> {
+export async function listReadSets(
+  db: Queryable,
+  filter: { taskKey: string; limit?: number },
+): Promise<ReadSet[]> {
   const { rows } = await db.query(`${READ_SET_SELECT} where r.task_key = $1 order by r.created_at limit $2`, [
     filter.taskKey,
     filter.limit ?? 1000,
@@ -181,7 +207,11 @@ export interface ReadReceipt {
  * attempt with, per entry, the entity state as of the version read (not today's).
  * Null when the observation has no read set. Read-only (no snapshots written).
  */
-export async function readReceipt(db: Queryable, policyOf: PolicyResolver, observationId: string): Promise<ReadReceipt | null> {
+export async function readReceipt(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  observationId: string,
+): Promise<ReadReceipt | null> {
   const readSet = await readSetOfObservation(db, observationId);
   if (!readSet) return null;
   const entries: ReceiptEntry[] = [];

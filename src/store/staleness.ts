@@ -23,7 +23,12 @@ import {
   type ReadSetEntry,
   type StaleConflict,
 } from '../shared/readSets';
-import { appendObservations, type AppendContext, type AppendedObservation, type AppendItem } from './observations/append';
+import {
+  appendObservations,
+  type AppendContext,
+  type AppendedObservation,
+  type AppendItem,
+} from './observations/append';
 import { isoUtc } from './observations/rows';
 import { pgError, withTransaction, type Queryable } from './pool';
 import { recordReadSet, staleConflictSchema, type RecordedReadSet, type StepProvenance } from './readSets';
@@ -63,9 +68,21 @@ export function planReadReceipt(opts: ReadReceiptOptions): ReadReceiptPlan {
     const idempotencyKey = plain.idempotencyKey ?? `${opts.idempotencyPrefix}:${index}`;
     items.push({ ...plain, idempotencyKey });
     keys.push(idempotencyKey);
-    modes.push(resolveDependsOnReads({ kind: plain.kind, type: plain.type, dependsOnReads }, opts.dependsOnReadsByType));
+    modes.push(
+      resolveDependsOnReads(
+        { kind: plain.kind, type: plain.type, dependsOnReads },
+        opts.dependsOnReadsByType,
+      ),
+    );
   });
-  return { provenance: opts.provenance, entries: opts.entries, items, keys, modes, writes: uniqueRefs(items) };
+  return {
+    provenance: opts.provenance,
+    entries: opts.entries,
+    items,
+    keys,
+    modes,
+    writes: uniqueRefs(items),
+  };
 }
 
 /** Thrown inside the step's transaction; withReadReceipt turns it into a recorded StaleReadError. */
@@ -80,7 +97,10 @@ class RefusedAttempt extends Error {
  * locked until COMMIT), links the items. Throws when a strict item's reads moved on — let it
  * propagate to withReadReceipt, which rolls back, records the refusal, throws StaleReadError.
  */
-export async function checkReadReceipt(client: Queryable, plan: ReadReceiptPlan): Promise<RecordedReadSet | null> {
+export async function checkReadReceipt(
+  client: Queryable,
+  plan: ReadReceiptPlan,
+): Promise<RecordedReadSet | null> {
   if (plan.entries.length === 0) return null;
   const receipt = await recordReadSet(client, plan);
   if (receipt.refused) throw new RefusedAttempt(receipt.conflicts);
@@ -120,12 +140,27 @@ export async function withReadReceipt<T>(
   }
 }
 
-async function recordStaleRefusal(pool: Pool, plan: ReadReceiptPlan, conflicts: StaleConflict[]): Promise<string> {
+async function recordStaleRefusal(
+  pool: Pool,
+  plan: ReadReceiptPlan,
+  conflicts: StaleConflict[],
+): Promise<string> {
   const p = plan.provenance;
   const entries = plan.entries.map((e) => ({ t: e.entityType, i: e.entityId, v: e.version, f: e.fields }));
   const { rows } = await pool.query<{ id: string }>(
     `select cairn.record_stale_refusal($1, $2, $3, $4::int, $5, $6, $7, $8::jsonb, $9::text[], $10::jsonb) as id`,
-    [p.workflowId, p.runId, p.activityId, p.attempt, p.taskKey, p.role, p.agentId, JSON.stringify(entries), plan.keys, JSON.stringify(conflicts)],
+    [
+      p.workflowId,
+      p.runId,
+      p.activityId,
+      p.attempt,
+      p.taskKey,
+      p.role,
+      p.agentId,
+      JSON.stringify(entries),
+      plan.keys,
+      JSON.stringify(conflicts),
+    ],
   );
   return rows[0]!.id;
 }
@@ -139,7 +174,13 @@ export async function appendWithReads(
   entries: readonly ReadSetEntry[],
   opts: { dependsOnReadsByType?: DependsOnReadsByType } = {},
 ): Promise<{ appended: AppendedObservation[]; receipt: RecordedReadSet | null }> {
-  const plan = planReadReceipt({ provenance: ctx.provenance, idempotencyPrefix: ctx.idempotencyPrefix, entries, items, ...opts });
+  const plan = planReadReceipt({
+    provenance: ctx.provenance,
+    idempotencyPrefix: ctx.idempotencyPrefix,
+    entries,
+    items,
+    ...opts,
+  });
   return withReadReceipt(pool, plan, () =>
     withTransaction(pool, async (client) => {
       const receipt = await checkReadReceipt(client, plan);
@@ -151,7 +192,8 @@ export async function appendWithReads(
 
 function uniqueRefs(items: readonly AppendItem[]): { entityType: string; entityId: string }[] {
   const seen = new Map<string, { entityType: string; entityId: string }>();
-  for (const i of items) seen.set(`${i.entityType}\u0000${i.entityId}`, { entityType: i.entityType, entityId: i.entityId });
+  for (const i of items)
+    seen.set(`${i.entityType}\u0000${i.entityId}`, { entityType: i.entityType, entityId: i.entityId });
   return [...seen.values()];
 }
 
@@ -170,13 +212,19 @@ const flagRow = z.object({
 });
 
 /** Observations among `observationIds` flagged stale (written under 'warn' on moved-on reads). */
-export async function staleFlags(db: Queryable, observationIds: readonly string[]): Promise<Map<string, StaleFlag>> {
+export async function staleFlags(
+  db: Queryable,
+  observationIds: readonly string[],
+): Promise<Map<string, StaleFlag>> {
   const out = new Map<string, StaleFlag>();
   if (observationIds.length === 0) return out;
   const { rows } = await db.query(
     `select o.id as observation_id, f.read_set_id, f.details, ${isoUtc('f.created_at')} as created_at
        from cairn.observations o
        join cairn.observation_flags f on f.idempotency_key = o.idempotency_key and f.flag = 'stale'
+       -- The flag of the attempt that wrote it (a replaying retry may have added its own).
+       join cairn.read_sets r
+         on r.id = f.read_set_id and r.workflow_id = o.workflow_id and r.activity_id = o.activity_id and r.attempt = o.attempt
       where o.id = any($1::uuid[])`,
     [observationIds],
   );

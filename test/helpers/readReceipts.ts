@@ -30,7 +30,12 @@ export const dealDecision = defineObservationType({
   name: 'deal.decision',
   version: 1,
   entity: 'deal',
-  fields: { verdict: z.string().optional(), price: z.number().optional(), status: z.string().optional(), risk: z.string().optional() },
+  fields: {
+    verdict: z.string().optional(),
+    price: z.number().optional(),
+    status: z.string().optional(),
+    risk: z.string().optional(),
+  },
 });
 export const receiptTypes = new ObservationTypeRegistry([dealFacts, dealDecision]);
 export const receiptPolicies = policyResolverFor(receiptTypes);
@@ -39,7 +44,15 @@ export const deal = (id: string): EntityRef => ({ entityType: 'deal', entityId: 
 
 export function stepContext(step: string, attempt = 1, taskKey = 'receipts'): AppendContext {
   return {
-    provenance: { taskKey, workflowId: `wf-${step}`, runId: 'run-1', activityId: `step-${step}`, attempt, agentId: `agent-${step}`, role: 'analyst' },
+    provenance: {
+      taskKey,
+      workflowId: `wf-${step}`,
+      runId: 'run-1',
+      activityId: `step-${step}`,
+      attempt,
+      agentId: `agent-${step}`,
+      role: 'analyst',
+    },
     idempotencyPrefix: `wf-${step}:step-${step}`,
     observedAt: '2025-01-31T12:00:00.000Z',
   };
@@ -55,7 +68,12 @@ export function tracker(pool: Pool): ReadTracker {
 }
 
 /** Appends facts outside any step (no read set). Returns the observation id. */
-export async function fact(pool: Pool, id: string, fields: Record<string, unknown>, extra: Partial<StepAppendItem> = {}): Promise<string> {
+export async function fact(
+  pool: Pool,
+  id: string,
+  fields: Record<string, unknown>,
+  extra: Partial<StepAppendItem> = {},
+): Promise<string> {
   const { appended } = await appendWithReads(
     pool,
     receiptTypes,
@@ -67,6 +85,12 @@ export async function fact(pool: Pool, id: string, fields: Record<string, unknow
 }
 
 /** One step attempt: its reads so far (`entries`) and what it appends. */
-export function commitStep(pool: Pool, step: string, entries: readonly ReadSetEntry[], items: StepAppendItem[], attempt = 1) {
+export function commitStep(
+  pool: Pool,
+  step: string,
+  entries: readonly ReadSetEntry[],
+  items: StepAppendItem[],
+  attempt = 1,
+) {
   return appendWithReads(pool, receiptTypes, items, stepContext(step, attempt), entries);
 }

@@ -58,14 +58,22 @@ interface Node {
 }
 
 /** Shortest hop count from root to every reachable node, within maxDepth. */
-function bruteForce(nodes: Node[], root: string, maxDepth: number, ent: (i: number) => string): Map<string, number> {
+function bruteForce(
+  nodes: Node[],
+  root: string,
+  maxDepth: number,
+  ent: (i: number) => string,
+): Map<string, number> {
   const edges = (p: Node) =>
     nodes.filter(
       (x) =>
         x.id !== p.id &&
         (x.derivedFrom.includes(p.id) ||
           x.reads.some(
-            (e) => e.entityId === ent(p.entity) && e.version >= p.version && (e.fields === null || e.fields.some((f) => p.fields.includes(f))),
+            (e) =>
+              e.entityId === ent(p.entity) &&
+              e.version >= p.version &&
+              (e.fields === null || e.fields.some((f) => p.fields.includes(f))),
           )),
     );
   const depth = new Map([[root, 0]]);
@@ -110,13 +118,21 @@ it('equals a brute-force closure on random graphs; retraction taints exactly it 
             entityId: ent(w.entity),
             type: 'deal.facts',
             fields: Object.fromEntries(w.fields.map((f) => [f, f === 'price' ? s : `${g}:${s}`])),
-            derivedFrom: nodes.length === 0 ? [] : [...new Set(w.derivedFrom.map((i) => nodes[i % nodes.length]!.id))],
+            derivedFrom:
+              nodes.length === 0 ? [] : [...new Set(w.derivedFrom.map((i) => nodes[i % nodes.length]!.id))],
           }));
           const { appended } = await commitStep(db.pool, `${g}-s${s}`, dedupe(reads), items);
           appended.forEach((o, i) => {
             const w = step.writes[i]!;
             versions[w.entity] = o.entityVersion;
-            nodes.push({ id: o.id, entity: w.entity, version: o.entityVersion, fields: w.fields, derivedFrom: items[i]!.derivedFrom, reads: dedupe(reads) });
+            nodes.push({
+              id: o.id,
+              entity: w.entity,
+              version: o.entityVersion,
+              fields: w.fields,
+              derivedFrom: items[i]!.derivedFrom,
+              reads: dedupe(reads),
+            });
           });
         }
         const root = nodes[rootPick % nodes.length]!.id;
@@ -131,7 +147,9 @@ it('equals a brute-force closure on random graphs; retraction taints exactly it 
 
         // Retraction: the taint is exactly the closure (at the default depth, which covers these graphs).
         const full = await blastRadius(db.pool, root, { policyOf: receiptPolicies });
-        const before = await Promise.all([0, 1, 2, 3].map((i) => getEntityState(db.pool, receiptPolicies, deal(ent(i)))));
+        const before = await Promise.all(
+          [0, 1, 2, 3].map((i) => getEntityState(db.pool, receiptPolicies, deal(ent(i)))),
+        );
         const { quarantine } = await retract(db.pool, root, { reason: 'property test', by: 'tester' });
         const taint = await loadTaint(db.pool);
         expect(new Set(taint.marks.keys())).toEqual(new Set(full.nodes.map((n) => n.observationId)));
@@ -162,19 +180,36 @@ function dedupe(entries: ReadSetEntry[]): ReadSetEntry[] {
     const key = `${e.entityId}@${e.version}`;
     const prev = out.get(key);
     if (!prev) out.set(key, e);
-    else out.set(key, { ...e, fields: prev.fields === null || e.fields === null ? null : [...new Set([...prev.fields, ...e.fields])].sort() });
+    else
+      out.set(key, {
+        ...e,
+        fields:
+          prev.fields === null || e.fields === null
+            ? null
+            : [...new Set([...prev.fields, ...e.fields])].sort(),
+      });
   }
   return [...out.values()];
 }
 
 it('is cycle-safe and depth-limited even on read sets that claim impossible (future) versions', async () => {
   // A's read set claims it read cy-b at version 5 before B existed: A → B and B → A.
-  const [a] = (await commitStep(db.pool, 'cy-a', [{ entityType: 'deal', entityId: 'cy-b', version: 5, fields: null }], [
-    { entityType: 'deal', entityId: 'cy-a', type: 'deal.facts', fields: { price: 1 } },
-  ])).appended;
-  const [b] = (await commitStep(db.pool, 'cy-b', [{ entityType: 'deal', entityId: 'cy-a', version: 1, fields: ['price'] }], [
-    { entityType: 'deal', entityId: 'cy-b', type: 'deal.facts', fields: { price: 2 } },
-  ])).appended;
+  const [a] = (
+    await commitStep(
+      db.pool,
+      'cy-a',
+      [{ entityType: 'deal', entityId: 'cy-b', version: 5, fields: null }],
+      [{ entityType: 'deal', entityId: 'cy-a', type: 'deal.facts', fields: { price: 1 } }],
+    )
+  ).appended;
+  const [b] = (
+    await commitStep(
+      db.pool,
+      'cy-b',
+      [{ entityType: 'deal', entityId: 'cy-a', version: 1, fields: ['price'] }],
+      [{ entityType: 'deal', entityId: 'cy-b', type: 'deal.facts', fields: { price: 2 } }],
+    )
+  ).appended;
   const blast = await blastRadius(db.pool, a!.id, { maxDepth: 100, includeFields: false });
   expect(blast.nodes.map((n) => [n.observationId, n.depth])).toEqual([
     [a!.id, 0],

@@ -10,7 +10,14 @@ import { blastRadius } from '../../src/store/blastRadius';
 import { getEntityState } from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { verifyLog } from '../../src/store/observations/verify';
-import { liftQuarantine, listQuarantines, loadTaint, retract, taintedFields, taintPath } from '../../src/store/quarantine';
+import {
+  liftQuarantine,
+  listQuarantines,
+  loadTaint,
+  retract,
+  taintedFields,
+  taintPath,
+} from '../../src/store/quarantine';
 import { testDatabase, type TestDatabase } from '../helpers/database';
 import { commitStep, deal, fact, receiptPolicies, receiptTypes, tracker } from '../helpers/readReceipts';
 
@@ -33,17 +40,40 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
   // the wrong fact did not write.
   const a = tracker(db.pool);
   void (await a.entity(deal('q1'))).fields.price;
-  const [decision] = (await commitStep(db.pool, 'qa', a.entries(), [
-    { entityType: 'deal', entityId: 'q2', type: 'deal.decision', kind: 'decision', fields: { verdict: 'buy' } },
-  ])).appended;
-  const [derived] = (await commitStep(db.pool, 'qb', [], [
-    { entityType: 'deal', entityId: 'q3', type: 'deal.facts', fields: { risk: 'high' }, derivedFrom: [decision!.id] },
-  ])).appended;
+  const [decision] = (
+    await commitStep(db.pool, 'qa', a.entries(), [
+      {
+        entityType: 'deal',
+        entityId: 'q2',
+        type: 'deal.decision',
+        kind: 'decision',
+        fields: { verdict: 'buy' },
+      },
+    ])
+  ).appended;
+  const [derived] = (
+    await commitStep(
+      db.pool,
+      'qb',
+      [],
+      [
+        {
+          entityType: 'deal',
+          entityId: 'q3',
+          type: 'deal.facts',
+          fields: { risk: 'high' },
+          derivedFrom: [decision!.id],
+        },
+      ],
+    )
+  ).appended;
   const v = tracker(db.pool);
   void (await v.entity(deal('q1'))).fields.risk;
-  const [unrelated] = (await commitStep(db.pool, 'qv', v.entries(), [
-    { entityType: 'deal', entityId: 'q4', type: 'deal.facts', fields: { status: 'fine' } },
-  ])).appended;
+  const [unrelated] = (
+    await commitStep(db.pool, 'qv', v.entries(), [
+      { entityType: 'deal', entityId: 'q4', type: 'deal.facts', fields: { status: 'fine' } },
+    ])
+  ).appended;
 
   const before = { q2: await state('q2'), q3: await state('q3'), q4: await state('q4') };
   const blast = await blastRadius(db.pool, wrong, { policyOf: receiptPolicies });
@@ -52,15 +82,27 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
     [decision!.id, 'read', 1],
     [derived!.id, 'derived', 2],
   ]);
-  expect(blast.fields.map((f) => `${f.entityId}.${f.field}`)).toEqual(['q1.price', 'q1.status', 'q2.verdict', 'q3.risk']);
+  expect(blast.fields.map((f) => `${f.entityId}.${f.field}`)).toEqual([
+    'q1.price',
+    'q1.status',
+    'q2.verdict',
+    'q3.risk',
+  ]);
   expect(blast.taskKeys).toEqual(['receipts']);
 
-  const { retraction, quarantine } = await retract(db.pool, wrong, { reason: 'misquoted price', by: 'auditor' });
+  const { retraction, quarantine } = await retract(db.pool, wrong, {
+    reason: 'misquoted price',
+    by: 'auditor',
+  });
   expect((await retract(db.pool, wrong, { reason: 'again', by: 'auditor' })).alreadyQuarantined).toBe(true);
   const taint = await loadTaint(db.pool);
   expect(new Set(taint.marks.keys())).toEqual(new Set([wrong, decision!.id, derived!.id]));
   expect(taint.marks.has(unrelated!.id)).toBe(false);
-  expect(taintPath(taint, derived!.id).map((m) => m.observationId)).toEqual([wrong, decision!.id, derived!.id]);
+  expect(taintPath(taint, derived!.id).map((m) => m.observationId)).toEqual([
+    wrong,
+    decision!.id,
+    derived!.id,
+  ]);
 
   // Reads: which fields rest on tainted sources, and a view without them.
   expect(taintedFields(await state('q2'), taint).map((f) => f.field)).toEqual(['verdict']);
@@ -77,22 +119,31 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
   // retracted entity after the retraction does not (it saw the state without the fact).
   const late = tracker(db.pool);
   void (await late.entity(deal('q2'))).fields.verdict;
-  const [onTainted] = (await commitStep(db.pool, 'ql', late.entries(), [
-    { entityType: 'deal', entityId: 'q5', type: 'deal.facts', fields: { status: 'copied' } },
-  ])).appended;
+  const [onTainted] = (
+    await commitStep(db.pool, 'ql', late.entries(), [
+      { entityType: 'deal', entityId: 'q5', type: 'deal.facts', fields: { status: 'copied' } },
+    ])
+  ).appended;
   const fresh = tracker(db.pool);
   void (await fresh.entity(deal('q1'))).fields.price;
-  const [onClean] = (await commitStep(db.pool, 'qf', fresh.entries(), [
-    { entityType: 'deal', entityId: 'q6', type: 'deal.facts', fields: { status: 'fresh' } },
-  ])).appended;
+  const [onClean] = (
+    await commitStep(db.pool, 'qf', fresh.entries(), [
+      { entityType: 'deal', entityId: 'q6', type: 'deal.facts', fields: { status: 'fresh' } },
+    ])
+  ).appended;
   const taintNow = await loadTaint(db.pool);
   expect(taintNow.marks.has(onTainted!.id)).toBe(true);
   expect(taintNow.marks.has(onClean!.id)).toBe(false);
 
   // Lifting: a row, not a delete; the view is back to what it was before the retraction.
-  const lifted = await liftQuarantine(db.pool, quarantine.id, { by: 'auditor', reason: 'price was right after all' });
+  const lifted = await liftQuarantine(db.pool, quarantine.id, {
+    by: 'auditor',
+    reason: 'price was right after all',
+  });
   expect(lifted.lifted).toMatchObject({ by: 'auditor' });
-  await expect(liftQuarantine(db.pool, quarantine.id, { by: 'x', reason: 'y' })).rejects.toThrow(/already lifted/);
+  await expect(liftQuarantine(db.pool, quarantine.id, { by: 'x', reason: 'y' })).rejects.toThrow(
+    /already lifted/,
+  );
   expect((await loadTaint(db.pool)).marks.size).toBe(0);
   const restored = tracker(db.pool);
   for (const id of ['q2', 'q3', 'q4'] as const) {
@@ -102,7 +153,10 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
 
   // Quarantining again after a lift reuses the one retraction in the log.
   const again = await retract(db.pool, wrong, { reason: 'wrong after all', by: 'auditor' });
-  expect(again).toMatchObject({ alreadyQuarantined: false, retraction: { id: retraction.id, replayed: true } });
+  expect(again).toMatchObject({
+    alreadyQuarantined: false,
+    retraction: { id: retraction.id, replayed: true },
+  });
   expect((await loadTaint(db.pool)).marks.has(derived!.id)).toBe(true);
 
   expect((await verifyLog(db.pool)).problems).toEqual([]);

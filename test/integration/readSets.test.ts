@@ -44,14 +44,27 @@ describe('read receipts', () => {
     // Someone changes r1 afterwards; the receipt still shows what the step saw.
     await fact(db.pool, 'r1', { price: 120 });
     const { appended, receipt } = await commitStep(db.pool, 'rr', view.entries(), [
-      { entityType: 'deal', entityId: 'r9', type: 'deal.decision', kind: 'decision', fields: { verdict: 'buy' }, dependsOnReads: 'off' },
+      {
+        entityType: 'deal',
+        entityId: 'r9',
+        type: 'deal.decision',
+        kind: 'decision',
+        fields: { verdict: 'buy' },
+        dependsOnReads: 'off',
+      },
       { entityType: 'deal', entityId: 'r9', type: 'deal.facts', fields: { risk: 'low' } },
     ]);
     expect(receipt?.refused).toBe(false);
-    for (const o of appended) expect((await readSetOfObservation(db.pool, o.id))?.id).toBe(receipt?.readSetId);
+    for (const o of appended)
+      expect((await readSetOfObservation(db.pool, o.id))?.id).toBe(receipt?.readSetId);
 
     const seen = await readReceipt(db.pool, receiptPolicies, appended[0]!.id);
-    expect(seen?.readSet).toMatchObject({ workflowId: 'wf-rr', activityId: 'step-rr', attempt: 1, role: 'analyst' });
+    expect(seen?.readSet).toMatchObject({
+      workflowId: 'wf-rr',
+      activityId: 'step-rr',
+      attempt: 1,
+      role: 'analyst',
+    });
     const r1 = seen!.entries.find((e) => e.entityId === 'r1')!;
     expect(r1).toMatchObject({ version: 1, currentVersion: 2, fields: ['price', 'risk'] });
     expect(r1.state.fields.price?.value).toBe(100); // as of the version read, not today's 120
@@ -72,7 +85,9 @@ describe('read receipts', () => {
     expect(linked).toMatchObject({ id: a1.receipt!.readSetId, attempt: 1 });
     expect(linked!.entries[0]).toMatchObject({ entityId: 'p1', version: 1 });
     // Both attempts' reads are kept.
-    const sets = (await listReadSets(db.pool, { taskKey: 'receipts' })).filter((r) => r.workflowId === 'wf-replay');
+    const sets = (await listReadSets(db.pool, { taskKey: 'receipts' })).filter(
+      (r) => r.workflowId === 'wf-replay',
+    );
     expect(sets.map((r) => r.attempt)).toEqual([1, 2]);
   });
 });
@@ -87,20 +102,40 @@ describe('stale decisions', () => {
 
     const decide = () =>
       commitStep(db.pool, 'strict-1', view.entries(), [
-        { entityType: 'deal', entityId: 's1', type: 'deal.decision', kind: 'decision', fields: { verdict: 'sell' } },
+        {
+          entityType: 'deal',
+          entityId: 's1',
+          type: 'deal.decision',
+          kind: 'decision',
+          fields: { verdict: 'sell' },
+        },
       ]);
     const err = await decide().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StaleReadError);
     const stale = err as StaleReadError;
     expect(stale.message).toContain('deal/s1 was read at version 1 but is now at version 2 (price changed)');
     expect(stale.conflicts).toEqual([
-      { entityType: 'deal', entityId: 's1', versionRead: 1, currentVersion: 2, fields: ['price'], observationIds: [other] },
+      {
+        entityType: 'deal',
+        entityId: 's1',
+        versionRead: 1,
+        currentVersion: 2,
+        fields: ['price'],
+        observationIds: [other],
+      },
     ]);
     // Nothing was written; the refusal and the refused attempt's reads were.
-    const { rows } = await db.pool.query("select count(*)::int as n from cairn.observations where workflow_id = 'wf-strict-1'");
+    const { rows } = await db.pool.query(
+      "select count(*)::int as n from cairn.observations where workflow_id = 'wf-strict-1'",
+    );
     expect(rows[0].n).toBe(0);
     const [refusal] = await listStaleRefusals(db.pool, { workflowId: 'wf-strict-1' });
-    expect(refusal).toMatchObject({ readSetId: stale.readSetId, attempt: 1, conflicts: stale.conflicts, idempotencyKeys: ['wf-strict-1:step-strict-1:0'] });
+    expect(refusal).toMatchObject({
+      readSetId: stale.readSetId,
+      attempt: 1,
+      conflicts: stale.conflicts,
+      idempotencyKeys: ['wf-strict-1:step-strict-1:0'],
+    });
   });
 
   it('ignores changes to fields the step did not read, and counts a retraction of what it read', async () => {
@@ -109,7 +144,13 @@ describe('stale decisions', () => {
     void (await view.entity(deal('u1'))).fields.price;
     await fact(db.pool, 'u1', { status: 'closed' }); // not read: no conflict
     const ok = await commitStep(db.pool, 'untouched', view.entries(), [
-      { entityType: 'deal', entityId: 'u2', type: 'deal.decision', kind: 'decision', fields: { verdict: 'hold' } },
+      {
+        entityType: 'deal',
+        entityId: 'u2',
+        type: 'deal.decision',
+        kind: 'decision',
+        fields: { verdict: 'hold' },
+      },
     ]);
     expect(ok.receipt?.conflicts).toEqual([]);
 
@@ -118,7 +159,13 @@ describe('stale decisions', () => {
     await fact(db.pool, 'u1', {}, { kind: 'retraction', targetId: p });
     await expect(
       commitStep(db.pool, 'retracted', view2.entries(), [
-        { entityType: 'deal', entityId: 'u2', type: 'deal.decision', kind: 'decision', fields: { verdict: 'hold' } },
+        {
+          entityType: 'deal',
+          entityId: 'u2',
+          type: 'deal.decision',
+          kind: 'decision',
+          fields: { verdict: 'hold' },
+        },
       ]),
     ).rejects.toThrow(/price changed/);
   });
@@ -129,12 +176,34 @@ describe('stale decisions', () => {
     void (await view.entity(deal('w1'))).fields.risk;
     await fact(db.pool, 'w1', { risk: 'high' });
     const { appended } = await commitStep(db.pool, 'warn', view.entries(), [
-      { entityType: 'deal', entityId: 'w1', type: 'deal.decision', kind: 'decision', fields: { verdict: 'go' }, dependsOnReads: 'warn' },
-      { entityType: 'deal', entityId: 'w2', type: 'deal.decision', kind: 'decision', fields: { verdict: 'go' }, dependsOnReads: 'off' },
+      {
+        entityType: 'deal',
+        entityId: 'w1',
+        type: 'deal.decision',
+        kind: 'decision',
+        fields: { verdict: 'go' },
+        dependsOnReads: 'warn',
+      },
+      {
+        entityType: 'deal',
+        entityId: 'w2',
+        type: 'deal.decision',
+        kind: 'decision',
+        fields: { verdict: 'go' },
+        dependsOnReads: 'off',
+      },
     ]);
-    const flags = await staleFlags(db.pool, appended.map((o) => o.id));
+    const flags = await staleFlags(
+      db.pool,
+      appended.map((o) => o.id),
+    );
     expect([...flags.keys()]).toEqual([appended[0]!.id]);
-    expect(flags.get(appended[0]!.id)!.conflicts[0]).toMatchObject({ entityId: 'w1', versionRead: 1, currentVersion: 2, fields: ['risk'] });
+    expect(flags.get(appended[0]!.id)!.conflicts[0]).toMatchObject({
+      entityId: 'w1',
+      versionRead: 1,
+      currentVersion: 2,
+      fields: ['risk'],
+    });
   });
 
   it('refuses a decision that read an entity while it did not exist yet, once it does', async () => {
@@ -143,7 +212,13 @@ describe('stale decisions', () => {
     await fact(db.pool, 'n1', { status: 'open' });
     await expect(
       commitStep(db.pool, 'absent', view.entries(), [
-        { entityType: 'deal', entityId: 'n2', type: 'deal.decision', kind: 'decision', fields: { verdict: 'x' } },
+        {
+          entityType: 'deal',
+          entityId: 'n2',
+          type: 'deal.decision',
+          kind: 'decision',
+          fields: { verdict: 'x' },
+        },
       ]),
     ).rejects.toBeInstanceOf(StaleReadError);
   });
@@ -174,7 +249,14 @@ describe('stale decisions', () => {
               await new Promise((r) => setTimeout(r, delays[i]));
               const target = targets[i] === 'e' ? e : d;
               return commitStep(db.pool, `${id}-${i}`, v.entries(), [
-                { entityType: 'deal', entityId: target, type: 'deal.decision', kind: 'decision', fields: { status: `decided-by-${i}` }, dependsOnReads: mode },
+                {
+                  entityType: 'deal',
+                  entityId: target,
+                  type: 'deal.decision',
+                  kind: 'decision',
+                  fields: { status: `decided-by-${i}` },
+                  dependsOnReads: mode,
+                },
               ]);
             }),
           );
@@ -188,7 +270,10 @@ describe('stale decisions', () => {
             expect(await listStaleRefusals(db.pool, { workflowId: `wf-${id}-${loser}` })).toHaveLength(1);
           } else {
             expect(outcomes.every((o) => o.status === 'fulfilled')).toBe(true);
-            const ids = outcomes.map((o) => (o as PromiseFulfilledResult<Awaited<ReturnType<typeof commitStep>>>).value.appended[0]!.id);
+            const ids = outcomes.map(
+              (o) =>
+                (o as PromiseFulfilledResult<Awaited<ReturnType<typeof commitStep>>>).value.appended[0]!.id,
+            );
             expect((await staleFlags(db.pool, ids)).size).toBe(1);
           }
         },
@@ -205,5 +290,19 @@ describe('the evidence is append-only', () => {
       await expect(db.adminPool.query(`delete from cairn.${table}`)).rejects.toThrow(/append-only/);
     }
     await expect(db.pool.query(`update cairn.read_sets set role = 'x'`)).rejects.toThrow(/permission denied/);
+  });
+});
+
+describe('field names', () => {
+  it('round-trip whatever characters they hold', async () => {
+    const odd = ['a,b', 'quote"d', 'back\\slash', '{braces}', 'NULL', ' spaced '];
+    const view = tracker(db.pool);
+    const seen = await view.entity(deal('odd'));
+    for (const name of odd) void seen.fields[name];
+    const { appended } = await commitStep(db.pool, 'odd', view.entries(), [
+      { entityType: 'deal', entityId: 'odd2', type: 'deal.facts', fields: { risk: 'low' } },
+    ]);
+    const set = await readSetOfObservation(db.pool, appended[0]!.id);
+    expect(set?.entries[0]?.fields).toEqual([...odd].sort());
   });
 });

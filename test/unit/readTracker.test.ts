@@ -39,7 +39,9 @@ describe('ReadTracker', () => {
     expect('ceo' in s.fields).toBe(true);
     const odd: string = 'toString';
     expect(s.fields[odd]?.value).toBe('odd name'); // a field, even with a prototype's name
-    expect(t.entries()).toEqual([{ entityType: 'company', entityId: 'acme', version: 3, fields: ['ceo', 'hq', 'missing', 'toString'] }]);
+    expect(t.entries()).toEqual([
+      { entityType: 'company', entityId: 'acme', version: 3, fields: ['ceo', 'hq', 'missing', 'toString'] },
+    ]);
   });
 
   it('records every field when the agent enumerates or serializes them', async () => {
@@ -73,7 +75,9 @@ describe('ReadTracker', () => {
     const t = fakeTracker();
     void (await t.entity(acme)).fields.hq;
     void (await t.entity(acme)).fields.ceo;
-    expect(t.entries()).toEqual([{ entityType: 'company', entityId: 'acme', version: 3, fields: ['ceo', 'hq'] }]);
+    expect(t.entries()).toEqual([
+      { entityType: 'company', entityId: 'acme', version: 3, fields: ['ceo', 'hq'] },
+    ]);
   });
 });
 
@@ -83,7 +87,11 @@ describe('dependsOnReads defaults', () => {
     expect(resolveDependsOnReads({ kind: 'assertion', type: 't' })).toBe('off');
     expect(resolveDependsOnReads({ type: 't' })).toBe('off');
     expect(resolveDependsOnReads({ kind: 'assertion', type: 't' }, { t: 'warn' })).toBe('warn');
-    expect(resolveDependsOnReads({ kind: 'decision', type: 't', dependsOnReads: 'off' }, { t: 'warn' })).toBe('off');
-    expect(() => resolveDependsOnReads({ type: 't', dependsOnReads: 'maybe' as 'off' })).toThrow(/strict, warn, off/);
+    expect(resolveDependsOnReads({ kind: 'decision', type: 't', dependsOnReads: 'off' }, { t: 'warn' })).toBe(
+      'off',
+    );
+    expect(() => resolveDependsOnReads({ type: 't', dependsOnReads: 'maybe' as 'off' })).toThrow(
+      /strict, warn, off/,
+    );
   });
 });

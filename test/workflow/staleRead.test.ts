@@ -34,7 +34,12 @@ const gate = new Promise<void>((r) => (openGate = r));
 const seeder = defineAgent({
   role: 'seeder',
   async handle(ctx) {
-    ctx.append({ entityType: 'deal', entityId: ctx.task.taskKey, type: 'deal.facts', fields: { price: 100, status: 'open' } });
+    ctx.append({
+      entityType: 'deal',
+      entityId: ctx.task.taskKey,
+      type: 'deal.facts',
+      fields: { price: 100, status: 'open' },
+    });
   },
 });
 const decider = defineAgent({
@@ -70,7 +75,12 @@ let db: TestDatabase;
 let stack: TestStack;
 beforeAll(async () => {
   db = await createTestDatabase();
-  stack = await startTestStack({ pool: db.pool, databaseUrl: db.url, registry: receiptTypes, agents: [seeder, decider, holder, reviewer] });
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: receiptTypes,
+    agents: [seeder, decider, holder, reviewer],
+  });
 });
 afterAll(async () => {
   openGate();
@@ -103,9 +113,19 @@ it('a strict decision refused as stale is retried by Temporal and succeeds on re
 
   const [refusal, ...more] = await listStaleRefusals(db.pool, { taskKey });
   expect(more).toEqual([]);
-  expect(refusal).toMatchObject({ attempt: 1, role: 'decider', conflicts: [{ entityId: taskKey, versionRead: 1, currentVersion: 2, fields: ['status'] }] });
+  expect(refusal).toMatchObject({
+    attempt: 1,
+    role: 'decider',
+    conflicts: [{ entityId: taskKey, versionRead: 1, currentVersion: 2, fields: ['status'] }],
+  });
 
-  const { rows } = await db.pool.query<{ id: string; activity_id: string; attempt: number; entity_version: number; fields: { status: string } }>(
+  const { rows } = await db.pool.query<{
+    id: string;
+    activity_id: string;
+    attempt: number;
+    entity_version: number;
+    fields: { status: string };
+  }>(
     `select id, activity_id, attempt, entity_version, fields from cairn.observations where task_key = $1 and kind = 'decision' order by entity_version`,
     [taskKey],
   );
@@ -114,15 +134,23 @@ it('a strict decision refused as stale is retried by Temporal and succeeds on re
   expect(winner.attempt).toBe(1);
   expect(retried).toMatchObject({ activity_id: refusal!.activityId, attempt: 2 });
   // The retry re-read: it saw the winner's decision, and decided on that.
-  expect(retried.fields.status).toBe(`${refusal!.activityId.replace('step-', '')} after ${JSON.stringify(winner.fields.status)}`);
+  expect(retried.fields.status).toBe(
+    `${refusal!.activityId.replace('step-', '')} after ${JSON.stringify(winner.fields.status)}`,
+  );
   expect((await readSetOfObservation(db.pool, retried.id))?.entries).toEqual([
     { entityType: 'deal', entityId: taskKey, version: 2, fields: ['status'] },
   ]);
 
   // Retract the seed: both decisions read it, so both are tainted; the running task is told.
-  const { rows: seed } = await db.pool.query<{ id: string }>(`select id from cairn.observations where task_key = $1 and activity_id = 'step-seed'`, [taskKey]);
+  const { rows: seed } = await db.pool.query<{ id: string }>(
+    `select id from cairn.observations where task_key = $1 and activity_id = 'step-seed'`,
+    [taskKey],
+  );
   const { quarantine } = await retract(db.pool, seed[0]!.id, { reason: 'price was a typo', by: 'test' });
-  const notice = await notifyTaintedTasks(stack.client, db.pool, { toRole: 'reviewer', quarantineId: quarantine.id });
+  const notice = await notifyTaintedTasks(stack.client, db.pool, {
+    toRole: 'reviewer',
+    quarantineId: quarantine.id,
+  });
   expect(notice.skipped).toEqual([]);
   expect(notice.notified).toHaveLength(1);
   expect(new Set(notice.notified[0]!.observationIds)).toEqual(new Set([winner.id, retried.id]));
@@ -130,11 +158,21 @@ it('a strict decision refused as stale is retried by Temporal and succeeds on re
 
   const result = await stack.client.result(taskKey);
   expect(result.status).toBe('completed');
-  const review = result.steps.find((s) => s.id === 'review')?.output as { inbox: { type: string; content: { quarantineId: string } }[] };
-  expect(review.inbox).toEqual([expect.objectContaining({ type: TAINT_MESSAGE_TYPE, content: expect.objectContaining({ quarantineId: quarantine.id }) })]);
+  const review = result.steps.find((s) => s.id === 'review')?.output as {
+    inbox: { type: string; content: { quarantineId: string } }[];
+  };
+  expect(review.inbox).toEqual([
+    expect.objectContaining({
+      type: TAINT_MESSAGE_TYPE,
+      content: expect.objectContaining({ quarantineId: quarantine.id }),
+    }),
+  ]);
 
   // A finished task cannot be told: reported, not thrown.
-  const late = await notifyTaintedTasks(stack.client, db.pool, { toRole: 'reviewer', quarantineId: quarantine.id });
+  const late = await notifyTaintedTasks(stack.client, db.pool, {
+    toRole: 'reviewer',
+    quarantineId: quarantine.id,
+  });
   expect(late.notified).toEqual([]);
   expect(late.skipped).toHaveLength(1);
   expect(FAILURE_TYPES.StaleRead).toBe('CairnStaleRead');

@@ -10,7 +10,8 @@ import { printJson } from '../table';
 
 export const blastCommand: Command = {
   name: 'blast',
-  summary: 'Show what rests on an observation: derived from it or decided on state it produced, with tasks, agents and fields.',
+  summary:
+    'Show what rests on an observation: derived from it or decided on state it produced, with tasks, agents and fields.',
   usage: 'cairn blast <observation-id> [--depth N] [--limit N] [--json]',
   async run(argv, ctx) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -21,10 +22,15 @@ export const blastCommand: Command = {
     if (positionals.length !== 1) throw new UsageError('expected exactly one <observation-id>');
     const id = observationIdArg(positionals[0]!);
     const maxDepth = values.depth === undefined ? undefined : parseCount('--depth', values.depth, 0);
-    if (maxDepth !== undefined && maxDepth > BLAST_LIMITS.maxDepth) throw new UsageError(`--depth must be at most ${BLAST_LIMITS.maxDepth}`);
+    if (maxDepth !== undefined && maxDepth > BLAST_LIMITS.maxDepth)
+      throw new UsageError(`--depth must be at most ${BLAST_LIMITS.maxDepth}`);
     const limit = values.limit === undefined ? undefined : parseCount('--limit', values.limit);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
+    const pool = createPool(ctx.config().databaseUrl, {
+      max: 2,
+      applicationName: 'cairn-cli',
+      scopes: 'all',
+    });
     try {
       const blast = await blastRadius(pool, id, {
         policyOf: await storedPolicyResolver(pool),
