@@ -5,7 +5,7 @@ import { canonicalJson, jsonEquals } from '../../src/shared/canonicalJson';
 import { MAX_CONTESTED, type EntityState, type PolicyResolver } from '../../src/shared/entityState';
 import type { FieldPolicy, Json, ObservationKind, ReducibleObservation } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
-import { applyObservation, applyObservations, emptyEntityState, policyResolverFor, reduceEntity } from '../../src/shared/reducer';
+import { applyObservation, applyObservations, emptyEntityState, policyResolverFor, reduceEntity, RefoldRequiredError, UnknownFieldPolicyError } from '../../src/shared/reducer';
 
 const REF = { entityType: 'company', entityId: 'acme' };
 // Type `t` declares one field per policy; type `u` declares different policies for some of the
@@ -83,14 +83,14 @@ describe('reducer: policies', () => {
     expect(s.fields.d?.contested.map((c) => c.value)).toStrictEqual([3, 2]);
   });
 
-  it('set-union unites elements by canonical JSON, sorted, with contributors and nothing contested', () => {
+  it('set-union unites elements by canonical JSON, sorted, with first contributor and count, nothing contested', () => {
     const s = reduce(writes('e', [['y', 'x'], 'z', ['y'], [{ p: 1, q: 2 }], [{ q: 2, p: 1 }]]));
     expect(s.fields.e?.value).toStrictEqual(['x', 'y', 'z', { p: 1, q: 2 }]);
     expect(s.fields.e?.contributors).toStrictEqual({
-      '"x"': [ref(1, 'agent-1')],
-      '"y"': [ref(1, 'agent-1'), ref(3, 'agent-3')],
-      '"z"': [ref(2, 'agent-2')],
-      '{"p":1,"q":2}': [ref(4, 'agent-4'), ref(5, 'agent-5')],
+      '"x"': { first: ref(1, 'agent-1'), count: 1 },
+      '"y"': { first: ref(1, 'agent-1'), count: 2 },
+      '"z"': { first: ref(2, 'agent-2'), count: 1 },
+      '{"p":1,"q":2}': { first: ref(4, 'agent-4'), count: 2 },
     });
     expect(s.fields.e?.winner.observationId).toBe('obs-5');
     expect(s.fields.e?.contested).toStrictEqual([]);
@@ -105,7 +105,7 @@ describe('reducer: policies', () => {
   it('a change of policy between schema versions is folded deterministically', () => {
     const s = reduce([mk(1, 'assertion', { a: 3 }), mk(2, 'assertion', { a: ['p'] }, { type: 'u', agent: 'agent-2' })]);
     expect(s.fields.a?.value).toStrictEqual(['p', 3]);
-    expect(s.fields.a?.contributors).toStrictEqual({ '"p"': [ref(2, 'agent-2')], '3': [ref(1, 'agent-1')] });
+    expect(s.fields.a?.contributors).toStrictEqual({ '"p"': { first: ref(2, 'agent-2'), count: 1 }, '3': { first: ref(1, 'agent-1'), count: 1 } });
   });
 
   it('bounds contested to the newest MAX_CONTESTED entries', () => {
@@ -143,60 +143,64 @@ describe('reducer: policies', () => {
 });
 
 describe('reducer: corrections and retractions', () => {
-  it('a correction beats any policy, is marked, and is not sticky', () => {
+  it('a correction beats any policy, is marked, and pins the field against later ordinary writes', () => {
     const s = reduce([mk(1, 'assertion', { a: 1, b: 1, c: 10 }), mk(2, 'correction', { a: 9, b: 2, c: 3 }, { target: 'obs-1' })]);
     for (const [name, value, old] of [['a', 9, 1], ['b', 2, 1], ['c', 3, 10]] as const) {
       expect(s.fields[name]).toMatchObject({ value, corrected: true, winner: { observationId: 'obs-2', kind: 'correction' } });
       expect(s.fields[name]?.contested).toStrictEqual([{ value: old, source: ref(1, 'agent-1'), reason: 'corrected' }]);
     }
     const later = applyObservation(s, mk(3, 'assertion', { a: 4, b: 5, c: 4 }), policyOf);
-    expect([later.fields.a?.value, later.fields.b?.value, later.fields.c?.value]).toStrictEqual([4, 2, 4]);
-    expect([later.fields.a?.corrected, later.fields.b?.corrected]).toStrictEqual([false, true]);
+    expect([later.fields.a?.value, later.fields.b?.value, later.fields.c?.value]).toStrictEqual([9, 2, 3]);
+    expect(later.fields.a?.contested.at(-1)).toStrictEqual({ value: 4, source: ref(3, 'agent-1'), reason: 'pinned by correction' });
+    const again = applyObservation(later, mk(4, 'correction', { a: 7 }, { target: 'obs-2' }), policyOf);
+    expect(again.fields.a).toMatchObject({ value: 7, corrected: true, winner: { observationId: 'obs-4' } });
   });
 
-  it('a correction replaces a whole set, resets contributors, and keeps the field policy', () => {
+  it('a correction replaces a whole set, keeps the field policy, and pins it', () => {
     const s = reduce([mk(1, 'assertion', { e: ['x', 'y'] }), mk(2, 'correction', { e: ['z'] }, { type: 'u' }), mk(3, 'assertion', { e: 'w' })]);
     expect(s.fields.e?.policy).toBe('set-union');
-    expect(s.fields.e?.value).toStrictEqual(['w', 'z']);
-    expect(s.fields.e?.contributors).toStrictEqual({ '"w"': [ref(3, 'agent-1')], '"z"': [ref(2, 'agent-1', 'correction')] });
-    expect(s.fields.e?.contested).toStrictEqual([{ value: ['x', 'y'], source: ref(1, 'agent-1'), reason: 'corrected' }]);
+    expect(s.fields.e?.value).toStrictEqual(['z']);
+    expect(s.fields.e?.contributors).toStrictEqual({ '"z"': { first: ref(2, 'agent-1', 'correction'), count: 1 } });
+    expect(s.fields.e?.contested).toStrictEqual([
+      { value: ['x', 'y'], source: ref(1, 'agent-1'), reason: 'corrected' },
+      { value: 'w', source: ref(3, 'agent-1'), reason: 'pinned by correction' },
+    ]);
   });
 
-  it('retracting a winner clears the field (value absent) and drops its contested entries elsewhere', () => {
-    const s = reduce([mk(1, 'assertion', { a: 1, b: 1 }), mk(2, 'assertion', { a: 2, b: 2 }), mk(3, 'retraction', { reason: 'bad source' }, { target: 'obs-2' })]);
-    expect('value' in (s.fields.a ?? {})).toBe(false);
-    expect(s.fields.a).toStrictEqual({
-      policy: 'last-writer-wins', winner: ref(3, 'agent-1', 'retraction'), corrected: false,
-      contested: [{ value: 1, source: ref(1, 'agent-1'), reason: 'last-writer-wins' }, { value: 2, source: ref(2, 'agent-1'), reason: 'retracted' }],
-    });
+  it('retracting a winner falls back to the previous winner, with its own provenance', () => {
+    const s = reduce([mk(1, 'assertion', { a: 1, b: 1 }), mk(2, 'assertion', { a: 2, b: 2 }, { agent: 'agent-2' }), mk(3, 'retraction', { reason: 'bad source' }, { target: 'obs-2' })]);
+    expect(s.fields.a).toStrictEqual({ value: 1, policy: 'last-writer-wins', winner: ref(1, 'agent-1'), corrected: false, contested: [] });
     expect(s.fields.b).toMatchObject({ value: 1, contested: [] });
     expect(s.retracted).toStrictEqual({ 'obs-2': 'obs-3' });
     expect(roundTrip(s)).toStrictEqual(s);
-    const rewritten = applyObservation(roundTrip(s), mk(4, 'assertion', { a: 5 }), policyOf);
-    expect(rewritten.fields.a).toMatchObject({ value: 5, winner: { observationId: 'obs-4' } });
   });
 
-  it('retracting a set contributor drops the elements only it contributed', () => {
+  it('retracting a set contributor removes exactly its contribution', () => {
     const base = [mk(1, 'assertion', { e: ['x'] }), mk(2, 'assertion', { e: ['x', 'y'] }), mk(3, 'assertion', { e: ['z'] })];
     const s = reduce([...base, mk(4, 'retraction', {}, { target: 'obs-2' })]);
     expect(s.fields.e?.value).toStrictEqual(['x', 'z']);
-    expect(s.fields.e?.contributors).toStrictEqual({ '"x"': [ref(1, 'agent-1')], '"z"': [ref(3, 'agent-1')] });
-    expect(s.fields.e?.contested).toStrictEqual([{ value: ['y'], source: ref(2, 'agent-1'), reason: 'retracted' }]);
+    expect(s.fields.e?.contributors).toStrictEqual({ '"x"': { first: ref(1, 'agent-1'), count: 1 }, '"z"': { first: ref(3, 'agent-1'), count: 1 } });
     expect(s.fields.e?.winner.observationId).toBe('obs-3');
-    const t = applyObservation(s, mk(5, 'retraction', {}, { target: 'obs-3' }), policyOf);
-    expect(t.fields.e).toMatchObject({ value: ['x'], winner: { observationId: 'obs-5', kind: 'retraction' } });
+    const t = reduce([...base, mk(4, 'retraction', {}, { target: 'obs-1' })]);
+    expect(t.fields.e?.contributors?.['"x"']).toStrictEqual({ first: ref(2, 'agent-1'), count: 1 });
   });
 
-  it('re-retraction, a retraction without target, and an unknown target change nothing but the version', () => {
-    const s = reduce([mk(1, 'assertion', { a: 1 }), mk(2, 'assertion', { a: 2 }), mk(3, 'retraction', {}, { target: 'obs-2' })]);
-    const again = applyObservation(s, mk(4, 'retraction', {}, { target: 'obs-2' }), policyOf);
-    expect(again).toStrictEqual({ ...s, version: 4 });
-    expect(applyObservation(again, mk(5, 'retraction', {}), policyOf)).toStrictEqual({ ...s, version: 5 });
-    const ghost = applyObservation(s, mk(4, 'retraction', {}, { target: 'ghost' }), policyOf);
-    expect(ghost).toStrictEqual({ ...s, version: 4, retracted: { 'obs-2': 'obs-3', ghost: 'obs-4' } });
-    // A store bug could let a retraction name a later id; the withdrawn observation then has no effect.
+  it('retracting a retraction restores its target; a retraction without a target or of a ghost changes nothing', () => {
+    const log = [mk(1, 'assertion', { a: 1 }), mk(2, 'assertion', { a: 2 }), mk(3, 'retraction', {}, { target: 'obs-2' })];
+    const back = reduce([...log, mk(4, 'retraction', {}, { target: 'obs-3' })]);
+    expect(back.fields).toStrictEqual(reduce(log.slice(0, 2)).fields);
+    expect(back.retracted).toStrictEqual({ 'obs-3': 'obs-4' });
+    const s = reduce(log);
+    expect(reduce([...log, mk(4, 'retraction', {})])).toStrictEqual({ ...s, version: 4 });
+    expect(reduce([...log, mk(4, 'retraction', {}, { target: 'ghost' })])).toStrictEqual({ ...s, version: 4 });
+    // A store bug could let a retraction name a later id: only earlier observations can be withdrawn.
     const early = reduce([mk(1, 'retraction', {}, { target: 'obs-2' }), mk(2, 'assertion', { a: 1 })]);
-    expect(early).toStrictEqual({ ...emptyEntityState(REF), version: 2, retracted: { 'obs-2': 'obs-1' } });
+    expect(early.fields.a?.value).toBe(1);
+  });
+
+  it('continuing from a state below a retraction\'s target is refused (the read path refolds)', () => {
+    const s = reduce([mk(1, 'assertion', { a: 1 }), mk(2, 'assertion', { a: 2 })]);
+    expect(() => applyObservation(s, mk(3, 'retraction', {}, { target: 'obs-2' }), policyOf)).toThrow(RefoldRequiredError);
   });
 });
 
@@ -214,6 +218,9 @@ describe('reducer: broken input is loud', () => {
   it('rejects unknown kinds and a resolver that returns a non-policy', () => {
     expect(() => reduce([{ ...mk(1, 'assertion', {}), kind: 'rumour' as ObservationKind }])).toThrow(/unknown kind rumour/);
     expect(() => reduceEntity(REF, [mk(1, 'assertion', { a: 1 })], () => 'newest' as FieldPolicy)).toThrow(/policy resolver returned newest/);
+    // Unknown type@version or field: a clear error, never a guessed last-writer-wins.
+    expect(() => reduceEntity(REF, [mk(1, 'assertion', { a: 1 })], () => undefined)).toThrow(UnknownFieldPolicyError);
+    expect(() => reduceEntity(REF, [mk(1, 'assertion', { a: 1 })], () => undefined)).toThrow(/type t@1, whose policy for field "a" is not known/);
   });
 });
 
@@ -265,15 +272,19 @@ describe('reducer: properties', () => {
     );
   });
 
-  it('(2) folding from a JSON round-tripped snapshot equals the full fold', () => {
+  it('(2) folding from a JSON round-tripped snapshot equals the full fold (refolding from below when a retraction reaches into it)', () => {
     fc.assert(
       fc.property(anySteps.map(toObservations), fc.nat(), (list, cut) => {
         const full = reduce(list);
         const k = cut % (list.length + 1);
-        expect(applyObservations(roundTrip(reduce(list.slice(0, k))), list.slice(k), policyOf)).toStrictEqual(full);
-        // Snapshot after every single observation, too.
-        let s = emptyEntityState(REF);
-        for (const o of list) s = roundTrip(applyObservation(s, o, policyOf));
+        const snapshot = roundTrip(reduce(list.slice(0, k)));
+        let s: EntityState;
+        try {
+          s = applyObservations(snapshot, list.slice(k), policyOf);
+        } catch (err) {
+          if (!(err instanceof RefoldRequiredError)) throw err;
+          s = reduce(list);
+        }
         expect(s).toStrictEqual(full);
       }),
     );
@@ -292,54 +303,22 @@ describe('reducer: properties', () => {
     );
   });
 
-  it('(4) applyObservation never mutates its input', () => {
+  it('(4) a fold never mutates its input', () => {
     fc.assert(
-      fc.property(anySteps.map(toObservations), (list) => {
-        let s = deepFreeze(emptyEntityState(REF));
-        for (const o of list) {
-          const before = JSON.stringify(s);
-          const next = applyObservation(s, deepFreeze(o), policyOf);
-          expect(JSON.stringify(s)).toBe(before);
-          s = deepFreeze(next);
+      fc.property(anySteps.map(toObservations), fc.nat(), (list, cut) => {
+        const frozen = deepFreeze(list.map((o) => ({ ...o })));
+        const before = JSON.stringify(frozen);
+        const k = cut % (frozen.length + 1);
+        const prefix = deepFreeze(reduceEntity(REF, frozen.slice(0, k), policyOf));
+        const prefixText = JSON.stringify(prefix);
+        try {
+          applyObservations(prefix, frozen.slice(k), policyOf);
+        } catch (err) {
+          if (!(err instanceof RefoldRequiredError)) throw err;
         }
-      }),
-    );
-  });
-
-  it('(5) without retractions, max/min/FWW/LWW values follow from the writes since the last correction', () => {
-    const steps = stepsArb({ typed: true, kinds: ['assertion', 'inference', 'decision', 'correction'], types: ['t'] });
-    fc.assert(
-      fc.property(steps.map(toObservations), (list) => {
-        const s = reduce(list);
-        for (const field of ['a', 'b', 'c', 'd', 'f']) {
-          const touching = list.filter((o) => o.fields[field] !== undefined);
-          const lastCorrection = touching.map((o) => o.kind).lastIndexOf('correction');
-          const values = touching.slice(Math.max(lastCorrection, 0)).map((o) => o.fields[field] as Json);
-          const expected = { a: values.at(-1), f: values.at(-1), b: values[0], c: values.length ? Math.max(...(values as number[])) : undefined, d: values.length ? Math.min(...(values as number[])) : undefined }[field];
-          expect(s.fields[field]?.value).toStrictEqual(expected);
-        }
-      }),
-    );
-  });
-
-  it('(6) a set-union value is the union of the non-retracted contributions since the last correction', () => {
-    const steps = stepsArb({ typed: true, kinds: ALL_KINDS, types: ['t'] });
-    fc.assert(
-      fc.property(steps.map(toObservations), (list) => {
-        const s = reduce(list);
-        const retracted = new Set(list.filter((o) => o.kind === 'retraction').map((o) => o.targetId));
-        const touching = list.filter((o) => o.kind !== 'retraction' && o.fields.e !== undefined);
-        if (touching.length === 0) {
-          expect(s.fields.e).toBeUndefined();
-          return;
-        }
-        const since = touching.slice(Math.max(touching.map((o) => o.kind).lastIndexOf('correction'), 0));
-        const union = new Map<string, Json>();
-        for (const o of since.filter((x) => !retracted.has(x.id))) {
-          const v = o.fields.e as Json;
-          for (const el of Array.isArray(v) ? v : [v]) union.set(canonicalJson(el), el);
-        }
-        expect(s.fields.e?.value).toStrictEqual([...union.keys()].sort().map((key) => union.get(key)));
+        reduceEntity(REF, frozen, policyOf);
+        expect(JSON.stringify(frozen)).toBe(before);
+        expect(JSON.stringify(prefix)).toBe(prefixText);
       }),
     );
   });
@@ -350,8 +329,8 @@ describe('reducer: properties', () => {
         for (const field of Object.values(reduce(list).fields)) {
           expect(field.contested.length).toBeLessThanOrEqual(MAX_CONTESTED);
           expect(field.corrected).toBe(field.winner.kind === 'correction');
-          if ('value' in field) expect(field.value).not.toBeUndefined();
-          if (field.policy !== 'set-union') {
+          expect(field.value).not.toBeUndefined();
+          if (field.policy !== 'set-union' || field.value === null) {
             expect(field.contributors).toBeUndefined();
             continue;
           }
@@ -359,7 +338,7 @@ describe('reducer: properties', () => {
           expect(keys).toStrictEqual([...new Set(keys)].sort());
           // Compared sorted: JS lists integer-like keys ("0", "1") first whatever the insertion order.
           expect(Object.keys(field.contributors ?? {}).sort()).toStrictEqual(keys);
-          for (const refs of Object.values(field.contributors ?? {})) expect(refs.length).toBeGreaterThan(0);
+          for (const source of Object.values(field.contributors ?? {})) expect(source.count).toBeGreaterThan(0);
         }
       }),
     );

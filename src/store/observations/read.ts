@@ -19,7 +19,14 @@ import {
   type ReducibleObservation,
   type StoredObservation,
 } from '../../shared/observation';
-import { applyObservation, emptyEntityState } from '../../shared/reducer';
+import {
+  applyObservations,
+  emptyEntityState,
+  UnknownFieldPolicyError,
+  withdrawalsIn,
+  type RetractionLink,
+  type Withdrawals,
+} from '../../shared/reducer';
 import type { Queryable } from '../pool';
 import { observationColumns, parseObservationRow } from './rows';
 import { loadSnapshot, saveSnapshots, SNAPSHOT_EVERY, type Snapshot } from './snapshots';
@@ -50,6 +57,11 @@ export interface EntityStateOptions {
   writeSnapshots?: boolean;
   /** Filled in with what the read did (instrumentation for tests and benchmarks). */
   stats?: ReadStats;
+  /**
+   * Fold as if these observations had never been written (taint-excluding reads): the fold
+   * starts below the lowest of them and stores no snapshots.
+   */
+  without?: WithoutOption;
 }
 
 /** Rows fetched per round trip while folding. */
@@ -75,7 +87,7 @@ export async function getEntityState(
   if (opts.asOfTime !== undefined) target = await versionAtTime(db, ref, opts.asOfTime, head);
 
   const stats: ReadStats = { snapshotVersion: 0, folded: 0, snapshotsWritten: 0 };
-  const state = await foldTo(db, policyOf, ref, target, opts.writeSnapshots ?? true, stats);
+  const state = await foldTo(db, policyOf, ref, target, opts.writeSnapshots ?? true, stats, opts.without);
   if (opts.stats) Object.assign(opts.stats, stats);
   return state;
 }
@@ -126,6 +138,22 @@ async function versionAtTime(
   return rows[0]?.version ?? 0;
 }
 
+/** An observation row with its retraction target's version (null: not a retraction, or no such row). */
+type FoldRow = Record<string, unknown>;
+
+// A retraction's target version, looked up by primary key for retraction rows only.
+const TARGET_VERSION = `case when o.kind = 'retraction' then
+          (select t.entity_version from cairn.observations t where t.id = o.target_id) end as target_version`;
+const FOLD_COLUMNS = `o.id, o.entity_version, o.type, o.schema_version, o.kind, o.fields, o.target_id, o.agent_id, o.role, o.task_key,
+        ${TARGET_VERSION}`;
+
+/**
+ * The fold to `target`: from the newest snapshot at or below it, unless a live retraction after
+ * the snapshot reaches an observation the snapshot already folded (a withdrawn observation
+ * counts as never written, so the fold must start below it: see reducer.ts). Then the start
+ * moves down to a snapshot below the lowest such observation, and again if the longer window
+ * holds more such retractions.
+ */
 async function foldTo(
   db: Queryable,
   policyOf: PolicyResolver,
@@ -133,34 +161,163 @@ async function foldTo(
   target: number,
   writeSnapshots: boolean,
   stats: ReadStats,
+  without?: WithoutOption,
 ): Promise<EntityState> {
   if (target === 0) return emptyEntityState(ref);
-  const snapshot = await loadSnapshot(db, ref, target);
-  let state = snapshot?.state ?? emptyEntityState(ref);
-  stats.snapshotVersion = state.version;
-  while (state.version < target) {
-    const { rows } = await db.query<Record<string, unknown>>(
-      `select id, entity_version, type, schema_version, kind, fields, target_id, agent_id, role, task_key
-         from cairn.observations
-        where entity_type = $1 and entity_id = $2 and entity_version > $3 and entity_version <= $4
-        order by entity_version
-        limit $5`,
-      [ref.entityType, ref.entityId, state.version, target, FOLD_PAGE],
-    );
-    if (rows.length === 0)
+  const resolver = await readerPolicies(db, policyOf);
+  const startBelow = without ? Math.min(target, without.lowestVersion - 1) : target;
+  let base = (await loadSnapshot(db, ref, startBelow))?.state ?? emptyEntityState(ref);
+  const snapshotVersion = base.version;
+  let firstPage = await foldPage(db, ref, base.version, target);
+  const complete = firstPage.length > 0 && firstPage.at(-1)?.entity_version === target;
+  let links = complete ? firstPage.filter((r) => r.kind === 'retraction').map(linkOfRow) : await retractionLinks(db, ref, base.version, target);
+  let withdrawals = withdrawalsIn(links, base.version, without?.ids);
+  while (withdrawals.reachesBelow !== undefined) {
+    const lower = withdrawals.reachesBelow > 1 ? await loadSnapshot(db, ref, withdrawals.reachesBelow - 1) : undefined;
+    const next = lower?.state ?? emptyEntityState(ref);
+    links = [...(await retractionLinks(db, ref, next.version, base.version)), ...links];
+    base = next;
+    firstPage = [];
+    withdrawals = withdrawalsIn(links, base.version, without?.ids);
+  }
+  stats.snapshotVersion = base.version;
+  // States the fold passes are states "as of" their version only once no retraction of the
+  // window lies ahead (pass 1 looked at the whole window); only those may become snapshots.
+  const lastRetraction = links.reduce((m, l) => Math.max(m, l.entityVersion), base.version);
+  const mayStore = writeSnapshots && without === undefined;
+  let state = base;
+  let page = firstPage;
+  for (;;) {
+    if (page.length === 0 && state.version < target) page = await foldPage(db, ref, state.version, target);
+    if (state.version >= target) break;
+    if (page.length === 0)
       throw new Error(
         `${formatEntityRef(ref)}: observations after version ${state.version} are missing (wanted up to ${target})`,
       );
     const checkpoints: Snapshot[] = [];
-    for (const row of rows) {
-      // applyObservation refuses a gap, so a missing row cannot be folded past silently.
-      state = applyObservation(state, parseReducibleRow(row), policyOf);
-      if (state.version % SNAPSHOT_EVERY === 0) checkpoints.push({ version: state.version, state });
+    for (const row of page) {
+      state = await foldRow(state, parseReducibleRow(row), resolver, withdrawals);
+      // Checkpoints: aligned versions, plus the last retraction when this fold had to start
+      // below a snapshot (so the next read need not).
+      const aligned = state.version % SNAPSHOT_EVERY === 0;
+      const widened = base.version < snapshotVersion && state.version === lastRetraction;
+      if (mayStore && state.version >= lastRetraction && (aligned || widened))
+        checkpoints.push({ version: state.version, state });
     }
-    stats.folded += rows.length;
-    if (writeSnapshots) stats.snapshotsWritten += await saveSnapshots(db, ref, checkpoints);
+    stats.folded += page.length;
+    if (checkpoints.length > 0) stats.snapshotsWritten += await saveSnapshots(db, ref, checkpoints);
+    page = [];
   }
   return state;
+}
+
+async function foldRow(
+  state: EntityState,
+  row: ReducibleObservation,
+  resolver: ReaderPolicies,
+  withdrawals: Withdrawals,
+): Promise<EntityState> {
+  try {
+    return applyObservations(state, [row], resolver.resolve, { withdrawals });
+  } catch (err) {
+    // A type registered since the stored policies were cached: reload them once, fold again.
+    if (!(err instanceof UnknownFieldPolicyError) || !(await resolver.reload())) throw err;
+    return applyObservations(state, [row], resolver.resolve, { withdrawals });
+  }
+}
+
+/** Ids to fold as if never written (they and their retractions take no part), and the lowest version among them. */
+export interface WithoutOption {
+  ids: ReadonlySet<string>;
+  lowestVersion: number;
+}
+
+async function foldPage(db: Queryable, ref: EntityRef, after: number, upTo: number): Promise<FoldRow[]> {
+  const { rows } = await db.query<FoldRow>(
+    `select ${FOLD_COLUMNS}
+       from cairn.observations o
+      where o.entity_type = $1 and o.entity_id = $2 and o.entity_version > $3 and o.entity_version <= $4
+      order by o.entity_version
+      limit $5`,
+    [ref.entityType, ref.entityId, after, upTo, FOLD_PAGE],
+  );
+  return rows;
+}
+
+/** The retractions in (after, upTo] with their targets' versions: pass 1 of a fold. */
+async function retractionLinks(db: Queryable, ref: EntityRef, after: number, upTo: number): Promise<RetractionLink[]> {
+  if (upTo <= after) return [];
+  const { rows } = await db.query<FoldRow>(
+    `select o.id, o.entity_version, o.kind, o.target_id, ${TARGET_VERSION}
+       from cairn.observations o
+      where o.entity_type = $1 and o.entity_id = $2 and o.entity_version > $3 and o.entity_version <= $4
+        and o.kind = 'retraction'`,
+    [ref.entityType, ref.entityId, after, upTo],
+  );
+  return rows.map(linkOfRow);
+}
+
+function linkOfRow(row: FoldRow): RetractionLink {
+  const targetVersion = row.target_version;
+  return {
+    id: String(row.id),
+    entityVersion: Number(row.entity_version),
+    targetId: typeof row.target_id === 'string' ? row.target_id : null,
+    targetVersion: typeof targetVersion === 'number' ? targetVersion : null,
+  };
+}
+
+/**
+ * The caller's resolver, then the policies stored in cairn.observation_types (a type@version's
+ * policies never change once registered): a reader never depends on which types its worker
+ * knows, and never guesses. Cached per connection or pool; reloaded once when a type is missing.
+ */
+interface ReaderPolicies {
+  resolve: PolicyResolver;
+  /** Reloads the stored policies; false when they were already fresh for this read. */
+  reload: () => Promise<boolean>;
+}
+
+const storedCache = new WeakMap<Queryable, Map<string, ReadonlyMap<string, FieldPolicy>>>();
+
+async function readerPolicies(db: Queryable, policyOf: PolicyResolver): Promise<ReaderPolicies> {
+  let stored = storedCache.get(db);
+  let fresh = false;
+  const load = async () => {
+    stored = await loadStoredPolicies(db);
+    storedCache.set(db, stored);
+    fresh = true;
+  };
+  return {
+    resolve: (type, schemaVersion, field) =>
+      policyOf(type, schemaVersion, field) ?? stored?.get(`${type}@${schemaVersion}`)?.get(field),
+    reload: async () => {
+      if (fresh) return false;
+      await load();
+      return true;
+    },
+  };
+}
+
+async function loadStoredPolicies(db: Queryable): Promise<Map<string, ReadonlyMap<string, FieldPolicy>>> {
+  const { rows } = await db.query<{ name: string; version: number; policies: unknown }>(
+    'select name, version, policies from cairn.observation_types',
+  );
+  const byKey = new Map<string, ReadonlyMap<string, FieldPolicy>>();
+  for (const row of rows) {
+    const fields = new Map<string, FieldPolicy>();
+    if (typeof row.policies === 'object' && row.policies !== null && !Array.isArray(row.policies)) {
+      for (const [field, policy] of Object.entries(row.policies as Record<string, unknown>)) {
+        if (!isFieldPolicy(policy))
+          throw new Error(
+            `cairn.observation_types ${row.name}@${row.version}: field "${field}" has unknown policy ${JSON.stringify(policy)}`,
+          );
+        fields.set(field, policy);
+      }
+    }
+    byKey.set(`${row.name}@${row.version}`, fields);
+  }
+  return byKey;
 }
 
 export interface HistoryOptions {
@@ -195,29 +352,12 @@ export async function getEntityHistory(
 
 /**
  * A resolver over the policies stored in cairn.observation_types, for readers that do not have
- * the writers' type definitions (the CLI). Unknown types and fields: last-writer-wins, as
- * ObservationTypeRegistry.policyOf does.
+ * the writers' type definitions (the CLI). Unknown types and fields resolve to undefined (the
+ * reducer then refuses to guess).
  */
 export async function storedPolicyResolver(db: Queryable): Promise<PolicyResolver> {
-  const { rows } = await db.query<{ name: string; version: number; policies: unknown }>(
-    'select name, version, policies from cairn.observation_types',
-  );
-  const byKey = new Map<string, Map<string, FieldPolicy>>();
-  for (const row of rows) {
-    const fields = new Map<string, FieldPolicy>();
-    if (typeof row.policies === 'object' && row.policies !== null && !Array.isArray(row.policies)) {
-      for (const [field, policy] of Object.entries(row.policies as Record<string, unknown>)) {
-        if (!isFieldPolicy(policy))
-          throw new Error(
-            `cairn.observation_types ${row.name}@${row.version}: field "${field}" has unknown policy ${JSON.stringify(policy)}`,
-          );
-        fields.set(field, policy);
-      }
-    }
-    byKey.set(`${row.name}@${row.version}`, fields);
-  }
-  return (type, schemaVersion, field) =>
-    byKey.get(`${type}@${schemaVersion}`)?.get(field) ?? 'last-writer-wins';
+  const byKey = await loadStoredPolicies(db);
+  return (type, schemaVersion, field) => byKey.get(`${type}@${schemaVersion}`)?.get(field);
 }
 
 function isFieldPolicy(value: unknown): value is FieldPolicy {
