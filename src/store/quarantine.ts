@@ -80,14 +80,18 @@ export async function retract(pool: Pool, id: string, opts: RetractOptions): Pro
     const active = (await listQuarantines(client, { rootObservationId: observationId })).find(
       (q) => q.lifted === null,
     );
+    if (active) {
+      const retraction = await storedRetraction(client, { id: active.retractionId }, t);
+      if (!retraction) throw new Error(`retract: quarantine ${active.id}'s retraction is not in the log`);
+      return { retraction, quarantine: active, alreadyQuarantined: true };
+    }
     // One retraction per quarantine: a lift withdrew the earlier ones, so a new quarantine
     // needs its own (the first keeps the original key, so earlier logs replay).
     const earlier = (await listQuarantines(client, { rootObservationId: observationId })).length;
     const key = `cairn:retraction:${observationId}${earlier === 0 ? '' : `:${earlier + 1}`}`;
     const retraction =
-      (await storedRetraction(client, key, t)) ??
+      (await storedRetraction(client, { key }, t)) ??
       (await appendRetraction(client, observationId, key, t, by, reason));
-    if (active) return { retraction, quarantine: active, alreadyQuarantined: true };
     const inserted = await client.query<{ id: string }>(
       `insert into cairn.quarantines (root_observation_id, retraction_id, reason, created_by)
        values ($1::uuid, $2::uuid, $3, $4) returning id`,
@@ -152,7 +156,7 @@ async function appendRetraction(
 
 async function storedRetraction(
   client: Queryable,
-  key: string,
+  which: { key: string } | { id: string },
   t: TargetRow,
 ): Promise<AppendedObservation | undefined> {
   const { rows } = await client.query<{
@@ -160,10 +164,11 @@ async function storedRetraction(
     entity_version: number;
     recorded_at: string;
     content_hash: string;
+    idempotency_key: string;
   }>(
-    `select id, entity_version, ${isoUtc('recorded_at')} as recorded_at, content_hash
-       from cairn.observations where idempotency_key = $1`,
-    [key],
+    `select id, entity_version, ${isoUtc('recorded_at')} as recorded_at, content_hash, idempotency_key
+       from cairn.observations where ${'key' in which ? 'idempotency_key = $1' : 'id = $1::uuid'}`,
+    ['key' in which ? which.key : which.id],
   );
   const row = rows[0];
   if (!row) return undefined;
@@ -173,7 +178,7 @@ async function storedRetraction(
     entityType: t.entity_type,
     entityId: t.entity_id,
     entityVersion: row.entity_version,
-    idempotencyKey: key,
+    idempotencyKey: row.idempotency_key,
     contentHash: row.content_hash,
     recordedAt: row.recorded_at,
     replayed: true,
@@ -215,7 +220,7 @@ export async function liftQuarantine(
       throw new Error(`liftQuarantine: the quarantine's retraction ${q.retractionId} is not in the log`);
     const key = `cairn:lift:${quarantineId}`;
     const t = targetRow.parse(target.rows[0]);
-    if (!(await storedRetraction(client, key, t))) await appendRetraction(client, q.retractionId, key, t, by, reason);
+    if (!(await storedRetraction(client, { key }, t))) await appendRetraction(client, q.retractionId, key, t, by, reason);
     return q;
   });
 }

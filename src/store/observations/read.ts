@@ -181,8 +181,10 @@ async function foldTo(
     withdrawals = withdrawalsIn(links, base.version, without?.ids);
   }
   stats.snapshotVersion = base.version;
-  // States the fold passes are states "as of" their version only once no retraction of the
-  // window lies ahead (pass 1 looked at the whole window); only those may become snapshots.
+  // Pass 1 looked at the whole window, so a state the fold passes at version c already lacks
+  // what a later retraction withdraws: it is the state "as of" c (and may be stored) unless a
+  // retraction after c withdraws an observation at or below c.
+  const asOf = storableVersions(links, withdrawals);
   const lastRetraction = links.reduce((m, l) => Math.max(m, l.entityVersion), base.version);
   const mayStore = writeSnapshots && without === undefined;
   let state = base;
@@ -201,7 +203,7 @@ async function foldTo(
       // below a snapshot (so the next read need not).
       const aligned = state.version % SNAPSHOT_EVERY === 0;
       const widened = base.version < snapshotVersion && state.version === lastRetraction;
-      if (mayStore && state.version >= lastRetraction && (aligned || widened))
+      if (mayStore && (aligned || widened) && asOf(state.version))
         checkpoints.push({ version: state.version, state });
     }
     stats.folded += page.length;
@@ -209,6 +211,15 @@ async function foldTo(
     page = [];
   }
   return state;
+}
+
+/** Versions whose folded state equals the state as of that version (see foldTo). */
+function storableVersions(links: readonly RetractionLink[], withdrawals: Withdrawals): (version: number) => boolean {
+  const blocked: [number, number][] = [];
+  for (const l of links)
+    if (withdrawals.byRetraction.has(l.id) && typeof l.targetVersion === 'number')
+      blocked.push([l.targetVersion, l.entityVersion]);
+  return (version) => !blocked.some(([from, to]) => from <= version && version < to);
 }
 
 async function foldRow(
