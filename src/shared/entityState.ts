@@ -30,7 +30,7 @@ export interface ContestedValue {
 /**
  * One element of a set-union field: who wrote it first and how many observations wrote it.
  * Bounded on purpose (a snapshot must not grow with history); every contributor is in the log
- * (`listContributors` in src/store/observations/trace.ts finds them).
+ * (`listContributors` in src/store/observations/read.ts lists them).
  */
 export interface ElementSource {
   first: ObservationRef;

@@ -40,7 +40,14 @@ import {
   type ObservationRef,
   type PolicyResolver,
 } from './entityState';
-import { FIELD_POLICIES, formatEntityRef, type EntityRef, type FieldPolicy, type Json, type ReducibleObservation } from './observation';
+import {
+  FIELD_POLICIES,
+  formatEntityRef,
+  type EntityRef,
+  type FieldPolicy,
+  type Json,
+  type ReducibleObservation,
+} from './observation';
 import type { ObservationTypeRegistry } from './observationTypes';
 
 /** What pass 1 needs of a retraction. `targetVersion`: the target's entity version, null if it is not in the log. */
@@ -80,7 +87,9 @@ export class RefoldRequiredError extends Error {
     readonly entity: string,
     readonly belowVersion: number,
   ) {
-    super(`${entity}: a retraction reaches version ${belowVersion}, at or below the state folded so far; fold from before it`);
+    super(
+      `${entity}: a retraction reaches version ${belowVersion}, at or below the state folded so far; fold from before it`,
+    );
   }
 }
 
@@ -93,7 +102,9 @@ export class UnknownFieldPolicyError extends Error {
     readonly typeKey: string,
     readonly field: string,
   ) {
-    super(`${entity}: observation ${observationId} has type ${typeKey}, whose policy for field "${field}" is not known to this reader (register the type, or read with the policies stored in cairn.observation_types)`);
+    super(
+      `${entity}: observation ${observationId} has type ${typeKey}, whose policy for field "${field}" is not known to this reader (register the type, or read with the policies stored in cairn.observation_types)`,
+    );
   }
 }
 
@@ -106,7 +117,12 @@ export function policyResolverFor(registry: ObservationTypeRegistry): PolicyReso
 }
 
 /** Fold an entity's observations (any order; versions must be exactly 1..n) from the empty state. */
-export function reduceEntity(ref: EntityRef, observations: readonly ReducibleObservation[], policyOf: PolicyResolver, opts: ReduceOptions = {}): EntityState {
+export function reduceEntity(
+  ref: EntityRef,
+  observations: readonly ReducibleObservation[],
+  policyOf: PolicyResolver,
+  opts: ReduceOptions = {},
+): EntityState {
   return applyObservations(emptyEntityState(ref), observations, policyOf, opts);
 }
 
@@ -115,14 +131,21 @@ export function reduceEntity(ref: EntityRef, observations: readonly ReducibleObs
  * versions state.version+1 .. n. Throws RefoldRequiredError when a live retraction among them
  * reaches an observation the state already folded.
  */
-export function applyObservations(state: EntityState, observations: readonly ReducibleObservation[], policyOf: PolicyResolver, opts: ReduceOptions = {}): EntityState {
+export function applyObservations(
+  state: EntityState,
+  observations: readonly ReducibleObservation[],
+  policyOf: PolicyResolver,
+  opts: ReduceOptions = {},
+): EntityState {
   const sorted = [...observations].sort((a, b) => a.entityVersion - b.entityVersion);
   const ids = new Map<string, number>();
   sorted.forEach((obs, i) => {
     const expected = state.version + 1 + i;
     if (obs.entityVersion !== expected) {
       const what = sorted[i - 1]?.entityVersion === obs.entityVersion ? 'duplicate version' : 'gap';
-      throw new Error(`${label(state)}: ${what} in observations: expected entity version ${expected}, found ${obs.entityVersion} (observation ${obs.id})`);
+      throw new Error(
+        `${label(state)}: ${what} in observations: expected entity version ${expected}, found ${obs.entityVersion} (observation ${obs.id})`,
+      );
     }
     if (ids.has(obs.id)) throw new Error(`${label(state)}: observation id ${obs.id} appears twice`);
     ids.set(obs.id, obs.entityVersion);
@@ -130,26 +153,37 @@ export function applyObservations(state: EntityState, observations: readonly Red
   const last = state.version + sorted.length;
   const upTo = opts.upToVersion ?? last;
   if (!Number.isInteger(upTo) || upTo < state.version || upTo > last) {
-    throw new Error(`${label(state)}: cannot reduce to version ${upTo}: have versions ${state.version}..${last}`);
+    throw new Error(
+      `${label(state)}: cannot reduce to version ${upTo}: have versions ${state.version}..${last}`,
+    );
   }
   const window = sorted.slice(0, upTo - state.version);
   const withdrawals =
     opts.withdrawals ??
     withdrawalsIn(
-      window.filter((o) => o.kind === 'retraction').map((o) => ({ ...linkOf(o), targetVersion: o.targetId === null ? null : ids.get(o.targetId) })),
+      window
+        .filter((o) => o.kind === 'retraction')
+        .map((o) => ({ ...linkOf(o), targetVersion: o.targetId === null ? null : ids.get(o.targetId) })),
       state.version,
       opts.without,
     );
-  if (withdrawals.reachesBelow !== undefined) throw new RefoldRequiredError(label(state), withdrawals.reachesBelow);
+  if (withdrawals.reachesBelow !== undefined)
+    throw new RefoldRequiredError(label(state), withdrawals.reachesBelow);
   let next = state;
   for (const obs of window) next = foldOne(next, obs, policyOf, withdrawals);
   return next;
 }
 
 /** Apply one observation (the next version). A retraction of an earlier observation needs applyObservations over the log since before it. */
-export function applyObservation(state: EntityState, obs: ReducibleObservation, policyOf: PolicyResolver): EntityState {
+export function applyObservation(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+): EntityState {
   if (obs.entityVersion !== state.version + 1) {
-    throw new Error(`${label(state)}: observation ${obs.id} has entity version ${obs.entityVersion}, expected ${state.version + 1} (the fold must be gapless)`);
+    throw new Error(
+      `${label(state)}: observation ${obs.id} has entity version ${obs.entityVersion}, expected ${state.version + 1} (the fold must be gapless)`,
+    );
   }
   return applyObservations(state, [obs], policyOf);
 }
@@ -159,7 +193,11 @@ export function applyObservation(state: EntityState, obs: ReducibleObservation, 
  * of the window's end. A target that is not earlier than its retraction, or not in the log
  * (targetVersion null, or unknown in a fold from version 0), is withdrawn by nothing.
  */
-export function withdrawalsIn(retractions: readonly RetractionLink[], after: number, without: ReadonlySet<string> = new Set()): Withdrawals {
+export function withdrawalsIn(
+  retractions: readonly RetractionLink[],
+  after: number,
+  without: ReadonlySet<string> = new Set(),
+): Withdrawals {
   const dead = new Set(without);
   const withdrawnBy = new Map<string, string>();
   let reachesBelow: number | undefined;
@@ -187,7 +225,12 @@ function linkOf(o: ReducibleObservation): RetractionLink {
   return { id: o.id, entityVersion: o.entityVersion, targetId: o.targetId };
 }
 
-function foldOne(state: EntityState, obs: ReducibleObservation, policyOf: PolicyResolver, w: Withdrawals): EntityState {
+function foldOne(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+  w: Withdrawals,
+): EntityState {
   const fields: unknown = obs.fields;
   if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
     throw new Error(`${label(state)}: observation ${obs.id}: fields must be a JSON object`);
@@ -217,7 +260,11 @@ function foldOne(state: EntityState, obs: ReducibleObservation, policyOf: Policy
 // ---------------------------------------------------------------------------------------------
 // Writes
 
-function writeFields(state: EntityState, obs: ReducibleObservation, policyOf: PolicyResolver): Record<string, FieldState> {
+function writeFields(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+): Record<string, FieldState> {
   const current = state.fields;
   const out = { ...current };
   const ref = refOf(obs);
@@ -231,47 +278,85 @@ function writeFields(state: EntityState, obs: ReducibleObservation, policyOf: Po
   return out;
 }
 
-function writeField(cur: FieldState | undefined, value: Json, declared: FieldPolicy, ref: ObservationRef): FieldState {
+function writeField(
+  cur: FieldState | undefined,
+  value: Json,
+  declared: FieldPolicy,
+  ref: ObservationRef,
+): FieldState {
   const contested = cur?.contested ?? [];
   // A hand-built state may leave `value` out: that reads as cleared.
   const old: Json = cur?.value ?? null;
   if (ref.kind === 'correction') {
-    const after = cur !== undefined && old !== null && !jsonEquals(old, value) ? pushContested(contested, { value: old, source: cur.winner, reason: 'corrected' }) : contested;
+    const after =
+      cur !== undefined && old !== null && !jsonEquals(old, value)
+        ? pushContested(contested, { value: old, source: cur.winner, reason: 'corrected' })
+        : contested;
     return freshField(value, cur?.policy ?? declared, ref, after);
   }
   if (cur?.corrected === true) {
     if (jsonEquals(old, value)) return cur;
-    return { ...cur, contested: pushContested(contested, { value, source: ref, reason: 'pinned by correction' }) };
+    return {
+      ...cur,
+      contested: pushContested(contested, { value, source: ref, reason: 'pinned by correction' }),
+    };
   }
   if (value === null) {
-    const after = cur !== undefined && old !== null ? pushContested(contested, { value: old, source: cur.winner, reason: 'cleared' }) : contested;
+    const after =
+      cur !== undefined && old !== null
+        ? pushContested(contested, { value: old, source: cur.winner, reason: 'cleared' })
+        : contested;
     return freshField(null, declared, ref, after);
   }
   if (cur === undefined || old === null) return freshField(value, declared, ref, contested);
   if (declared === 'set-union') return uniteInto(cur, old, value, ref);
-  const keepOld = (): FieldState => ({ value: old, policy: declared, winner: cur.winner, corrected: false, contested });
+  const keepOld = (): FieldState => ({
+    value: old,
+    policy: declared,
+    winner: cur.winner,
+    corrected: false,
+    contested,
+  });
   if (jsonEquals(old, value)) {
     // LWW/reject credit the latest writer (it confirmed the value last); the others keep the first.
-    return declared === 'last-writer-wins' || declared === 'reject-on-conflict' ? freshField(value, declared, ref, contested) : keepOld();
+    return declared === 'last-writer-wins' || declared === 'reject-on-conflict'
+      ? freshField(value, declared, ref, contested)
+      : keepOld();
   }
   switch (declared) {
     case 'last-writer-wins':
     case 'reject-on-conflict':
-      return freshField(value, declared, ref, pushContested(contested, { value: old, source: cur.winner, reason: declared }));
+      return freshField(
+        value,
+        declared,
+        ref,
+        pushContested(contested, { value: old, source: cur.winner, reason: declared }),
+      );
     case 'first-writer-wins':
       return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: declared }) };
     case 'max':
     case 'min': {
       const order = compareOrdered(value, old);
       const newWins = order !== undefined && (declared === 'max' ? order > 0 : order < 0);
-      if (newWins) return freshField(value, declared, ref, pushContested(contested, { value: old, source: cur.winner, reason: declared }));
+      if (newWins)
+        return freshField(
+          value,
+          declared,
+          ref,
+          pushContested(contested, { value: old, source: cur.winner, reason: declared }),
+        );
       return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: declared }) };
     }
   }
 }
 
 /** The field holding just `value` (as a set under set-union), written by `ref`. */
-function freshField(value: Json, policy: FieldPolicy, ref: ObservationRef, contested: ContestedValue[]): FieldState {
+function freshField(
+  value: Json,
+  policy: FieldPolicy,
+  ref: ObservationRef,
+  contested: ContestedValue[],
+): FieldState {
   const corrected = ref.kind === 'correction';
   if (policy !== 'set-union' || value === null) return { value, policy, winner: ref, corrected, contested };
   const set = new Map<string, { el: Json; source: ElementSource }>();
@@ -305,7 +390,12 @@ function addElements(set: WorkingSet, value: Json, ref: ObservationRef): void {
     if (seen.has(key)) continue; // one observation counts once per element
     seen.add(key);
     const had = set.get(key);
-    set.set(key, had ? { el: had.el, source: { first: had.source.first, count: had.source.count + 1 } } : { el, source: { first: ref, count: 1 } });
+    set.set(
+      key,
+      had
+        ? { el: had.el, source: { first: had.source.first, count: had.source.count + 1 } }
+        : { el, source: { first: ref, count: 1 } },
+    );
   }
 }
 
@@ -333,7 +423,13 @@ function compareOrdered(a: Json, b: Json): number | undefined {
 // Helpers
 
 function refOf(obs: ReducibleObservation): ObservationRef {
-  return { observationId: obs.id, entityVersion: obs.entityVersion, agentId: obs.provenance.agentId, role: obs.provenance.role, kind: obs.kind };
+  return {
+    observationId: obs.id,
+    entityVersion: obs.entityVersion,
+    agentId: obs.provenance.agentId,
+    role: obs.provenance.role,
+    kind: obs.kind,
+  };
 }
 
 function pushContested(list: readonly ContestedValue[], entry: ContestedValue): ContestedValue[] {
@@ -341,10 +437,18 @@ function pushContested(list: readonly ContestedValue[], entry: ContestedValue): 
   return out.length > MAX_CONTESTED ? out.slice(out.length - MAX_CONTESTED) : out;
 }
 
-function checkedPolicy(policy: FieldPolicy | undefined, state: EntityState, obs: ReducibleObservation, field: string): FieldPolicy {
-  if (policy === undefined) throw new UnknownFieldPolicyError(label(state), obs.id, `${obs.type}@${obs.schemaVersion}`, field);
+function checkedPolicy(
+  policy: FieldPolicy | undefined,
+  state: EntityState,
+  obs: ReducibleObservation,
+  field: string,
+): FieldPolicy {
+  if (policy === undefined)
+    throw new UnknownFieldPolicyError(label(state), obs.id, `${obs.type}@${obs.schemaVersion}`, field);
   if (!FIELD_POLICIES.includes(policy)) {
-    throw new Error(`policy resolver returned ${String(policy)} for ${obs.type}@${obs.schemaVersion}.${field}; expected one of ${FIELD_POLICIES.join(', ')}`);
+    throw new Error(
+      `policy resolver returned ${String(policy)} for ${obs.type}@${obs.schemaVersion}.${field}; expected one of ${FIELD_POLICIES.join(', ')}`,
+    );
   }
   return policy;
 }

@@ -127,7 +127,10 @@ export async function annotateFreshness(
  * still records what the agent looks at (an omitted field is recorded when asked for, like any
  * absent field; enumerating records every field).
  */
-function hideFields(fields: Record<string, FieldState>, hidden: ReadonlySet<string>): Record<string, FieldState> {
+function hideFields(
+  fields: Record<string, FieldState>,
+  hidden: ReadonlySet<string>,
+): Record<string, FieldState> {
   if (hidden.size === 0) return fields;
   const isHidden = (prop: string | symbol) => typeof prop === 'string' && hidden.has(prop);
   return new Proxy(fields, {

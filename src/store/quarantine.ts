@@ -220,7 +220,8 @@ export async function liftQuarantine(
       throw new Error(`liftQuarantine: the quarantine's retraction ${q.retractionId} is not in the log`);
     const key = `cairn:lift:${quarantineId}`;
     const t = targetRow.parse(target.rows[0]);
-    if (!(await storedRetraction(client, { key }, t))) await appendRetraction(client, q.retractionId, key, t, by, reason);
+    if (!(await storedRetraction(client, { key }, t)))
+      await appendRetraction(client, q.retractionId, key, t, by, reason);
     return q;
   });
 }

@@ -204,14 +204,21 @@ describe('snapshot-accelerated reads', () => {
             .map((o) => ({ ...o, targetVersion: versionOf.get(o.targetId ?? '') ?? null }));
           for (let v = 0; v <= n; v++) {
             const s = stats();
-            const read = await getEntityState(db.pool, policyOf, ref, { asOfVersion: v, stats: s, writeSnapshots: false });
+            const read = await getEntityState(db.pool, policyOf, ref, {
+              asOfVersion: v,
+              stats: s,
+              writeSnapshots: false,
+            });
             expect(read).toStrictEqual(reduceEntity(ref, history, policyOf, { upToVersion: v }));
             // The newest snapshot at or below v, unless a retraction after it reaches into it
             // (a withdrawn observation counts as never written): then one below its target.
             let from = Math.max(0, ...snapshotVersions.filter((sv) => sv <= v));
             for (;;) {
               const start = from;
-              const reach = withdrawalsIn(links.filter((l) => l.entityVersion > start && l.entityVersion <= v), start).reachesBelow;
+              const reach = withdrawalsIn(
+                links.filter((l) => l.entityVersion > start && l.entityVersion <= v),
+                start,
+              ).reachesBelow;
               if (reach === undefined) break;
               from = Math.max(0, ...snapshotVersions.filter((sv) => sv < reach));
             }
@@ -298,7 +305,9 @@ describe('snapshot-accelerated reads', () => {
           });
         }
       }
-      const head = (await appendObservations(db.pool, registry, items.slice(0, 20), context())).map((a) => a.id);
+      const head = (await appendObservations(db.pool, registry, items.slice(0, 20), context())).map(
+        (a) => a.id,
+      );
       items[20] = { ...items[20]!, targetId: head[5]! };
       const rest = (await appendObservations(db.pool, registry, items.slice(20), context())).map((a) => a.id);
       previous = [...head, ...rest];

@@ -6,7 +6,8 @@
  * module starts the fold from the newest snapshot at or below the wanted version and fetches
  * only the rows after it, a page at a time (see ./snapshots.ts for the cache's rules).
  */
-import type { EntityState, PolicyResolver } from '../../shared/entityState';
+import { canonicalJson } from '../../shared/canonicalJson';
+import type { EntityState, ObservationRef, PolicyResolver } from '../../shared/entityState';
 import { VersionNotReachedError } from '../../shared/errors';
 import {
   FIELD_POLICIES,
@@ -170,10 +171,13 @@ async function foldTo(
   const snapshotVersion = base.version;
   let firstPage = await foldPage(db, ref, base.version, target);
   const complete = firstPage.length > 0 && firstPage.at(-1)?.entity_version === target;
-  let links = complete ? firstPage.filter((r) => r.kind === 'retraction').map(linkOfRow) : await retractionLinks(db, ref, base.version, target);
+  let links = complete
+    ? firstPage.filter((r) => r.kind === 'retraction').map(linkOfRow)
+    : await retractionLinks(db, ref, base.version, target);
   let withdrawals = withdrawalsIn(links, base.version, without?.ids);
   while (withdrawals.reachesBelow !== undefined) {
-    const lower = withdrawals.reachesBelow > 1 ? await loadSnapshot(db, ref, withdrawals.reachesBelow - 1) : undefined;
+    const lower =
+      withdrawals.reachesBelow > 1 ? await loadSnapshot(db, ref, withdrawals.reachesBelow - 1) : undefined;
     const next = lower?.state ?? emptyEntityState(ref);
     links = [...(await retractionLinks(db, ref, next.version, base.version)), ...links];
     base = next;
@@ -214,7 +218,10 @@ async function foldTo(
 }
 
 /** Versions whose folded state equals the state as of that version (see foldTo). */
-function storableVersions(links: readonly RetractionLink[], withdrawals: Withdrawals): (version: number) => boolean {
+function storableVersions(
+  links: readonly RetractionLink[],
+  withdrawals: Withdrawals,
+): (version: number) => boolean {
   const blocked: [number, number][] = [];
   for (const l of links)
     if (withdrawals.byRetraction.has(l.id) && typeof l.targetVersion === 'number')
@@ -256,7 +263,12 @@ async function foldPage(db: Queryable, ref: EntityRef, after: number, upTo: numb
 }
 
 /** The retractions in (after, upTo] with their targets' versions: pass 1 of a fold. */
-async function retractionLinks(db: Queryable, ref: EntityRef, after: number, upTo: number): Promise<RetractionLink[]> {
+async function retractionLinks(
+  db: Queryable,
+  ref: EntityRef,
+  after: number,
+  upTo: number,
+): Promise<RetractionLink[]> {
   if (upTo <= after) return [];
   const { rows } = await db.query<FoldRow>(
     `select o.id, o.entity_version, o.kind, o.target_id, ${TARGET_VERSION}
@@ -329,6 +341,58 @@ async function loadStoredPolicies(db: Queryable): Promise<Map<string, ReadonlyMa
     byKey.set(`${row.name}@${row.version}`, fields);
   }
   return byKey;
+}
+
+/**
+ * Every contributor of a set-union field's elements (the state keeps only each element's first
+ * contributor and a count): the live observations from the element's first contributor on that
+ * wrote it (only the correction itself when the field is pinned). Keyed like `contributors`.
+ */
+export async function listContributors(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  ref: EntityRef,
+  field: string,
+): Promise<Record<string, ObservationRef[]>> {
+  const state = await getEntityState(db, policyOf, ref, { writeSnapshots: false });
+  const f = Object.hasOwn(state.fields, field) ? state.fields[field] : undefined;
+  if (f?.contributors === undefined) return {};
+  const out: Record<string, ObservationRef[]> = {};
+  const firsts = Object.values(f.contributors).map((c) => c.first.entityVersion);
+  if (firsts.length === 0) return out;
+  const withdrawn = withdrawalsIn(await retractionLinks(db, ref, 0, state.version), 0).dead;
+  const { rows } = await db.query<{
+    id: string;
+    entity_version: number;
+    kind: ObservationKind;
+    agent_id: string;
+    role: string;
+    value: Json;
+  }>(
+    `select id, entity_version, kind, agent_id, role, fields -> $3 as value from cairn.observations
+      where entity_type = $1 and entity_id = $2 and entity_version >= $4 and entity_version <= $5
+        and kind <> 'retraction' and fields ? $3
+      order by entity_version`,
+    [ref.entityType, ref.entityId, field, Math.min(...firsts), state.version],
+  );
+  for (const [key, source] of Object.entries(f.contributors)) {
+    const refs: ObservationRef[] = [];
+    for (const r of rows) {
+      if (r.entity_version < source.first.entityVersion || withdrawn.has(r.id)) continue;
+      if (f.corrected && r.id !== f.winner.observationId) continue;
+      const els = Array.isArray(r.value) ? r.value : [r.value];
+      if (els.some((el) => el !== null && canonicalJson(el) === key))
+        refs.push({
+          observationId: r.id,
+          entityVersion: r.entity_version,
+          agentId: r.agent_id,
+          role: r.role,
+          kind: r.kind,
+        });
+    }
+    Object.defineProperty(out, key, { value: refs, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }
 
 export interface HistoryOptions {

@@ -4,7 +4,7 @@
  * recursive query, depth-limited and cycle-safe) to the observations it was derived from, each
  * with its full provenance and a link to its Temporal run.
  */
-import type { ContestedValue, ElementSource, ObservationRef, PolicyResolver } from '../../shared/entityState';
+import type { ContestedValue, ElementSource, PolicyResolver } from '../../shared/entityState';
 import {
   formatEntityRef,
   type EntityRef,
