@@ -57,8 +57,8 @@ const targetRow = z.object({
 
 /**
  * Retracts `observationId` and quarantines its blast radius. Idempotent: an observation under
- * an active quarantine returns that quarantine; one whose quarantine was lifted gets a new one
- * on the same retraction (the log keeps one cairn retraction per observation).
+ * an active quarantine returns that quarantine and its retraction; one whose quarantine was
+ * lifted (its retraction retracted) gets a new quarantine with a new retraction.
  */
 export async function retract(pool: Pool, id: string, opts: RetractOptions): Promise<Retraction> {
   const observationId = checkUuid('retract', id);
