@@ -12,7 +12,7 @@
  */
 import type { EntityState, FieldState, PolicyResolver } from '../src/shared/entityState';
 import { formatEntityRef, type EntityRef } from '../src/shared/observation';
-import type { ReadSetEntry, TrackedReadOptions } from '../src/shared/readSets';
+import { UNTRACKED_FIELDS, type ReadSetEntry, type TrackedReadOptions } from '../src/shared/readSets';
 import { loadTaint, withoutTainted, type Taint } from '../src/store/quarantine';
 import type { Queryable } from '../src/store/pool';
 
@@ -95,6 +95,7 @@ function trackFields(fields: Record<string, FieldState>, rec: Recorded): Record<
   };
   return new Proxy(fields, {
     get(target, prop, receiver) {
+      if (prop === UNTRACKED_FIELDS) return target; // library walks (freshness) are not the agent's reads
       note(prop);
       return Reflect.get(target, prop, receiver) as unknown;
     },

@@ -90,11 +90,14 @@ export class ObservationTypeRegistry {
     return [...this.byKey.values()];
   }
 
-  /** The policy of a field for a stored observation; unknown fields fall back to last-writer-wins. */
-  policyOf(type: string, schemaVersion: number, field: string): FieldPolicy {
+  /**
+   * The policy of a field for a stored observation; undefined for a type@version or field this
+   * registry does not know (never a guess: readers then use the stored policies, see read.ts).
+   */
+  policyOf(type: string, schemaVersion: number, field: string): FieldPolicy | undefined {
     const policies = this.byKey.get(`${type}@${schemaVersion}`)?.policies;
     // Own properties only, so a field named `toString` is not resolved to a function.
-    return policies !== undefined && Object.hasOwn(policies, field) ? (policies[field] ?? 'last-writer-wins') : 'last-writer-wins';
+    return policies !== undefined && Object.hasOwn(policies, field) ? policies[field] : undefined;
   }
 }
 

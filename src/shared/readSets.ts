@@ -53,6 +53,19 @@ export interface TrackedReadOptions {
   fields?: readonly string[];
 }
 
+/**
+ * A tracked read's `fields` (a Proxy recording what the agent looks at) answers this symbol
+ * with the plain object behind it, so library code that must walk every field (dating a
+ * freshness read) can do so without recording "every field" in the agent's read set.
+ */
+export const UNTRACKED_FIELDS: unique symbol = Symbol.for('cairn.untrackedFields');
+
+/** The fields without read tracking (the object itself when it is not tracked). */
+export function untrackedFields<T extends object>(fields: T): T {
+  const raw = (fields as Record<symbol, unknown>)[UNTRACKED_FIELDS];
+  return typeof raw === 'object' && raw !== null ? (raw as T) : fields;
+}
+
 /** The default by kind: a decision is only as good as what it read; facts stand on their own. */
 export function defaultDependsOnReads(kind: ObservationKind | undefined): DependsOnReads {
   return kind === 'decision' ? 'strict' : 'off';

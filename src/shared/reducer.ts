@@ -1,60 +1,111 @@
 /**
  * The deterministic reducer (design invariant 5): entity state as of version v is a pure
- * function of the entity's observations 1..v, folded in entity-version order under per-field
- * policies. Sandbox-safe (no Node built-ins, no pg) so workflows can reduce too.
+ * function of the entity's observations 1..v. Sandbox-safe (no Node built-ins, no pg) so
+ * workflows can reduce too. Nothing here mutates its inputs; states share unchanged parts.
  *
- * Purity: nothing here mutates its inputs. New states share unchanged FieldStates (and the JSON
- * values of observations) with their inputs; treat every state as read-only.
+ * A fold has two passes (the laws are written down in docs/observations.md):
+ * 1. Withdrawals. From the newest observation down, a retraction that is itself live withdraws
+ *    its target (an earlier observation of the entity). So retracting a retraction brings its
+ *    target back, and a withdrawn observation counts as never written.
+ * 2. Fields. The live observations are folded in version order. Per field written (a property
+ *    whose value is `undefined` takes no part; "equal" means canonical-JSON equal, and an equal
+ *    value is never contested):
+ *    - `null` clears the field under every policy (value null, the null's writer is the winner);
+ *      the next value is written as if the field were new. A set never holds null.
+ *    - a correction sets the value whatever the policy (the field keeps its policy) and pins
+ *      it: later ordinary writes are contested (`pinned by correction`) until a later
+ *      correction, or until the correction is retracted (then the field is refolded without it).
+ *    - otherwise the policy the observation's type@version declares: last-writer-wins and
+ *      reject-on-conflict replace (the store enforced reject-on-conflict's expectedVersion);
+ *      first-writer-wins keeps; max/min compare numbers, or strings by UTF-16 code units, and
+ *      contest values that cannot be ordered; set-union unites (a non-array is one element) and
+ *      keeps per element its first contributor and a count.
  *
- * Semantics, per field named in an observation's `fields` (properties whose value is
- * `undefined` are skipped, as JSON would drop them). "Equal" always means canonical-JSON equal,
- * and equal values never produce a contested entry.
- * - assertion / inference / decision: merged under the policy the observation's own type and
- *   schema version declare for the field (so a schema version may change a field's policy):
- *   - last-writer-wins, reject-on-conflict: the new value replaces; the old one is contested
- *     (reject-on-conflict is enforced by the store's expected-version check, so every write that
- *     reached the log was accepted). An equal value credits the newer writer as winner.
- *   - first-writer-wins: the current value stays; a different value is contested.
- *   - max / min: numbers compare numerically, strings by UTF-16 code units; the loser is
- *     contested. Values that cannot be ordered against each other (mixed types, booleans,
- *     objects…) are a conflict: the current value stays, the new one is contested. An equal
- *     value keeps the earlier winner.
- *   - set-union: the value (a non-array counts as a one-element array) is united into the set;
- *     `value` is the distinct elements sorted by canonical JSON, `contributors` maps each
- *     element's canonical JSON to the observations that wrote it, `winner` is the latest writer.
- *     Nothing is contested. If the field held a non-set value, that value seeds the set,
- *     credited to its winner; leaving set-union drops `contributors`.
- *   A field whose value was cleared by a retraction is written as if it were new.
- * - correction: sets the value whatever the policy (the previous value is contested with reason
- *   `corrected`). It keeps the field's existing policy, because a correction may be written with
- *   a type that does not declare the field; for a set-union field it replaces the whole set and
- *   makes the correction the sole contributor. A correction is not sticky: later writes merge
- *   with the corrected value under the field's policy as usual. Invariant:
- *   `corrected === (winner.kind === 'correction')`.
- * - retraction: withdraws `targetId` (its `fields` are ignored). `retracted[targetId]` records the
- *   retraction; contested entries written by the target are dropped. A scalar field whose winner
- *   is the target is cleared (value absent, winner = the retraction, the withdrawn value contested
- *   with reason `retracted`): the losing values needed for an exact fallback are not all kept
- *   (contested is bounded), so no fallback is guessed; an agent re-asserts if it wants one. A
- *   set-union field loses the target as a contributor, elements left without contributors are
- *   dropped (contested together, reason `retracted`), and if the target was the winner the
- *   retraction becomes it. Retracting an already retracted observation, or a retraction without
- *   a target, changes nothing but the version; retractions are final (retracting a retraction
- *   does not bring values back). The store checks that a target exists in the same entity; the
- *   reducer cannot (it sees one entity's log) and records any id.
- * - `contested` keeps the newest MAX_CONTESTED entries per field.
+ * Because a withdrawn observation counts as never written, retracting one needs the log since
+ * before it: a bounded state cannot know the value that was there before. A fold that is given
+ * a state at version k and a retraction reaching an observation at or below k throws
+ * RefoldRequiredError; the store's read path (src/store/observations/read.ts) starts such a
+ * fold from an earlier snapshot instead.
  *
- * Broken input (a version gap, a duplicate version or id, an unknown kind, a policy resolver
- * that returns a non-policy) throws: folding past it would produce a state nobody can reproduce.
+ * Broken input (a version gap, a duplicate version or id, an unknown kind, a policy the
+ * resolver does not know) throws: folding past it would produce a state nobody can reproduce.
  */
 import { canonicalJson, jsonEquals } from './canonicalJson';
-import { MAX_CONTESTED, type ContestedValue, type EntityState, type FieldState, type ObservationRef, type PolicyResolver } from './entityState';
-import { FIELD_POLICIES, formatEntityRef, type EntityRef, type FieldPolicy, type Json, type ReducibleObservation } from './observation';
+import {
+  MAX_CONTESTED,
+  type ContestedValue,
+  type ElementSource,
+  type EntityState,
+  type FieldState,
+  type ObservationRef,
+  type PolicyResolver,
+} from './entityState';
+import {
+  FIELD_POLICIES,
+  formatEntityRef,
+  type EntityRef,
+  type FieldPolicy,
+  type Json,
+  type ReducibleObservation,
+} from './observation';
 import type { ObservationTypeRegistry } from './observationTypes';
+
+/** What pass 1 needs of a retraction. `targetVersion`: the target's entity version, null if it is not in the log. */
+export interface RetractionLink {
+  id: string;
+  entityVersion: number;
+  targetId: string | null;
+  targetVersion?: number | null | undefined;
+}
+
+/** The outcome of pass 1 over a window of versions (after, upTo]. */
+export interface Withdrawals {
+  /** Observations of the window that count as never written (withdrawn, or excluded by the caller). */
+  dead: ReadonlySet<string>;
+  /** Live retraction id → the targets it withdraws (recorded in `state.retracted` as the fold passes it). */
+  byRetraction: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Set when a live retraction of the window reaches an observation at or below `after`: the
+   * lowest version reached (1 when a target's version is unknown). The fold must start below it.
+   */
+  reachesBelow: number | undefined;
+}
 
 export interface ReduceOptions {
   /** Fold only up to this entity version (state "as of" v). Default: all given observations. */
   upToVersion?: number;
+  /** Observations to treat as never written (e.g. tainted ones); their retractions withdraw nothing. */
+  without?: ReadonlySet<string>;
+  /** Pass 1, computed by the caller over the whole window when it folds it page by page. */
+  withdrawals?: Withdrawals;
+}
+
+/** The fold cannot continue from the given state: a retraction reaches below it. */
+export class RefoldRequiredError extends Error {
+  override readonly name = 'RefoldRequiredError';
+  constructor(
+    readonly entity: string,
+    readonly belowVersion: number,
+  ) {
+    super(
+      `${entity}: a retraction reaches version ${belowVersion}, at or below the state folded so far; fold from before it`,
+    );
+  }
+}
+
+/** No policy is known for a field of a stored observation: reading it would be a guess. */
+export class UnknownFieldPolicyError extends Error {
+  override readonly name = 'UnknownFieldPolicyError';
+  constructor(
+    readonly entity: string,
+    readonly observationId: string,
+    readonly typeKey: string,
+    readonly field: string,
+  ) {
+    super(
+      `${entity}: observation ${observationId} has type ${typeKey}, whose policy for field "${field}" is not known to this reader (register the type, or read with the policies stored in cairn.observation_types)`,
+    );
+  }
 }
 
 export function emptyEntityState(ref: EntityRef): EntityState {
@@ -66,58 +117,139 @@ export function policyResolverFor(registry: ObservationTypeRegistry): PolicyReso
 }
 
 /** Fold an entity's observations (any order; versions must be exactly 1..n) from the empty state. */
-export function reduceEntity(ref: EntityRef, observations: readonly ReducibleObservation[], policyOf: PolicyResolver, opts: ReduceOptions = {}): EntityState {
+export function reduceEntity(
+  ref: EntityRef,
+  observations: readonly ReducibleObservation[],
+  policyOf: PolicyResolver,
+  opts: ReduceOptions = {},
+): EntityState {
   return applyObservations(emptyEntityState(ref), observations, policyOf, opts);
 }
 
 /**
  * Continue a fold, e.g. from a snapshot: `observations` (any order) must carry exactly the
- * versions state.version+1 .. n, without gaps or duplicates.
+ * versions state.version+1 .. n. Throws RefoldRequiredError when a live retraction among them
+ * reaches an observation the state already folded.
  */
-export function applyObservations(state: EntityState, observations: readonly ReducibleObservation[], policyOf: PolicyResolver, opts: ReduceOptions = {}): EntityState {
+export function applyObservations(
+  state: EntityState,
+  observations: readonly ReducibleObservation[],
+  policyOf: PolicyResolver,
+  opts: ReduceOptions = {},
+): EntityState {
   const sorted = [...observations].sort((a, b) => a.entityVersion - b.entityVersion);
-  const ids = new Set<string>();
+  const ids = new Map<string, number>();
   sorted.forEach((obs, i) => {
     const expected = state.version + 1 + i;
     if (obs.entityVersion !== expected) {
       const what = sorted[i - 1]?.entityVersion === obs.entityVersion ? 'duplicate version' : 'gap';
-      throw new Error(`${label(state)}: ${what} in observations: expected entity version ${expected}, found ${obs.entityVersion} (observation ${obs.id})`);
+      throw new Error(
+        `${label(state)}: ${what} in observations: expected entity version ${expected}, found ${obs.entityVersion} (observation ${obs.id})`,
+      );
     }
     if (ids.has(obs.id)) throw new Error(`${label(state)}: observation id ${obs.id} appears twice`);
-    ids.add(obs.id);
+    ids.set(obs.id, obs.entityVersion);
   });
   const last = state.version + sorted.length;
   const upTo = opts.upToVersion ?? last;
   if (!Number.isInteger(upTo) || upTo < state.version || upTo > last) {
-    throw new Error(`${label(state)}: cannot reduce to version ${upTo}: have versions ${state.version}..${last}`);
+    throw new Error(
+      `${label(state)}: cannot reduce to version ${upTo}: have versions ${state.version}..${last}`,
+    );
   }
+  const window = sorted.slice(0, upTo - state.version);
+  const withdrawals =
+    opts.withdrawals ??
+    withdrawalsIn(
+      window
+        .filter((o) => o.kind === 'retraction')
+        .map((o) => ({ ...linkOf(o), targetVersion: o.targetId === null ? null : ids.get(o.targetId) })),
+      state.version,
+      opts.without,
+    );
+  if (withdrawals.reachesBelow !== undefined)
+    throw new RefoldRequiredError(label(state), withdrawals.reachesBelow);
   let next = state;
-  for (const obs of sorted.slice(0, upTo - state.version)) next = applyObservation(next, obs, policyOf);
+  for (const obs of window) next = foldOne(next, obs, policyOf, withdrawals);
   return next;
 }
 
-/** Apply one observation; it must carry the next entity version. Returns a new state. */
-export function applyObservation(state: EntityState, obs: ReducibleObservation, policyOf: PolicyResolver): EntityState {
+/** Apply one observation (the next version). A retraction of an earlier observation needs applyObservations over the log since before it. */
+export function applyObservation(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+): EntityState {
   if (obs.entityVersion !== state.version + 1) {
-    throw new Error(`${label(state)}: observation ${obs.id} has entity version ${obs.entityVersion}, expected ${state.version + 1} (the fold must be gapless)`);
+    throw new Error(
+      `${label(state)}: observation ${obs.id} has entity version ${obs.entityVersion}, expected ${state.version + 1} (the fold must be gapless)`,
+    );
   }
+  return applyObservations(state, [obs], policyOf);
+}
+
+/**
+ * Pass 1 over the retractions of the window (after, upTo]: which observations are withdrawn as
+ * of the window's end. A target that is not earlier than its retraction, or not in the log
+ * (targetVersion null, or unknown in a fold from version 0), is withdrawn by nothing.
+ */
+export function withdrawalsIn(
+  retractions: readonly RetractionLink[],
+  after: number,
+  without: ReadonlySet<string> = new Set(),
+): Withdrawals {
+  const dead = new Set(without);
+  const withdrawnBy = new Map<string, string>();
+  let reachesBelow: number | undefined;
+  const newestFirst = [...retractions].sort((a, b) => b.entityVersion - a.entityVersion);
+  for (const r of newestFirst) {
+    // Every retraction of r is newer than r, so its status is settled by now.
+    if (r.entityVersion <= after || dead.has(r.id) || r.targetId === null) continue;
+    const tv = r.targetVersion;
+    if (tv === null || (tv === undefined && after === 0)) continue;
+    if (tv !== undefined && tv >= r.entityVersion) continue;
+    if (tv === undefined || tv <= after) {
+      reachesBelow = Math.min(reachesBelow ?? Infinity, tv ?? 1);
+      continue;
+    }
+    dead.add(r.targetId);
+    // Newest first, so the last write is the oldest live retraction: one deterministic choice.
+    withdrawnBy.set(r.targetId, r.id);
+  }
+  const byRetraction = new Map<string, string[]>();
+  for (const [target, r] of withdrawnBy) byRetraction.set(r, [...(byRetraction.get(r) ?? []), target]);
+  return { dead, byRetraction, reachesBelow };
+}
+
+function linkOf(o: ReducibleObservation): RetractionLink {
+  return { id: o.id, entityVersion: o.entityVersion, targetId: o.targetId };
+}
+
+function foldOne(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+  w: Withdrawals,
+): EntityState {
   const fields: unknown = obs.fields;
   if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
     throw new Error(`${label(state)}: observation ${obs.id}: fields must be a JSON object`);
   }
   const next: EntityState = { ...state, version: obs.entityVersion };
-  // Cannot happen with a well-behaved store (a retraction names an earlier observation), but
-  // a withdrawn observation must never take effect.
-  if (Object.hasOwn(state.retracted, obs.id)) return next;
   const kind = obs.kind;
   switch (kind) {
     case 'assertion':
     case 'inference':
     case 'decision':
     case 'correction':
-      return { ...next, fields: writeFields(state.fields, obs, policyOf) };
-    case 'retraction':
-      return retract(next, obs);
+      return w.dead.has(obs.id) ? next : { ...next, fields: writeFields(state, obs, policyOf) };
+    case 'retraction': {
+      const targets = w.dead.has(obs.id) ? undefined : w.byRetraction.get(obs.id);
+      if (targets === undefined) return next;
+      const retracted = { ...state.retracted };
+      for (const t of targets) setOwn(retracted, t, obs.id);
+      return { ...next, retracted };
+    }
     default: {
       const unknownKind: never = kind;
       throw new Error(`${label(state)}: observation ${obs.id} has unknown kind ${String(unknownKind)}`);
@@ -128,51 +260,155 @@ export function applyObservation(state: EntityState, obs: ReducibleObservation, 
 // ---------------------------------------------------------------------------------------------
 // Writes
 
-function writeFields(current: Readonly<Record<string, FieldState>>, obs: ReducibleObservation, policyOf: PolicyResolver): Record<string, FieldState> {
+function writeFields(
+  state: EntityState,
+  obs: ReducibleObservation,
+  policyOf: PolicyResolver,
+): Record<string, FieldState> {
+  const current = state.fields;
   const out = { ...current };
   const ref = refOf(obs);
-  // Sorted so the key order of `fields` in the state does not depend on the key order jsonb
-  // happened to return the observation's fields in.
+  // Sorted so the key order of `fields` in the state does not depend on jsonb's key order.
   for (const name of Object.keys(obs.fields).sort()) {
     const value = obs.fields[name];
     if (value === undefined) continue;
-    const cur = getOwn(current, name);
-    const declared = checkedPolicy(policyOf(obs.type, obs.schemaVersion, name), obs, name);
-    const field = obs.kind === 'correction' ? correctField(cur, value, cur?.policy ?? declared, ref) : mergeField(cur, value, declared, ref);
-    setOwn(out, name, field);
+    const declared = checkedPolicy(policyOf(obs.type, obs.schemaVersion, name), state, obs, name);
+    setOwn(out, name, writeField(getOwn(current, name), value, declared, ref));
   }
   return out;
 }
 
-function mergeField(cur: FieldState | undefined, value: Json, policy: FieldPolicy, ref: ObservationRef): FieldState {
-  if (policy === 'set-union') return unionField(cur, value, ref);
+function writeField(
+  cur: FieldState | undefined,
+  value: Json,
+  declared: FieldPolicy,
+  ref: ObservationRef,
+): FieldState {
   const contested = cur?.contested ?? [];
-  if (cur?.value === undefined) return scalarField(value, policy, ref, contested);
-  const old = cur.value;
-  const keepOld = (): FieldState => ({ value: old, policy, winner: cur.winner, corrected: cur.corrected, contested });
-  if (jsonEquals(old, value)) {
-    // Nothing is contested. LWW/reject credit the latest writer (it confirms the value last);
-    // FWW/max/min keep the first writer (it set the value that is still the answer).
-    return policy === 'last-writer-wins' || policy === 'reject-on-conflict' ? scalarField(value, policy, ref, contested) : keepOld();
+  // A hand-built state may leave `value` out: that reads as cleared.
+  const old: Json = cur?.value ?? null;
+  if (ref.kind === 'correction') {
+    const after =
+      cur !== undefined && old !== null && !jsonEquals(old, value)
+        ? pushContested(contested, { value: old, source: cur.winner, reason: 'corrected' })
+        : contested;
+    return freshField(value, cur?.policy ?? declared, ref, after);
   }
-  switch (policy) {
+  if (cur?.corrected === true) {
+    if (jsonEquals(old, value)) return cur;
+    return {
+      ...cur,
+      contested: pushContested(contested, { value, source: ref, reason: 'pinned by correction' }),
+    };
+  }
+  if (value === null) {
+    const after =
+      cur !== undefined && old !== null
+        ? pushContested(contested, { value: old, source: cur.winner, reason: 'cleared' })
+        : contested;
+    return freshField(null, declared, ref, after);
+  }
+  if (cur === undefined || old === null) return freshField(value, declared, ref, contested);
+  if (declared === 'set-union') return uniteInto(cur, old, value, ref);
+  const keepOld = (): FieldState => ({
+    value: old,
+    policy: declared,
+    winner: cur.winner,
+    corrected: false,
+    contested,
+  });
+  if (jsonEquals(old, value)) {
+    // LWW/reject credit the latest writer (it confirmed the value last); the others keep the first.
+    return declared === 'last-writer-wins' || declared === 'reject-on-conflict'
+      ? freshField(value, declared, ref, contested)
+      : keepOld();
+  }
+  switch (declared) {
     case 'last-writer-wins':
     case 'reject-on-conflict':
-      return scalarField(value, policy, ref, pushContested(contested, { value: old, source: cur.winner, reason: policy }));
+      return freshField(
+        value,
+        declared,
+        ref,
+        pushContested(contested, { value: old, source: cur.winner, reason: declared }),
+      );
     case 'first-writer-wins':
-      return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: policy }) };
+      return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: declared }) };
     case 'max':
     case 'min': {
       const order = compareOrdered(value, old);
-      const newWins = order !== undefined && (policy === 'max' ? order > 0 : order < 0);
-      if (newWins) return scalarField(value, policy, ref, pushContested(contested, { value: old, source: cur.winner, reason: policy }));
-      return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: policy }) };
+      const newWins = order !== undefined && (declared === 'max' ? order > 0 : order < 0);
+      if (newWins)
+        return freshField(
+          value,
+          declared,
+          ref,
+          pushContested(contested, { value: old, source: cur.winner, reason: declared }),
+        );
+      return { ...keepOld(), contested: pushContested(contested, { value, source: ref, reason: declared }) };
     }
   }
 }
 
-function scalarField(value: Json, policy: FieldPolicy, winner: ObservationRef, contested: ContestedValue[]): FieldState {
-  return { value, policy, winner, corrected: winner.kind === 'correction', contested };
+/** The field holding just `value` (as a set under set-union), written by `ref`. */
+function freshField(
+  value: Json,
+  policy: FieldPolicy,
+  ref: ObservationRef,
+  contested: ContestedValue[],
+): FieldState {
+  const corrected = ref.kind === 'correction';
+  if (policy !== 'set-union' || value === null) return { value, policy, winner: ref, corrected, contested };
+  const set = new Map<string, { el: Json; source: ElementSource }>();
+  addElements(set, value, ref);
+  return { ...finishSet(set), policy, winner: ref, corrected, contested };
+}
+
+type WorkingSet = Map<string, { el: Json; source: ElementSource }>;
+
+function uniteInto(cur: FieldState, old: Json, value: Json, ref: ObservationRef): FieldState {
+  const set: WorkingSet = new Map();
+  if (cur.policy === 'set-union' && cur.contributors !== undefined) {
+    for (const el of asArray(old)) {
+      const key = canonicalJson(el);
+      const source = getOwn(cur.contributors, key);
+      if (source !== undefined) set.set(key, { el, source });
+    }
+  } else {
+    // Entering set-union from another policy: the current value is the set so far.
+    addElements(set, old, cur.winner);
+  }
+  addElements(set, value, ref);
+  return { ...finishSet(set), policy: 'set-union', winner: ref, corrected: false, contested: cur.contested };
+}
+
+function addElements(set: WorkingSet, value: Json, ref: ObservationRef): void {
+  const seen = new Set<string>();
+  for (const el of asArray(value)) {
+    if (el === null) continue; // null clears a set; it is never an element
+    const key = canonicalJson(el);
+    if (seen.has(key)) continue; // one observation counts once per element
+    seen.add(key);
+    const had = set.get(key);
+    set.set(
+      key,
+      had
+        ? { el: had.el, source: { first: had.source.first, count: had.source.count + 1 } }
+        : { el, source: { first: ref, count: 1 } },
+    );
+  }
+}
+
+function finishSet(set: WorkingSet): { value: Json[]; contributors: Record<string, ElementSource> } {
+  const keys = [...set.keys()].sort();
+  const contributors: Record<string, ElementSource> = {};
+  // Built in sorted order so the state's key order is a function of its content.
+  for (const key of keys) setOwn(contributors, key, set.get(key)!.source);
+  return { value: keys.map((k) => set.get(k)!.el), contributors };
+}
+
+function asArray(value: Json): Json[] {
+  return Array.isArray(value) ? value : [value];
 }
 
 /** Order of two values for max/min, or undefined when they cannot be ordered. */
@@ -183,133 +419,17 @@ function compareOrdered(a: Json, b: Json): number | undefined {
   return undefined;
 }
 
-/** A set under construction: canonical JSON → element, and canonical JSON → contributors. */
-interface WorkingSet {
-  elements: Map<string, Json>;
-  contributors: Record<string, ObservationRef[]>;
-}
-
-function unionField(cur: FieldState | undefined, value: Json, ref: ObservationRef): FieldState {
-  const set = seedSet(cur);
-  addElements(set, value, ref);
-  return { ...finishSet(set), policy: 'set-union', winner: ref, corrected: ref.kind === 'correction', contested: cur?.contested ?? [] };
-}
-
-function seedSet(cur: FieldState | undefined): WorkingSet {
-  const set: WorkingSet = { elements: new Map(), contributors: {} };
-  if (cur?.value === undefined) return set;
-  if (cur.policy !== 'set-union' || cur.contributors === undefined) {
-    // Entering set-union from another policy: the current value is the set so far.
-    addElements(set, cur.value, cur.winner);
-    return set;
-  }
-  for (const el of asArray(cur.value)) set.elements.set(canonicalJson(el), el);
-  // Shallow copy: the arrays are replaced, never pushed to, when a contributor is added.
-  set.contributors = { ...cur.contributors };
-  return set;
-}
-
-function addElements(set: WorkingSet, value: Json, ref: ObservationRef): void {
-  for (const el of asArray(value)) {
-    const key = canonicalJson(el);
-    if (!set.elements.has(key)) set.elements.set(key, el);
-    const refs = getOwn(set.contributors, key) ?? [];
-    if (!refs.some((r) => r.observationId === ref.observationId)) setOwn(set.contributors, key, [...refs, ref]);
-  }
-}
-
-function finishSet(set: WorkingSet): { value: Json[]; contributors: Record<string, ObservationRef[]> } {
-  const keys = [...set.elements.keys()].sort();
-  const contributors: Record<string, ObservationRef[]> = {};
-  // Rebuilt in sorted order so the state's key order is a function of its content.
-  for (const key of keys) setOwn(contributors, key, getOwn(set.contributors, key) ?? []);
-  return { value: keys.map((k) => set.elements.get(k) as Json), contributors };
-}
-
-function asArray(value: Json): Json[] {
-  return Array.isArray(value) ? value : [value];
-}
-
-function correctField(cur: FieldState | undefined, value: Json, policy: FieldPolicy, ref: ObservationRef): FieldState {
-  let field: FieldState;
-  if (policy === 'set-union') {
-    const set: WorkingSet = { elements: new Map(), contributors: {} };
-    addElements(set, value, ref);
-    field = { ...finishSet(set), policy, winner: ref, corrected: true, contested: [] };
-  } else {
-    field = scalarField(value, policy, ref, []);
-  }
-  let contested = cur?.contested ?? [];
-  if (cur?.value !== undefined && !jsonEquals(cur.value, field.value as Json)) {
-    contested = pushContested(contested, { value: cur.value, source: cur.winner, reason: 'corrected' });
-  }
-  return { ...field, contested };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Retractions
-
-function retract(next: EntityState, obs: ReducibleObservation): EntityState {
-  const targetId = obs.targetId;
-  if (targetId === null || Object.hasOwn(next.retracted, targetId)) return next;
-  const ref = refOf(obs);
-  const fields = { ...next.fields };
-  for (const name of Object.keys(fields)) {
-    const field = fields[name] as FieldState;
-    const after = retractFromField(field, targetId, ref);
-    if (after !== field) setOwn(fields, name, after);
-  }
-  const retracted = { ...next.retracted };
-  setOwn(retracted, targetId, obs.id);
-  return { ...next, fields, retracted };
-}
-
-/** The field without the target's effects; the same object when the target had none. */
-function retractFromField(field: FieldState, targetId: string, ref: ObservationRef): FieldState {
-  const kept = field.contested.filter((c) => c.source.observationId !== targetId);
-  let contested = kept.length === field.contested.length ? field.contested : kept;
-  const winnerRetracted = field.winner.observationId === targetId;
-
-  if (field.policy === 'set-union' && field.contributors !== undefined) {
-    const contributors: Record<string, ObservationRef[]> = {};
-    const dropped: Json[] = [];
-    let targetRef: ObservationRef | undefined;
-    let changed = false;
-    const elements = asArray(field.value ?? []);
-    for (const el of elements) {
-      const key = canonicalJson(el);
-      const refs = getOwn(field.contributors, key) ?? [];
-      const left = refs.filter((r) => r.observationId !== targetId);
-      if (left.length !== refs.length) {
-        changed = true;
-        targetRef = refs.find((r) => r.observationId === targetId);
-      }
-      if (left.length > 0) setOwn(contributors, key, left);
-      else dropped.push(el);
-    }
-    if (!changed && !winnerRetracted && contested === field.contested) return field;
-    if (dropped.length > 0 && targetRef !== undefined) {
-      contested = pushContested(contested, { value: dropped, source: targetRef, reason: 'retracted' });
-    }
-    const value = elements.filter((el) => Object.hasOwn(contributors, canonicalJson(el)));
-    const winner = winnerRetracted ? ref : field.winner;
-    return { value, policy: field.policy, winner, contributors, corrected: winner.kind === 'correction', contested };
-  }
-
-  if (winnerRetracted) {
-    // Cleared: `value` is left out entirely (see FieldState.value).
-    if (field.value !== undefined) contested = pushContested(contested, { value: field.value, source: field.winner, reason: 'retracted' });
-    const cleared: FieldState = { policy: field.policy, winner: ref, corrected: false, contested };
-    return cleared;
-  }
-  return contested === field.contested ? field : { ...field, contested };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 function refOf(obs: ReducibleObservation): ObservationRef {
-  return { observationId: obs.id, entityVersion: obs.entityVersion, agentId: obs.provenance.agentId, role: obs.provenance.role, kind: obs.kind };
+  return {
+    observationId: obs.id,
+    entityVersion: obs.entityVersion,
+    agentId: obs.provenance.agentId,
+    role: obs.provenance.role,
+    kind: obs.kind,
+  };
 }
 
 function pushContested(list: readonly ContestedValue[], entry: ContestedValue): ContestedValue[] {
@@ -317,9 +437,18 @@ function pushContested(list: readonly ContestedValue[], entry: ContestedValue): 
   return out.length > MAX_CONTESTED ? out.slice(out.length - MAX_CONTESTED) : out;
 }
 
-function checkedPolicy(policy: FieldPolicy, obs: ReducibleObservation, field: string): FieldPolicy {
+function checkedPolicy(
+  policy: FieldPolicy | undefined,
+  state: EntityState,
+  obs: ReducibleObservation,
+  field: string,
+): FieldPolicy {
+  if (policy === undefined)
+    throw new UnknownFieldPolicyError(label(state), obs.id, `${obs.type}@${obs.schemaVersion}`, field);
   if (!FIELD_POLICIES.includes(policy)) {
-    throw new Error(`policy resolver returned ${String(policy)} for ${obs.type}@${obs.schemaVersion}.${field}; expected one of ${FIELD_POLICIES.join(', ')}`);
+    throw new Error(
+      `policy resolver returned ${String(policy)} for ${obs.type}@${obs.schemaVersion}.${field}; expected one of ${FIELD_POLICIES.join(', ')}`,
+    );
   }
   return policy;
 }
@@ -336,6 +465,6 @@ function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function label(state: EntityState): string {
+function label(state: EntityRef): string {
   return formatEntityRef(state);
 }

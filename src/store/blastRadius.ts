@@ -236,7 +236,7 @@ export async function dependentFields(
         ids.has(f.winner.observationId) && f.value !== undefined
           ? f.winner.observationId
           : Object.values(f.contributors ?? {})
-              .flat()
+              .map((c) => c.first)
               .find((c) => ids.has(c.observationId))?.observationId;
       if (rests !== undefined)
         out.push({ ...ref, field: name, observationId: rests, stateVersion: state.version });

@@ -9,7 +9,8 @@
  * default) or `recorded_at` (when the log stored it). For set-union fields the winner is the
  * latest contributor, so the set is as old as its newest element.
  */
-import type { EntityState, PolicyResolver } from '../shared/entityState';
+import type { EntityState, FieldState, PolicyResolver } from '../shared/entityState';
+import { UNTRACKED_FIELDS, untrackedFields } from '../shared/readSets';
 import type { EntityRef } from '../shared/observation';
 import { getEntityState, type EntityStateOptions } from './observations/read';
 import { isoUtc } from './observations/rows';
@@ -73,7 +74,10 @@ export async function annotateFreshness(
     throw new RangeError(`maxAgeMs must be a number >= 0, got ${opts.maxAgeMs}`);
   const ageFrom = opts.ageFrom ?? 'observed';
   const now = opts.now ?? new Date();
-  const ids = [...new Set(Object.values(state.fields).map((f) => f.winner.observationId))];
+  // Dated from the plain fields: walking a tracked read's fields would record every field in
+  // the agent's read set, and strict decisions would then be refused over fields never used.
+  const all = untrackedFields(state.fields);
+  const ids = [...new Set(Object.values(all).map((f) => f.winner.observationId))];
   const times = new Map<string, { observedAt: string; recordedAt: string }>();
   if (ids.length > 0) {
     const { rows } = await db.query<{ id: string; observed_at: string; recorded_at: string }>(
@@ -85,7 +89,7 @@ export async function annotateFreshness(
   }
   const fields: Record<string, FieldAge> = {};
   const stale: string[] = [];
-  for (const [name, field] of Object.entries(state.fields)) {
+  for (const [name, field] of Object.entries(all)) {
     const t = times.get(field.winner.observationId);
     // A winner the reader cannot see (another scope) cannot vouch for freshness: stale.
     const at = t
@@ -103,10 +107,7 @@ export async function annotateFreshness(
     if (isStale) stale.push(name);
   }
   stale.sort();
-  const kept =
-    opts.stale === 'omit'
-      ? Object.fromEntries(Object.entries(state.fields).filter(([n]) => !stale.includes(n)))
-      : state.fields;
+  const kept = opts.stale === 'omit' ? hideFields(state.fields, new Set(stale)) : state.fields;
   return {
     ...state,
     fields: kept,
@@ -119,6 +120,38 @@ export async function annotateFreshness(
       fresh: stale.length === 0,
     },
   };
+}
+
+/**
+ * `fields` without the `hidden` names, as a view over the original object, so a tracked read
+ * still records what the agent looks at (an omitted field is recorded when asked for, like any
+ * absent field; enumerating records every field).
+ */
+function hideFields(
+  fields: Record<string, FieldState>,
+  hidden: ReadonlySet<string>,
+): Record<string, FieldState> {
+  if (hidden.size === 0) return fields;
+  const isHidden = (prop: string | symbol) => typeof prop === 'string' && hidden.has(prop);
+  return new Proxy(fields, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (prop === UNTRACKED_FIELDS && typeof value === 'object' && value !== null)
+        return hideFields(value as Record<string, FieldState>, hidden);
+      return isHidden(prop) ? undefined : value;
+    },
+    has(target, prop) {
+      const present = Reflect.has(target, prop);
+      return isHidden(prop) ? false : present;
+    },
+    getOwnPropertyDescriptor(target, prop) {
+      const d = Reflect.getOwnPropertyDescriptor(target, prop);
+      return isHidden(prop) ? undefined : d;
+    },
+    ownKeys(target) {
+      return Reflect.ownKeys(target).filter((k) => !isHidden(k));
+    },
+  });
 }
 
 /** getEntityState plus freshness: the plain (unscoped, untracked) max-age read. */

@@ -1,21 +1,22 @@
 /**
- * Quarantine and retraction: `retract` appends a `retraction` observation (the reducer clears
- * what it won) and opens a quarantine on it; while a quarantine is active, the retracted
- * observation's blast radius is *tainted* in reads. Taint is computed at read time from the
- * active quarantines and the closure (src/store/blastRadius.ts) — the log is never rewritten,
- * and observations that build on tainted state after the retraction are tainted too.
- * Lifting a quarantine is a row of its own (cairn.quarantine_lifts), never a delete; the
- * retraction stays (retractions are final), only the taint goes.
+ * Quarantine and retraction: `retract` appends a `retraction` observation (the reducer then folds
+ * the entity as if the observation had never been written) and opens a quarantine on it; while
+ * a quarantine is active, the retracted observation's blast radius is *tainted* in reads. Taint
+ * is computed at read time from the active quarantines and the closure
+ * (src/store/blastRadius.ts): the log is never rewritten, and observations that build on
+ * tainted state after the retraction are tainted too.
+ * Lifting a quarantine is a row of its own (cairn.quarantine_lifts), never a delete, plus a
+ * retraction of the quarantine's retraction: the observation counts again, so every view is
+ * what it was before the quarantine.
  */
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import type { EntityState, PolicyResolver } from '../shared/entityState';
-import type { EntityRef, ReducibleObservation } from '../shared/observation';
+import type { EntityRef } from '../shared/observation';
 import { defineObservationType, ObservationTypeRegistry } from '../shared/observationTypes';
-import { applyObservations } from '../shared/reducer';
 import { closureOf, retractionVersionOf, type BlastNode, type ClosureOptions } from './blastRadius';
 import { appendObservations, type AppendedObservation } from './observations/append';
-import { getEntityHistory, getEntityState, type EntityStateOptions } from './observations/read';
+import { getEntityState, type EntityStateOptions } from './observations/read';
 import { isoUtc } from './observations/rows';
 import { withTransaction, type Queryable } from './pool';
 
@@ -56,8 +57,8 @@ const targetRow = z.object({
 
 /**
  * Retracts `observationId` and quarantines its blast radius. Idempotent: an observation under
- * an active quarantine returns that quarantine; one whose quarantine was lifted gets a new one
- * on the same retraction (the log keeps one cairn retraction per observation).
+ * an active quarantine returns that quarantine and its retraction; one whose quarantine was
+ * lifted (its retraction retracted) gets a new quarantine with a new retraction.
  */
 export async function retract(pool: Pool, id: string, opts: RetractOptions): Promise<Retraction> {
   const observationId = checkUuid('retract', id);
@@ -79,12 +80,18 @@ export async function retract(pool: Pool, id: string, opts: RetractOptions): Pro
     const active = (await listQuarantines(client, { rootObservationId: observationId })).find(
       (q) => q.lifted === null,
     );
-    // One cairn retraction per observation: after a lift, a new quarantine reuses it.
-    const key = `cairn:retraction:${observationId}`;
+    if (active) {
+      const retraction = await storedRetraction(client, { id: active.retractionId }, t);
+      if (!retraction) throw new Error(`retract: quarantine ${active.id}'s retraction is not in the log`);
+      return { retraction, quarantine: active, alreadyQuarantined: true };
+    }
+    // One retraction per quarantine: a lift withdrew the earlier ones, so a new quarantine
+    // needs its own (the first keeps the original key, so earlier logs replay).
+    const earlier = (await listQuarantines(client, { rootObservationId: observationId })).length;
+    const key = `cairn:retraction:${observationId}${earlier === 0 ? '' : `:${earlier + 1}`}`;
     const retraction =
-      (await storedRetraction(client, key, t)) ??
+      (await storedRetraction(client, { key }, t)) ??
       (await appendRetraction(client, observationId, key, t, by, reason));
-    if (active) return { retraction, quarantine: active, alreadyQuarantined: true };
     const inserted = await client.query<{ id: string }>(
       `insert into cairn.quarantines (root_observation_id, retraction_id, reason, created_by)
        values ($1::uuid, $2::uuid, $3, $4) returning id`,
@@ -149,7 +156,7 @@ async function appendRetraction(
 
 async function storedRetraction(
   client: Queryable,
-  key: string,
+  which: { key: string } | { id: string },
   t: TargetRow,
 ): Promise<AppendedObservation | undefined> {
   const { rows } = await client.query<{
@@ -157,10 +164,11 @@ async function storedRetraction(
     entity_version: number;
     recorded_at: string;
     content_hash: string;
+    idempotency_key: string;
   }>(
-    `select id, entity_version, ${isoUtc('recorded_at')} as recorded_at, content_hash
-       from cairn.observations where idempotency_key = $1`,
-    [key],
+    `select id, entity_version, ${isoUtc('recorded_at')} as recorded_at, content_hash, idempotency_key
+       from cairn.observations where ${'key' in which ? 'idempotency_key = $1' : 'id = $1::uuid'}`,
+    ['key' in which ? which.key : which.id],
   );
   const row = rows[0];
   if (!row) return undefined;
@@ -170,35 +178,52 @@ async function storedRetraction(
     entityType: t.entity_type,
     entityId: t.entity_id,
     entityVersion: row.entity_version,
-    idempotencyKey: key,
+    idempotencyKey: row.idempotency_key,
     contentHash: row.content_hash,
     recordedAt: row.recorded_at,
     replayed: true,
   };
 }
 
-/** Lifts an active quarantine (a row in cairn.quarantine_lifts). Lifting twice is an error. */
+/**
+ * Lifts an active quarantine: a row in cairn.quarantine_lifts and, in the same transaction, a
+ * retraction of the quarantine's retraction (so the observation counts again: the view is what
+ * it was before the quarantine). Lifting twice is an error.
+ */
 export async function liftQuarantine(
-  db: Queryable,
+  pool: Pool,
   id: string,
   opts: { by: string; reason: string },
 ): Promise<Quarantine> {
   const quarantineId = checkUuid('liftQuarantine', id);
-  if (opts.by.trim() === '' || opts.reason.trim() === '')
-    throw new Error('liftQuarantine: `by` and `reason` are required');
-  const { rowCount } = await db.query(
-    `insert into cairn.quarantine_lifts (quarantine_id, lifted_by, reason)
-     select q.id, $2, $3 from cairn.quarantines q where q.id = $1::uuid
-     on conflict (quarantine_id) do nothing`,
-    [quarantineId, opts.by.trim(), opts.reason.trim()],
-  );
-  const q = await getQuarantine(db, quarantineId);
-  if (!q) throw new Error(`liftQuarantine: no quarantine ${quarantineId}`);
-  if (rowCount === 0)
-    throw new Error(
-      `liftQuarantine: quarantine ${quarantineId} was already lifted by ${q.lifted?.by ?? '?'} at ${q.lifted?.at ?? '?'}`,
+  const by = opts.by.trim();
+  const reason = opts.reason.trim();
+  if (by === '' || reason === '') throw new Error('liftQuarantine: `by` and `reason` are required');
+  return withTransaction(pool, async (client) => {
+    const { rowCount } = await client.query(
+      `insert into cairn.quarantine_lifts (quarantine_id, lifted_by, reason)
+       select q.id, $2, $3 from cairn.quarantines q where q.id = $1::uuid
+       on conflict (quarantine_id) do nothing`,
+      [quarantineId, by, reason],
     );
-  return q;
+    const q = await getQuarantine(client, quarantineId);
+    if (!q) throw new Error(`liftQuarantine: no quarantine ${quarantineId}`);
+    if (rowCount === 0)
+      throw new Error(
+        `liftQuarantine: quarantine ${quarantineId} was already lifted by ${q.lifted?.by ?? '?'} at ${q.lifted?.at ?? '?'}`,
+      );
+    const target = await client.query(
+      'select entity_type, entity_id, scope, type, schema_version, task_key from cairn.observations where id = $1::uuid',
+      [q.retractionId],
+    );
+    if (target.rows[0] === undefined)
+      throw new Error(`liftQuarantine: the quarantine's retraction ${q.retractionId} is not in the log`);
+    const key = `cairn:lift:${quarantineId}`;
+    const t = targetRow.parse(target.rows[0]);
+    if (!(await storedRetraction(client, { key }, t)))
+      await appendRetraction(client, q.retractionId, key, t, by, reason);
+    return q;
+  });
 }
 
 const quarantineRow = z.object({
@@ -311,7 +336,8 @@ export function taintedFields(state: EntityState, taint: Taint): TaintedField[] 
   const out: TaintedField[] = [];
   for (const name of Object.keys(state.fields).sort()) {
     const f = state.fields[name]!;
-    const candidates = [f.winner, ...Object.values(f.contributors ?? {}).flat()];
+    // A set keeps each element's first contributor (bounded state); the winner is the latest.
+    const candidates = [f.winner, ...Object.values(f.contributors ?? {}).map((c) => c.first)];
     const hit = candidates.find(
       (c) => taint.marks.has(c.observationId) && (c !== f.winner || f.value !== undefined),
     );
@@ -328,10 +354,9 @@ export function taintedFields(state: EntityState, taint: Taint): TaintedField[] 
 }
 
 /**
- * The entity as if its tainted observations had never been written: the fold treats each as
- * an empty assertion (keeping the version numbering), so an untainted earlier value shows
- * through. `state` is the entity as read; the fold restarts just below its first tainted
- * version (snapshots serve that) and runs to the same version.
+ * The entity as if its tainted observations had never been written (they count as withdrawn:
+ * an untainted earlier value shows through, and a tainted retraction withdraws nothing), at the
+ * version of `state`. The fold starts below the first tainted version (snapshots serve that).
  */
 export async function withoutTainted(
   db: Queryable,
@@ -340,29 +365,20 @@ export async function withoutTainted(
   taint: Taint,
 ): Promise<EntityState> {
   const ref = { entityType: state.entityType, entityId: state.entityId };
-  let first = Infinity;
+  const ids = new Set<string>();
+  let lowestVersion = Infinity;
   for (const m of taint.marks.values()) {
-    if (m.entityType === ref.entityType && m.entityId === ref.entityId && m.entityVersion <= state.version)
-      first = Math.min(first, m.entityVersion);
+    if (m.entityType === ref.entityType && m.entityId === ref.entityId && m.entityVersion <= state.version) {
+      ids.add(m.observationId);
+      lowestVersion = Math.min(lowestVersion, m.entityVersion);
+    }
   }
-  if (first === Infinity) return state;
-  let clean = await getEntityState(db, policyOf, ref, { asOfVersion: first - 1, writeSnapshots: false });
-  while (clean.version < state.version) {
-    const page = await getEntityHistory(db, ref, {
-      fromVersion: clean.version + 1,
-      toVersion: state.version,
-      limit: 10_000,
-    });
-    if (page.length === 0)
-      throw new Error(
-        `${ref.entityType}/${ref.entityId}: history ends at version ${clean.version}, expected ${state.version}`,
-      );
-    const neutral: ReducibleObservation[] = page.map((o) =>
-      taint.marks.has(o.id) ? { ...o, kind: 'assertion', fields: {}, targetId: null } : o,
-    );
-    clean = applyObservations(clean, neutral, policyOf);
-  }
-  return clean;
+  if (ids.size === 0) return state;
+  return getEntityState(db, policyOf, ref, {
+    asOfVersion: state.version,
+    writeSnapshots: false,
+    without: { ids, lowestVersion },
+  });
 }
 
 /** The entity now, without what rests on the given taint (see withoutTainted). */

@@ -76,6 +76,7 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
   ).appended;
 
   const before = { q2: await state('q2'), q3: await state('q3'), q4: await state('q4') };
+  const q1Before = await state('q1');
   const blast = await blastRadius(db.pool, wrong, { policyOf: receiptPolicies });
   expect(blast.nodes.map((n) => [n.observationId, n.via, n.depth])).toEqual([
     [wrong, 'root', 0],
@@ -151,12 +152,15 @@ it('taints exactly the blast radius, shows it in reads, and lifting restores the
   }
   expect(await listQuarantines(db.pool, { active: false })).toHaveLength(1);
 
-  // Quarantining again after a lift reuses the one retraction in the log.
+  // ...the retracted entity included: the lift retracted the quarantine's retraction.
+  expect((await state('q1')).fields).toEqual(q1Before.fields);
+  expect((await state('q1')).retracted).toEqual({ [retraction.id]: expect.any(String) as string });
+
+  // Quarantining again after a lift needs a retraction of its own (the first one is withdrawn).
   const again = await retract(db.pool, wrong, { reason: 'wrong after all', by: 'auditor' });
-  expect(again).toMatchObject({
-    alreadyQuarantined: false,
-    retraction: { id: retraction.id, replayed: true },
-  });
+  expect(again).toMatchObject({ alreadyQuarantined: false, retraction: { replayed: false } });
+  expect(again.retraction.id).not.toBe(retraction.id);
+  expect((await state('q1')).retracted[wrong]).toBe(again.retraction.id);
   expect((await loadTaint(db.pool)).marks.has(derived!.id)).toBe(true);
 
   expect((await verifyLog(db.pool)).problems).toEqual([]);

@@ -6,7 +6,8 @@
  * module starts the fold from the newest snapshot at or below the wanted version and fetches
  * only the rows after it, a page at a time (see ./snapshots.ts for the cache's rules).
  */
-import type { EntityState, PolicyResolver } from '../../shared/entityState';
+import { canonicalJson } from '../../shared/canonicalJson';
+import type { EntityState, ObservationRef, PolicyResolver } from '../../shared/entityState';
 import { VersionNotReachedError } from '../../shared/errors';
 import {
   FIELD_POLICIES,
@@ -19,7 +20,14 @@ import {
   type ReducibleObservation,
   type StoredObservation,
 } from '../../shared/observation';
-import { applyObservation, emptyEntityState } from '../../shared/reducer';
+import {
+  applyObservations,
+  emptyEntityState,
+  UnknownFieldPolicyError,
+  withdrawalsIn,
+  type RetractionLink,
+  type Withdrawals,
+} from '../../shared/reducer';
 import type { Queryable } from '../pool';
 import { observationColumns, parseObservationRow } from './rows';
 import { loadSnapshot, saveSnapshots, SNAPSHOT_EVERY, type Snapshot } from './snapshots';
@@ -50,6 +58,11 @@ export interface EntityStateOptions {
   writeSnapshots?: boolean;
   /** Filled in with what the read did (instrumentation for tests and benchmarks). */
   stats?: ReadStats;
+  /**
+   * Fold as if these observations had never been written (taint-excluding reads): the fold
+   * starts below the lowest of them and stores no snapshots.
+   */
+  without?: WithoutOption;
 }
 
 /** Rows fetched per round trip while folding. */
@@ -75,7 +88,7 @@ export async function getEntityState(
   if (opts.asOfTime !== undefined) target = await versionAtTime(db, ref, opts.asOfTime, head);
 
   const stats: ReadStats = { snapshotVersion: 0, folded: 0, snapshotsWritten: 0 };
-  const state = await foldTo(db, policyOf, ref, target, opts.writeSnapshots ?? true, stats);
+  const state = await foldTo(db, policyOf, ref, target, opts.writeSnapshots ?? true, stats, opts.without);
   if (opts.stats) Object.assign(opts.stats, stats);
   return state;
 }
@@ -126,6 +139,22 @@ async function versionAtTime(
   return rows[0]?.version ?? 0;
 }
 
+/** An observation row with its retraction target's version (null: not a retraction, or no such row). */
+type FoldRow = Record<string, unknown>;
+
+// A retraction's target version, looked up by primary key for retraction rows only.
+const TARGET_VERSION = `case when o.kind = 'retraction' then
+          (select t.entity_version from cairn.observations t where t.id = o.target_id) end as target_version`;
+const FOLD_COLUMNS = `o.id, o.entity_version, o.type, o.schema_version, o.kind, o.fields, o.target_id, o.agent_id, o.role, o.task_key,
+        ${TARGET_VERSION}`;
+
+/**
+ * The fold to `target`: from the newest snapshot at or below it, unless a live retraction after
+ * the snapshot reaches an observation the snapshot already folded (a withdrawn observation
+ * counts as never written, so the fold must start below it: see reducer.ts). Then the start
+ * moves down to a snapshot below the lowest such observation, and again if the longer window
+ * holds more such retractions.
+ */
 async function foldTo(
   db: Queryable,
   policyOf: PolicyResolver,
@@ -133,34 +162,237 @@ async function foldTo(
   target: number,
   writeSnapshots: boolean,
   stats: ReadStats,
+  without?: WithoutOption,
 ): Promise<EntityState> {
   if (target === 0) return emptyEntityState(ref);
-  const snapshot = await loadSnapshot(db, ref, target);
-  let state = snapshot?.state ?? emptyEntityState(ref);
-  stats.snapshotVersion = state.version;
-  while (state.version < target) {
-    const { rows } = await db.query<Record<string, unknown>>(
-      `select id, entity_version, type, schema_version, kind, fields, target_id, agent_id, role, task_key
-         from cairn.observations
-        where entity_type = $1 and entity_id = $2 and entity_version > $3 and entity_version <= $4
-        order by entity_version
-        limit $5`,
-      [ref.entityType, ref.entityId, state.version, target, FOLD_PAGE],
-    );
-    if (rows.length === 0)
+  const resolver = await readerPolicies(db, policyOf);
+  const startBelow = without ? Math.min(target, without.lowestVersion - 1) : target;
+  let base = (await loadSnapshot(db, ref, startBelow))?.state ?? emptyEntityState(ref);
+  const snapshotVersion = base.version;
+  let firstPage = await foldPage(db, ref, base.version, target);
+  const complete = firstPage.length > 0 && firstPage.at(-1)?.entity_version === target;
+  let links = complete
+    ? firstPage.filter((r) => r.kind === 'retraction').map(linkOfRow)
+    : await retractionLinks(db, ref, base.version, target);
+  let withdrawals = withdrawalsIn(links, base.version, without?.ids);
+  while (withdrawals.reachesBelow !== undefined) {
+    const lower =
+      withdrawals.reachesBelow > 1 ? await loadSnapshot(db, ref, withdrawals.reachesBelow - 1) : undefined;
+    const next = lower?.state ?? emptyEntityState(ref);
+    links = [...(await retractionLinks(db, ref, next.version, base.version)), ...links];
+    base = next;
+    firstPage = [];
+    withdrawals = withdrawalsIn(links, base.version, without?.ids);
+  }
+  stats.snapshotVersion = base.version;
+  // Pass 1 looked at the whole window, so a state the fold passes at version c already lacks
+  // what a later retraction withdraws: it is the state "as of" c (and may be stored) unless a
+  // retraction after c withdraws an observation at or below c.
+  const asOf = storableVersions(links, withdrawals);
+  const lastRetraction = links.reduce((m, l) => Math.max(m, l.entityVersion), base.version);
+  const mayStore = writeSnapshots && without === undefined;
+  let state = base;
+  let page = firstPage;
+  for (;;) {
+    if (page.length === 0 && state.version < target) page = await foldPage(db, ref, state.version, target);
+    if (state.version >= target) break;
+    if (page.length === 0)
       throw new Error(
         `${formatEntityRef(ref)}: observations after version ${state.version} are missing (wanted up to ${target})`,
       );
     const checkpoints: Snapshot[] = [];
-    for (const row of rows) {
-      // applyObservation refuses a gap, so a missing row cannot be folded past silently.
-      state = applyObservation(state, parseReducibleRow(row), policyOf);
-      if (state.version % SNAPSHOT_EVERY === 0) checkpoints.push({ version: state.version, state });
+    for (const row of page) {
+      state = await foldRow(state, parseReducibleRow(row), resolver, withdrawals);
+      // Checkpoints: aligned versions, plus the last retraction when this fold had to start
+      // below a snapshot (so the next read need not).
+      const aligned = state.version % SNAPSHOT_EVERY === 0;
+      const widened = base.version < snapshotVersion && state.version === lastRetraction;
+      if (mayStore && (aligned || widened) && asOf(state.version))
+        checkpoints.push({ version: state.version, state });
     }
-    stats.folded += rows.length;
-    if (writeSnapshots) stats.snapshotsWritten += await saveSnapshots(db, ref, checkpoints);
+    stats.folded += page.length;
+    if (checkpoints.length > 0) stats.snapshotsWritten += await saveSnapshots(db, ref, checkpoints);
+    page = [];
   }
   return state;
+}
+
+/** Versions whose folded state equals the state as of that version (see foldTo). */
+function storableVersions(
+  links: readonly RetractionLink[],
+  withdrawals: Withdrawals,
+): (version: number) => boolean {
+  const blocked: [number, number][] = [];
+  for (const l of links)
+    if (withdrawals.byRetraction.has(l.id) && typeof l.targetVersion === 'number')
+      blocked.push([l.targetVersion, l.entityVersion]);
+  return (version) => !blocked.some(([from, to]) => from <= version && version < to);
+}
+
+async function foldRow(
+  state: EntityState,
+  row: ReducibleObservation,
+  resolver: ReaderPolicies,
+  withdrawals: Withdrawals,
+): Promise<EntityState> {
+  try {
+    return applyObservations(state, [row], resolver.resolve, { withdrawals });
+  } catch (err) {
+    // A type registered since the stored policies were cached: reload them once, fold again.
+    if (!(err instanceof UnknownFieldPolicyError) || !(await resolver.reload())) throw err;
+    return applyObservations(state, [row], resolver.resolve, { withdrawals });
+  }
+}
+
+/** Ids to fold as if never written (they and their retractions take no part), and the lowest version among them. */
+export interface WithoutOption {
+  ids: ReadonlySet<string>;
+  lowestVersion: number;
+}
+
+async function foldPage(db: Queryable, ref: EntityRef, after: number, upTo: number): Promise<FoldRow[]> {
+  const { rows } = await db.query<FoldRow>(
+    `select ${FOLD_COLUMNS}
+       from cairn.observations o
+      where o.entity_type = $1 and o.entity_id = $2 and o.entity_version > $3 and o.entity_version <= $4
+      order by o.entity_version
+      limit $5`,
+    [ref.entityType, ref.entityId, after, upTo, FOLD_PAGE],
+  );
+  return rows;
+}
+
+/** The retractions in (after, upTo] with their targets' versions: pass 1 of a fold. */
+async function retractionLinks(
+  db: Queryable,
+  ref: EntityRef,
+  after: number,
+  upTo: number,
+): Promise<RetractionLink[]> {
+  if (upTo <= after) return [];
+  const { rows } = await db.query<FoldRow>(
+    `select o.id, o.entity_version, o.kind, o.target_id, ${TARGET_VERSION}
+       from cairn.observations o
+      where o.entity_type = $1 and o.entity_id = $2 and o.entity_version > $3 and o.entity_version <= $4
+        and o.kind = 'retraction'`,
+    [ref.entityType, ref.entityId, after, upTo],
+  );
+  return rows.map(linkOfRow);
+}
+
+function linkOfRow(row: FoldRow): RetractionLink {
+  const targetVersion = row.target_version;
+  return {
+    id: String(row.id),
+    entityVersion: Number(row.entity_version),
+    targetId: typeof row.target_id === 'string' ? row.target_id : null,
+    targetVersion: typeof targetVersion === 'number' ? targetVersion : null,
+  };
+}
+
+/**
+ * The caller's resolver, then the policies stored in cairn.observation_types (a type@version's
+ * policies never change once registered): a reader never depends on which types its worker
+ * knows, and never guesses. Cached per connection or pool; reloaded once when a type is missing.
+ */
+interface ReaderPolicies {
+  resolve: PolicyResolver;
+  /** Reloads the stored policies; false when they were already fresh for this read. */
+  reload: () => Promise<boolean>;
+}
+
+const storedCache = new WeakMap<Queryable, Map<string, ReadonlyMap<string, FieldPolicy>>>();
+
+async function readerPolicies(db: Queryable, policyOf: PolicyResolver): Promise<ReaderPolicies> {
+  let stored = storedCache.get(db);
+  let fresh = false;
+  const load = async () => {
+    stored = await loadStoredPolicies(db);
+    storedCache.set(db, stored);
+    fresh = true;
+  };
+  return {
+    resolve: (type, schemaVersion, field) =>
+      policyOf(type, schemaVersion, field) ?? stored?.get(`${type}@${schemaVersion}`)?.get(field),
+    reload: async () => {
+      if (fresh) return false;
+      await load();
+      return true;
+    },
+  };
+}
+
+async function loadStoredPolicies(db: Queryable): Promise<Map<string, ReadonlyMap<string, FieldPolicy>>> {
+  const { rows } = await db.query<{ name: string; version: number; policies: unknown }>(
+    'select name, version, policies from cairn.observation_types',
+  );
+  const byKey = new Map<string, ReadonlyMap<string, FieldPolicy>>();
+  for (const row of rows) {
+    const fields = new Map<string, FieldPolicy>();
+    if (typeof row.policies === 'object' && row.policies !== null && !Array.isArray(row.policies)) {
+      for (const [field, policy] of Object.entries(row.policies as Record<string, unknown>)) {
+        if (!isFieldPolicy(policy))
+          throw new Error(
+            `cairn.observation_types ${row.name}@${row.version}: field "${field}" has unknown policy ${JSON.stringify(policy)}`,
+          );
+        fields.set(field, policy);
+      }
+    }
+    byKey.set(`${row.name}@${row.version}`, fields);
+  }
+  return byKey;
+}
+
+/**
+ * Every contributor of a set-union field's elements (the state keeps only each element's first
+ * contributor and a count): the live observations from the element's first contributor on that
+ * wrote it (only the correction itself when the field is pinned). Keyed like `contributors`.
+ */
+export async function listContributors(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  ref: EntityRef,
+  field: string,
+): Promise<Record<string, ObservationRef[]>> {
+  const state = await getEntityState(db, policyOf, ref, { writeSnapshots: false });
+  const f = Object.hasOwn(state.fields, field) ? state.fields[field] : undefined;
+  if (f?.contributors === undefined) return {};
+  const out: Record<string, ObservationRef[]> = {};
+  const firsts = Object.values(f.contributors).map((c) => c.first.entityVersion);
+  if (firsts.length === 0) return out;
+  const withdrawn = withdrawalsIn(await retractionLinks(db, ref, 0, state.version), 0).dead;
+  const { rows } = await db.query<{
+    id: string;
+    entity_version: number;
+    kind: ObservationKind;
+    agent_id: string;
+    role: string;
+    value: Json;
+  }>(
+    `select id, entity_version, kind, agent_id, role, fields -> $3 as value from cairn.observations
+      where entity_type = $1 and entity_id = $2 and entity_version >= $4 and entity_version <= $5
+        and kind <> 'retraction' and fields ? $3
+      order by entity_version`,
+    [ref.entityType, ref.entityId, field, Math.min(...firsts), state.version],
+  );
+  for (const [key, source] of Object.entries(f.contributors)) {
+    const refs: ObservationRef[] = [];
+    for (const r of rows) {
+      if (r.entity_version < source.first.entityVersion || withdrawn.has(r.id)) continue;
+      if (f.corrected && r.id !== f.winner.observationId) continue;
+      const els = Array.isArray(r.value) ? r.value : [r.value];
+      if (els.some((el) => el !== null && canonicalJson(el) === key))
+        refs.push({
+          observationId: r.id,
+          entityVersion: r.entity_version,
+          agentId: r.agent_id,
+          role: r.role,
+          kind: r.kind,
+        });
+    }
+    Object.defineProperty(out, key, { value: refs, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }
 
 export interface HistoryOptions {
@@ -195,29 +427,12 @@ export async function getEntityHistory(
 
 /**
  * A resolver over the policies stored in cairn.observation_types, for readers that do not have
- * the writers' type definitions (the CLI). Unknown types and fields: last-writer-wins, as
- * ObservationTypeRegistry.policyOf does.
+ * the writers' type definitions (the CLI). Unknown types and fields resolve to undefined (the
+ * reducer then refuses to guess).
  */
 export async function storedPolicyResolver(db: Queryable): Promise<PolicyResolver> {
-  const { rows } = await db.query<{ name: string; version: number; policies: unknown }>(
-    'select name, version, policies from cairn.observation_types',
-  );
-  const byKey = new Map<string, Map<string, FieldPolicy>>();
-  for (const row of rows) {
-    const fields = new Map<string, FieldPolicy>();
-    if (typeof row.policies === 'object' && row.policies !== null && !Array.isArray(row.policies)) {
-      for (const [field, policy] of Object.entries(row.policies as Record<string, unknown>)) {
-        if (!isFieldPolicy(policy))
-          throw new Error(
-            `cairn.observation_types ${row.name}@${row.version}: field "${field}" has unknown policy ${JSON.stringify(policy)}`,
-          );
-        fields.set(field, policy);
-      }
-    }
-    byKey.set(`${row.name}@${row.version}`, fields);
-  }
-  return (type, schemaVersion, field) =>
-    byKey.get(`${type}@${schemaVersion}`)?.get(field) ?? 'last-writer-wins';
+  const byKey = await loadStoredPolicies(db);
+  return (type, schemaVersion, field) => byKey.get(`${type}@${schemaVersion}`)?.get(field);
 }
 
 function isFieldPolicy(value: unknown): value is FieldPolicy {

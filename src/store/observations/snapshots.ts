@@ -12,7 +12,10 @@
  * - Written at aligned versions (multiples of SNAPSHOT_EVERY) as a fold passes them, so a read
  *   at any version — current or historical — folds fewer than SNAPSHOT_EVERY rows once the
  *   checkpoints below it exist, and concurrent readers write identical rows (ON CONFLICT DO
- *   NOTHING makes them idempotent).
+ *   NOTHING makes them idempotent). A fold that had to start below a snapshot (a retraction
+ *   reached an observation the snapshot had folded) also stores the state at that retraction's
+ *   version, so the next read starts there. A fold stores only states that are the state "as
+ *   of" their version: none before the window's last retraction.
  * - A snapshot folds the policies of the resolver that built it. Every resolver must agree with
  *   the types registered in cairn.observation_types (a type@version's policies never change once
  *   registered), which is why the CLI reduces with the stored policies.
@@ -21,8 +24,11 @@ import type { EntityState } from '../../shared/entityState';
 import type { EntityRef } from '../../shared/observation';
 import type { Queryable } from '../pool';
 
-/** Version of the reduction semantics baked into snapshots; bump when the reducer's output changes. */
-export const SNAPSHOT_FORMAT = 1;
+/**
+ * Version of the reduction semantics baked into snapshots; bump when the reducer's output changes.
+ * 2: retraction is exclusion, corrections pin, null clears, set elements keep { first, count }.
+ */
+export const SNAPSHOT_FORMAT = 2;
 
 /** Checkpoint spacing, in entity versions: the most rows a warm read folds. */
 export const SNAPSHOT_EVERY = 500;

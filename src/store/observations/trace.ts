@@ -4,7 +4,7 @@
  * recursive query, depth-limited and cycle-safe) to the observations it was derived from, each
  * with its full provenance and a link to its Temporal run.
  */
-import type { ContestedValue, ObservationRef, PolicyResolver } from '../../shared/entityState';
+import type { ContestedValue, ElementSource, PolicyResolver } from '../../shared/entityState';
 import {
   formatEntityRef,
   type EntityRef,
@@ -56,8 +56,8 @@ export interface FieldTrace extends TraceNode {
   stateVersion: number;
   /** Values that lost, with who wrote them and why. */
   contested: ContestedValue[];
-  /** For set-union fields: each element (canonical JSON) → the observations that wrote it. */
-  contributors?: Record<string, ObservationRef[]>;
+  /** For set-union fields: each element (canonical JSON) → its first contributor and count. */
+  contributors?: Record<string, ElementSource>;
 }
 
 export interface TraceOptions {
