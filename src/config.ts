@@ -16,9 +16,13 @@ const postgresUrl = z
     }
   }, 'is not a parseable URL');
 
-const hostPort = z
-  .string()
-  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+
+const retryBudget = z.coerce
+  .number({ message: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .min(0, 'must be 0 (no retry) or more milliseconds')
+  .max(24 * 3600_000, 'must be at most a day (86400000 ms)');
 
 export const configSchema = z.object({
   DATABASE_URL: postgresUrl.default('postgres://root@127.0.0.1:5432/cairn'),
@@ -31,8 +35,20 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, . _ -')
     .default('cairn'),
-  TEMPORAL_UI_URL: z.string().url('must be a URL, e.g. http://127.0.0.1:8233').default('http://127.0.0.1:8233'),
+  TEMPORAL_UI_URL: z
+    .string()
+    .url('must be a URL, e.g. http://127.0.0.1:8233')
+    .default('http://127.0.0.1:8233'),
   TEMPORAL_CLI: z.string().min(1).optional(),
+  /**
+   * How long a step attempt retries infrastructure faults of Postgres (refused or reset
+   * connections, admin shutdown, too many connections, serialization failures, deadlocks)
+   * around its reads and its commit before it fails: 3 minutes, so a 2-minute outage costs no
+   * attempt of the role's retry policy. Keep it below the role's start-to-close timeout.
+   */
+  CAIRN_DB_RETRY_MS: retryBudget.default(180_000),
+  /** How long CairnClient calls retry an unreachable Temporal frontend (UNAVAILABLE). */
+  CAIRN_TEMPORAL_RETRY_MS: retryBudget.default(180_000),
 });
 
 export type CairnConfig = {
@@ -42,7 +58,15 @@ export type CairnConfig = {
   taskQueuePrefix: string;
   temporalUiUrl: string;
   temporalCli: string | undefined;
+  /** CAIRN_DB_RETRY_MS; absent means the default (180 s). */
+  dbRetryMs?: number;
+  /** CAIRN_TEMPORAL_RETRY_MS; absent means the default (180 s). */
+  temporalRetryMs?: number;
 };
+
+/** Defaults of the retry budgets, for configs built without loadConfig. */
+export const DEFAULT_DB_RETRY_MS = 180_000;
+export const DEFAULT_TEMPORAL_RETRY_MS = 180_000;
 
 /** A configuration error names the variable; the CLI prints it as one line. */
 export class ConfigError extends Error {
@@ -72,5 +96,7 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
     taskQueuePrefix: c.CAIRN_TASK_QUEUE_PREFIX,
     temporalUiUrl: c.TEMPORAL_UI_URL.replace(/\/$/, ''),
     temporalCli: c.TEMPORAL_CLI,
+    dbRetryMs: c.CAIRN_DB_RETRY_MS,
+    temporalRetryMs: c.CAIRN_TEMPORAL_RETRY_MS,
   };
 }

@@ -63,6 +63,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
     ...(opts.agentId ? { agentId: opts.agentId } : {}),
     ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
     ...(opts.faults ? { faults: opts.faults } : {}),
+    ...(opts.config.dbRetryMs !== undefined ? { dbRetryMs: opts.config.dbRetryMs } : {}),
     temporalClient: opts.temporalClient ?? new Client({ connection, namespace }),
     taskQueuePrefix: prefix,
   });

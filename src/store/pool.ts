@@ -116,3 +116,101 @@ export function pgError(err: unknown): PgErrorFields | undefined {
     constraint: typeof e.constraint === 'string' ? e.constraint : undefined,
   };
 }
+
+/**
+ * SQLSTATEs of faults of the database service rather than of the request: the same request can
+ * succeed once the server is back, the connection slot is free, or the conflicting transaction
+ * is gone. Everything the step's transaction does is idempotent or rolled back, so it may run
+ * again.
+ */
+const TRANSIENT_SQLSTATES = new Set([
+  '08000', // connection_exception
+  '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08003', // connection_does_not_exist
+  '08004', // sqlserver_rejected_establishment_of_sqlconnection
+  '08006', // connection_failure
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
+]);
+
+/** Socket-level errors of an unreachable or vanished server. */
+const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/** pg's own messages for a connection that died or never came (they carry no code). */
+const TRANSIENT_MESSAGES = [
+  /^Connection terminated/,
+  /timeout exceeded when trying to connect/,
+  /Client has encountered a connection error and is not queryable/,
+  /Client was closed and is not queryable/,
+  /server closed the connection unexpectedly/,
+];
+
+/** Whether `err` is a fault of the database service (retry the request) rather than of the request. */
+export function isTransientDbError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (typeof e !== 'object') return false;
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NODE_CODES.has(code))) return true;
+    if (typeof message === 'string' && TRANSIENT_MESSAGES.some((m) => m.test(message))) return true;
+    // AggregateError (a connect that tried IPv4 and IPv6) and wrapped causes.
+    const errors = (e as { errors?: unknown }).errors;
+    if (Array.isArray(errors) && errors.some((x) => isTransientDbError(x))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export interface DbRetryOptions {
+  /** Give up (rethrow the last error) once this much time has passed since the first try. */
+  budgetMs: number;
+  /** First backoff; doubles per retry up to maxDelayMs, with jitter. Default 100 ms. */
+  initialDelayMs?: number;
+  /** Default 5 s: a server back from an outage is found within that. */
+  maxDelayMs?: number;
+  /** Called before each wait, e.g. to log; the retry count starts at 1. */
+  onRetry?: (err: unknown, retry: number, delayMs: number) => void;
+  /** Stops waiting (rethrows the last error) when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `fn` again while it fails with a transient database fault (isTransientDbError), with
+ * exponential backoff and jitter, for at most `budgetMs`. Any other error, and the last transient
+ * one once the budget is spent, is rethrown as is. `fn` must be safe to run again: a transaction
+ * that failed was rolled back, or (a COMMIT whose answer was lost) committed and is recognised
+ * by the next run (see src/store/stepCompletions.ts).
+ */
+export async function withDbRetry<T>(fn: () => Promise<T>, opts: DbRetryOptions): Promise<T> {
+  const started = Date.now();
+  const initial = opts.initialDelayMs ?? 100;
+  const max = opts.maxDelayMs ?? 5000;
+  for (let retry = 1; ; retry++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const left = opts.budgetMs - (Date.now() - started);
+      if (!isTransientDbError(err) || left <= 0 || opts.signal?.aborted) throw err;
+      const base = Math.min(max, initial * 2 ** Math.min(retry - 1, 20));
+      const delay = Math.min(left, base / 2 + Math.random() * (base / 2));
+      opts.onRetry?.(err, retry, delay);
+      await abortableSleep(delay, opts.signal);
+      if (opts.signal?.aborted) throw err;
+    }
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
