@@ -55,6 +55,13 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   // Without a listener an idle client's error would crash the process; the pool already
   // discards the broken client, and the next query opens a fresh one.
   pool.on('error', opts.onIdleError ?? (() => undefined));
+  // A checked-out client has no pool listener: a server shutting down (57P01) or a dropped
+  // socket between two queries of a transaction would be an uncaught 'error' and crash the
+  // worker. The fault reaches its holder anyway (the next query fails: not queryable), and pg-pool
+  // destroys a client that is no longer queryable when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
