@@ -96,7 +96,8 @@ it('every task completes and result() waits through a kill -9 of the Temporal se
   const port = Number(address.split(':')[1]);
   while (!(await isPortFree(port))) await sleep(100);
   const atKill = await committed();
-  await sleep(3000);
+  // Longer than the SDK's own gRPC retries last (about ten tries, a few seconds).
+  await sleep(15_000);
   server = await startServer();
   expect(server.startedByUs).toBe(true);
 
