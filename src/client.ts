@@ -17,6 +17,7 @@ import { FAILURE_TYPES, WorkingMemoryConflictError } from './shared/errors';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { DEFAULT_TEMPORAL_RETRY_MS, type CairnConfig } from './config';
 import { withTemporalRetry } from './temporalRetry';
+import { temporalConnectionOptions } from './temporalConnection';
 import {
   contextMessageSchema,
   taskInputSchema,
@@ -58,7 +59,7 @@ export class CairnClient {
   ) {}
 
   static async connect(config: CairnConfig, connection?: Connection): Promise<CairnClient> {
-    const conn = connection ?? (await Connection.connect({ address: config.temporalAddress }));
+    const conn = connection ?? (await Connection.connect(temporalConnectionOptions(config)));
     return new CairnClient(new Client({ connection: conn, namespace: config.temporalNamespace }), config, connection ? undefined : conn);
   }
 

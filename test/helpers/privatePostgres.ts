@@ -16,6 +16,10 @@ const run = promisify(execFile);
 
 export interface PrivatePostgres {
   port: number;
+  /** The cluster's data directory (postgresql.conf, pg_hba.conf), owned by the server's user. */
+  dataDir: string;
+  /** Gives a file written into the data directory to the server's user (chown when root). */
+  giveToServer(file: string): void;
   /** The migrated `cairn` database, as the superuser `root` (trust auth over TCP). */
   url: string;
   start(): Promise<void>;
@@ -86,8 +90,19 @@ export async function startPrivatePostgres(extraConf: string[] = []): Promise<Pr
   const url = `postgres://root@127.0.0.1:${port}/cairn`;
   await migrate(url);
   let destroyed = false;
+  const owner =
+    process.getuid?.() === 0
+      ? {
+          uid: Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
+          gid: Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
+        }
+      : undefined;
   return {
     port,
+    dataDir: data,
+    giveToServer(file) {
+      if (owner) chownSync(file, owner.uid, owner.gid);
+    },
     url,
     start,
     stop,
