@@ -54,6 +54,20 @@ export const configSchema = z.object({
   CAIRN_DB_RETRY_MS: retryBudget.default(180_000),
   /** How long CairnClient calls retry an unreachable Temporal frontend (UNAVAILABLE). */
   CAIRN_TEMPORAL_RETRY_MS: retryBudget.default(180_000),
+  /** The worker's Postgres pool size; a step holds a connection only while it reads or commits. */
+  CAIRN_PG_POOL_MAX: z.coerce
+    .number({ message: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(1000, 'must be at most 1000')
+    .default(10),
+  /** How long to wait for a Postgres connection before retrying (see CAIRN_DB_RETRY_MS). */
+  CAIRN_PG_CONNECT_TIMEOUT_MS: z.coerce
+    .number({ message: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(100, 'must be at least 100 ms')
+    .max(600_000, 'must be at most 600000 ms')
+    .default(10_000),
   // Read by @temporalio/envconfig (see temporalProfile below), listed so the schema names every
   // variable Cairn reads: a temporal.toml profile, then TLS, mTLS and API key overrides.
   TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
@@ -89,6 +103,10 @@ export type CairnConfig = {
   dbRetryMs?: number;
   /** CAIRN_TEMPORAL_RETRY_MS; absent means the default (180 s). */
   temporalRetryMs?: number;
+  /** CAIRN_PG_POOL_MAX: the worker's pool size (default 10). */
+  pgPoolMax?: number;
+  /** CAIRN_PG_CONNECT_TIMEOUT_MS (default 10 s). */
+  pgConnectTimeoutMs?: number;
   /** TLS or mTLS to the Temporal frontend (temporal.toml profile, TEMPORAL_TLS_* variables); absent: plain. */
   temporalTls?: ClientConfigTLS;
   /** API key for the Temporal frontend (TEMPORAL_API_KEY or the profile's api_key); implies TLS. */
@@ -141,6 +159,8 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
     temporalCli: c.TEMPORAL_CLI,
     dbRetryMs: c.CAIRN_DB_RETRY_MS,
     temporalRetryMs: c.CAIRN_TEMPORAL_RETRY_MS,
+    pgPoolMax: c.CAIRN_PG_POOL_MAX,
+    pgConnectTimeoutMs: c.CAIRN_PG_CONNECT_TIMEOUT_MS,
     ...(profile.tls !== undefined ? { temporalTls: profile.tls } : {}),
     ...(profile.apiKey !== undefined ? { temporalApiKey: profile.apiKey } : {}),
     ...(profile.grpcMeta !== undefined && Object.keys(profile.grpcMeta).length > 0

@@ -17,6 +17,12 @@ export type Queryable = Pool | PoolClient;
 export interface PoolOptions {
   /** Maximum connections (default 10). */
   max?: number;
+  /**
+   * How long to wait for a connection (a new one, or a free one from a full pool) before failing
+   * with a transient error that withDbRetry retries; default 10 s. Without it a connect to an
+   * unreachable host (packets dropped, not refused) waits for the OS, minutes.
+   */
+  connectTimeoutMs?: number;
   /** The role to act as; `null` keeps the login's own role (migrations, tests as superuser). */
   applicationRole?: string | null;
   /** Shown in pg_stat_activity (default `cairn`). */
@@ -49,6 +55,7 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   const pool = new Pool({
     connectionString,
     max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'cairn',
     ...(startup ? { options: startup } : {}),
   });

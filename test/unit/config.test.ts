@@ -12,6 +12,8 @@ describe('configuration', () => {
       temporalCli: undefined,
       dbRetryMs: 180_000,
       temporalRetryMs: 180_000,
+      pgPoolMax: 10,
+      pgConnectTimeoutMs: 10_000,
     });
   });
 
@@ -32,6 +34,8 @@ describe('configuration', () => {
     ['TEMPORAL_UI_URL', 'not a url', /TEMPORAL_UI_URL must be a URL/],
     ['CAIRN_DB_RETRY_MS', 'soon', /CAIRN_DB_RETRY_MS must be a number of milliseconds/],
     ['CAIRN_TEMPORAL_RETRY_MS', '-1', /CAIRN_TEMPORAL_RETRY_MS must be 0/],
+    ['CAIRN_PG_POOL_MAX', '0', /CAIRN_PG_POOL_MAX must be at least 1/],
+    ['CAIRN_PG_CONNECT_TIMEOUT_MS', 'x', /CAIRN_PG_CONNECT_TIMEOUT_MS must be a number of milliseconds/],
   ])('a bad %s is one error naming the variable', (variable, value, message) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);
