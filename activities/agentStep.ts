@@ -18,7 +18,8 @@ import { checkReadReceipt, planReadReceipt, withReadReceipt, type StepAppendItem
 import { ReadTracker } from './readTracking';
 import { acknowledgeMessages, persistMessages } from '../src/store/messages';
 import { readEntityInScope, scopeErrorFrom, withScope } from '../src/store/scope';
-import { toApplicationFailure } from './failures';
+import { retryInfrastructure, toApplicationFailure } from './failures';
+import { findStepCompletion, recordStepCompletion } from '../src/store/stepCompletions';
 import { resolveAppendScopes, stepGrantOrFail } from './stepScopes';
 import { StepClaims, stepHolder } from './claimContext';
 import { createCoordination, type CoordinationDeps } from './coordination';
@@ -32,6 +33,8 @@ export interface AgentStepDeps {
   /** Identity of this worker process, recorded as the agent id. */
   agentId: (role: string) => string;
   heartbeatEveryMs?: number;
+  /** How long one attempt retries database faults around its reads and commit (default 180 s). */
+  dbRetryMs?: number;
   /** Named fault-injection points for tests that must hit a crash window on purpose. */
   faults?: AgentStepFaults;
   /** For agreements (ctx.propose / vote / awaitAgreement): a Temporal client and the queue prefix. */
@@ -75,6 +78,15 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
     const runId = info.workflowExecution?.runId ?? '';
     const agent = deps.agents.get(input.step.role);
     if (!agent) throw toApplicationFailure(new Error(`no agent for role "${input.step.role}" on this worker`));
+    // Infrastructure faults are retried inside the attempt: they are not the agent's failures.
+    const infra = <T>(fn: () => Promise<T>) => retryInfrastructure(fn, { budgetMs: deps.dbRetryMs ?? 180_000, heartbeatEveryMs: deps.heartbeatEveryMs ?? 2000 });
+    // A step commits exactly once: an attempt run again after the commit (worker killed in the
+    // commit window, completion lost) returns what the committing attempt returned.
+    const stepRef = { workflowId, activityId: info.activityId };
+    const committed = await infra(() => findStepCompletion(deps.pool, stepRef)).catch((err: unknown) => {
+      throw toApplicationFailure(err);
+    });
+    if (committed) return committed.result;
     // Every store query of the step runs in a transaction bounded by this grant (withScope).
     const scopes = stepGrantOrFail(input, agent);
 
@@ -87,7 +99,7 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
     // Records what the agent reads (its read set): see activities/readTracking.ts.
     const reads = new ReadTracker({
       policyOf,
-      read: (ref, opts) => readEntityInScope(deps.pool, scopes, agent.role, policyOf, ref, opts),
+      read: (ref, opts) => infra(() => readEntityInScope(deps.pool, scopes, agent.role, policyOf, ref, opts)),
       withDb: (fn) => withScope(deps.pool, scopes, fn),
     });
 
@@ -154,12 +166,15 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
       const steps = proposals.map((p, i) => parseOrFail(stepSpecSchema, p, `proposedSteps[${i}]`));
       const provenance = { taskKey: input.taskKey, workflowId, runId, activityId: info.activityId, attempt: info.attempt, agentId, role: agent.role };
       const receipt = planReadReceipt({ provenance, idempotencyPrefix: stepKey, entries: reads.entries(), items: appends, ...(agent.dependsOnReads ? { dependsOnReadsByType: agent.dependsOnReads } : {}) });
-      const stored = await withReadReceipt(deps.pool, receipt, () => withScope(deps.pool, scopes, async (client) => {
+      const result = await infra(() => withReadReceipt(deps.pool, receipt, () => withScope(deps.pool, scopes, async (client): Promise<StepResult> => {
+        // Under the step's lock: a concurrent or earlier attempt may have committed meanwhile.
+        const earlier = await findStepCompletion(client, stepRef);
+        if (earlier) return earlier.result;
         await persistMessages(client, input.inbox, { taskKey: input.taskKey });
         // Fences first: a step whose claim lapsed writes nothing (FencingTokenStaleError).
         await claims.writeGuarded(client);
         // Before the append: refuses a strict decision whose reads moved on (StaleReadError).
-        await checkReadReceipt(client, receipt);
+        const readSet = await checkReadReceipt(client, receipt);
         const appended = await appendObservations(client, deps.registry, resolveAppendScopes(receipt.items, input.taskKey), {
           provenance: {
             taskKey: input.taskKey,
@@ -182,17 +197,19 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
           workflowId: workflowId,
           activityId: info.activityId,
         });
-        return appended;
-      }));
+        const stepResult: StepResult = {
+          output: output ?? null,
+          observations: appended.map((o) => ({ id: o.id, entity: `${o.entityType}/${o.entityId}`, entityVersion: o.entityVersion, replayed: o.replayed })),
+          messages,
+          proposedSteps: steps,
+          memoryWrites,
+          acknowledged: input.inbox.map((m) => m.id),
+        };
+        await recordStepCompletion(client, { ...stepRef, runId, attempt: info.attempt, taskKey: input.taskKey, role: agent.role, result: stepResult, readSetId: readSet?.readSetId ?? null });
+        return stepResult;
+      })));
       await deps.faults?.afterCommit?.({ stepId: input.step.id, attempt: info.attempt, role: agent.role });
-      return {
-        output: output ?? null,
-        observations: stored.map((o) => ({ id: o.id, entity: `${o.entityType}/${o.entityId}`, entityVersion: o.entityVersion, replayed: o.replayed })),
-        messages,
-        proposedSteps: steps,
-        memoryWrites,
-        acknowledged: input.inbox.map((m) => m.id),
-      };
+      return result;
     } catch (err) {
       throw toApplicationFailure(scopeErrorFrom(err) ?? err);
     }

@@ -19,6 +19,8 @@ export interface ActivityDeps {
   clock?: () => Date;
   agentId?: (role: string) => string;
   heartbeatEveryMs?: number;
+  /** CAIRN_DB_RETRY_MS: how long a step attempt retries database faults. */
+  dbRetryMs?: number;
   faults?: AgentStepFaults;
   /** For agreements: a Temporal client (createWorker makes one on the worker's connection) and the queue prefix. */
   temporalClient?: Client;
@@ -35,6 +37,7 @@ export function createAgentActivities(deps: ActivityDeps): AgentActivities {
       agentId: deps.agentId ?? ((role) => `${role}@${process.pid}`),
       ...(deps.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: deps.heartbeatEveryMs } : {}),
       ...(deps.faults ? { faults: deps.faults } : {}),
+      ...(deps.dbRetryMs !== undefined ? { dbRetryMs: deps.dbRetryMs } : {}),
       coordination: {
         ...(deps.temporalClient ? { temporalClient: deps.temporalClient } : {}),
         ...(deps.taskQueuePrefix !== undefined ? { taskQueuePrefix: deps.taskQueuePrefix } : {}),

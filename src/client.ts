@@ -15,7 +15,9 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { FAILURE_TYPES, WorkingMemoryConflictError } from './shared/errors';
 import { TypedSearchAttributes } from '@temporalio/common';
-import type { CairnConfig } from './config';
+import { DEFAULT_TEMPORAL_RETRY_MS, type CairnConfig } from './config';
+import { withTemporalRetry } from './temporalRetry';
+import { temporalConnectionOptions } from './temporalConnection';
 import {
   contextMessageSchema,
   taskInputSchema,
@@ -57,7 +59,7 @@ export class CairnClient {
   ) {}
 
   static async connect(config: CairnConfig, connection?: Connection): Promise<CairnClient> {
-    const conn = connection ?? (await Connection.connect({ address: config.temporalAddress }));
+    const conn = connection ?? (await Connection.connect(temporalConnectionOptions(config)));
     return new CairnClient(new Client({ connection: conn, namespace: config.temporalNamespace }), config, connection ? undefined : conn);
   }
 
@@ -71,7 +73,8 @@ export class CairnClient {
     checkScopePatterns('scopes', task.scopes);
     const workflowId = taskWorkflowId(task.taskKey);
     const roles = [...new Set(task.steps.map((s) => s.role))].sort();
-    const handle = await this.temporal.workflow.start<typeof taskWorkflow>('taskWorkflow', {
+    // Safe to repeat: the workflow id is fixed and an existing run is used (USE_EXISTING).
+    const handle = await this.retrying(() => this.temporal.workflow.start<typeof taskWorkflow>('taskWorkflow', {
       taskQueue: taskWorkflowQueue(this.config.taskQueuePrefix),
       workflowId,
       args: [{ task: input, taskQueuePrefix: this.config.taskQueuePrefix }],
@@ -84,7 +87,7 @@ export class CairnClient {
         { key: TaskStatusAttribute, value: 'running' },
         { key: RolesAttribute, value: roles },
       ]),
-    });
+    }));
     const runId = handle.firstExecutionRunId;
     return { taskKey: task.taskKey, workflowId, runId, uiUrl: this.uiUrl(workflowId, runId) };
   }
@@ -95,11 +98,12 @@ export class CairnClient {
 
   /** Sends directional context to a role of a task. The message id deduplicates. */
   async sendContext(taskKey: string, message: ContextMessage): Promise<void> {
-    await this.handle(taskKey).signal(contextSignal, contextMessageSchema.parse(message));
+    const parsed = contextMessageSchema.parse(message);
+    await this.retrying(() => this.handle(taskKey).signal(contextSignal, parsed));
   }
 
   async getWorkingMemory(taskKey: string): Promise<WorkingMemory> {
-    return this.handle(taskKey).query(workingMemoryQuery);
+    return this.retrying(() => this.handle(taskKey).query(workingMemoryQuery));
   }
 
   /** Compare-and-set write; a stale expectedVersion fails with the current version in the message. */
@@ -119,7 +123,7 @@ export class CairnClient {
   }
 
   async status(taskKey: string): Promise<TaskStatusView> {
-    return this.handle(taskKey).query(statusQuery);
+    return this.retrying(() => this.handle(taskKey).query(statusQuery));
   }
 
   async cancel(taskKey: string): Promise<void> {
@@ -127,7 +131,13 @@ export class CairnClient {
   }
 
   async result(taskKey: string): Promise<TaskResult> {
-    return this.handle(taskKey).result();
+    // Waits through a Temporal restart: the wait is a long poll, taken up again after it broke.
+    return this.retrying(() => this.handle(taskKey).result());
+  }
+
+  /** Retries calls that are safe to repeat while the frontend is unreachable (CAIRN_TEMPORAL_RETRY_MS). */
+  private retrying<T>(fn: () => Promise<T>): Promise<T> {
+    return withTemporalRetry(fn, { budgetMs: this.config.temporalRetryMs ?? DEFAULT_TEMPORAL_RETRY_MS });
   }
 
   uiUrl(workflowId: string, runId?: string): string {

@@ -2,6 +2,11 @@
  * Configuration: one zod schema over the environment, parsed once at the program's edge and
  * passed explicitly from there. Library code never reads process.env.
  */
+import {
+  loadClientConfigProfile,
+  type ClientConfigProfile,
+  type ClientConfigTLS,
+} from '@temporalio/envconfig';
 import { z } from 'zod';
 
 const postgresUrl = z
@@ -16,9 +21,13 @@ const postgresUrl = z
     }
   }, 'is not a parseable URL');
 
-const hostPort = z
-  .string()
-  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+
+const retryBudget = z.coerce
+  .number({ message: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .min(0, 'must be 0 (no retry) or more milliseconds')
+  .max(24 * 3600_000, 'must be at most a day (86400000 ms)');
 
 export const configSchema = z.object({
   DATABASE_URL: postgresUrl.default('postgres://root@127.0.0.1:5432/cairn'),
@@ -31,8 +40,56 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, . _ -')
     .default('cairn'),
-  TEMPORAL_UI_URL: z.string().url('must be a URL, e.g. http://127.0.0.1:8233').default('http://127.0.0.1:8233'),
+  TEMPORAL_UI_URL: z
+    .string()
+    .url('must be a URL, e.g. http://127.0.0.1:8233')
+    .default('http://127.0.0.1:8233'),
   TEMPORAL_CLI: z.string().min(1).optional(),
+  /**
+   * How long a step attempt retries infrastructure faults of Postgres (refused or reset
+   * connections, admin shutdown, too many connections, serialization failures, deadlocks)
+   * around its reads and its commit before it fails: 3 minutes, so a 2-minute outage costs no
+   * attempt of the role's retry policy. Keep it below the role's start-to-close timeout.
+   */
+  CAIRN_DB_RETRY_MS: retryBudget.default(180_000),
+  /** How long CairnClient calls retry an unreachable Temporal frontend (UNAVAILABLE). */
+  CAIRN_TEMPORAL_RETRY_MS: retryBudget.default(180_000),
+  /** The worker's Postgres pool size; a step holds a connection only while it reads or commits. */
+  CAIRN_PG_POOL_MAX: z.coerce
+    .number({ message: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(1000, 'must be at most 1000')
+    .default(10),
+  /** How long to wait for a Postgres connection before retrying (see CAIRN_DB_RETRY_MS). */
+  CAIRN_PG_CONNECT_TIMEOUT_MS: z.coerce
+    .number({ message: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(100, 'must be at least 100 ms')
+    .max(600_000, 'must be at most 600000 ms')
+    .default(10_000),
+  // Read by @temporalio/envconfig (see temporalProfile below), listed so the schema names every
+  // variable Cairn reads: a temporal.toml profile, then TLS, mTLS and API key overrides.
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0'], { message: 'must be true or false' }).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  // Postgres TLS, as libpq names them; each applies when DATABASE_URL does not say it.
+  PGSSLMODE: z
+    .enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'], {
+      message: 'must be disable, prefer, require, verify-ca, verify-full or no-verify',
+    })
+    .optional(),
+  PGSSLROOTCERT: z.string().min(1).optional(),
+  PGSSLCERT: z.string().min(1).optional(),
+  PGSSLKEY: z.string().min(1).optional(),
 });
 
 export type CairnConfig = {
@@ -42,7 +99,25 @@ export type CairnConfig = {
   taskQueuePrefix: string;
   temporalUiUrl: string;
   temporalCli: string | undefined;
+  /** CAIRN_DB_RETRY_MS; absent means the default (180 s). */
+  dbRetryMs?: number;
+  /** CAIRN_TEMPORAL_RETRY_MS; absent means the default (180 s). */
+  temporalRetryMs?: number;
+  /** CAIRN_PG_POOL_MAX: the worker's pool size (default 10). */
+  pgPoolMax?: number;
+  /** CAIRN_PG_CONNECT_TIMEOUT_MS (default 10 s). */
+  pgConnectTimeoutMs?: number;
+  /** TLS or mTLS to the Temporal frontend (temporal.toml profile, TEMPORAL_TLS_* variables); absent: plain. */
+  temporalTls?: ClientConfigTLS;
+  /** API key for the Temporal frontend (TEMPORAL_API_KEY or the profile's api_key); implies TLS. */
+  temporalApiKey?: string;
+  /** Extra gRPC headers (TEMPORAL_GRPC_META_* or the profile's grpc_meta). */
+  temporalGrpcMeta?: Record<string, string>;
 };
+
+/** Defaults of the retry budgets, for configs built without loadConfig. */
+export const DEFAULT_DB_RETRY_MS = 180_000;
+export const DEFAULT_TEMPORAL_RETRY_MS = 180_000;
 
 /** A configuration error names the variable; the CLI prints it as one line. */
 export class ConfigError extends Error {
@@ -65,12 +140,69 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
     throw new ConfigError(variable, issue.message);
   }
   const c = parsed.data;
+  const profile = temporalProfile(cleaned as Record<string, string>);
+  // A variable beats the profile, which beats the default.
+  const temporalAddress =
+    cleaned.TEMPORAL_ADDRESS === undefined && profile.address !== undefined
+      ? checked('TEMPORAL_ADDRESS', hostPort, profile.address, 'profile address')
+      : c.TEMPORAL_ADDRESS;
+  const temporalNamespace =
+    cleaned.TEMPORAL_NAMESPACE === undefined && profile.namespace !== undefined
+      ? profile.namespace
+      : c.TEMPORAL_NAMESPACE;
   return {
-    databaseUrl: c.DATABASE_URL,
-    temporalAddress: c.TEMPORAL_ADDRESS,
-    temporalNamespace: c.TEMPORAL_NAMESPACE,
+    databaseUrl: withPgSslVariables(c.DATABASE_URL, c),
+    temporalAddress,
+    temporalNamespace,
     taskQueuePrefix: c.CAIRN_TASK_QUEUE_PREFIX,
     temporalUiUrl: c.TEMPORAL_UI_URL.replace(/\/$/, ''),
     temporalCli: c.TEMPORAL_CLI,
+    dbRetryMs: c.CAIRN_DB_RETRY_MS,
+    temporalRetryMs: c.CAIRN_TEMPORAL_RETRY_MS,
+    pgPoolMax: c.CAIRN_PG_POOL_MAX,
+    pgConnectTimeoutMs: c.CAIRN_PG_CONNECT_TIMEOUT_MS,
+    ...(profile.tls !== undefined ? { temporalTls: profile.tls } : {}),
+    ...(profile.apiKey !== undefined ? { temporalApiKey: profile.apiKey } : {}),
+    ...(profile.grpcMeta !== undefined && Object.keys(profile.grpcMeta).length > 0
+      ? { temporalGrpcMeta: profile.grpcMeta }
+      : {}),
   };
+}
+
+/**
+ * The Temporal connection profile, as the Temporal CLI and SDKs read it: the profile
+ * TEMPORAL_PROFILE (default "default") of TEMPORAL_CONFIG_FILE (default
+ * ~/.config/temporalio/temporal.toml, if it exists), overridden by TEMPORAL_* variables.
+ */
+function temporalProfile(env: Record<string, string>): ClientConfigProfile {
+  try {
+    return loadClientConfigProfile({ overrideEnvVars: env });
+  } catch (err) {
+    const variable = env.TEMPORAL_PROFILE !== undefined ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE';
+    throw new ConfigError(
+      variable,
+      `could not be used: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    );
+  }
+}
+
+function checked<T>(variable: string, schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new ConfigError(variable, `(${what}) ${r.error.issues[0]?.message ?? 'is invalid'}`);
+}
+
+/** libpq's PGSSL* variables, for what DATABASE_URL does not say itself (pg reads them from the URL). */
+function withPgSslVariables(databaseUrl: string, c: z.output<typeof configSchema>): string {
+  const params: [string, string | undefined][] = [
+    ['sslmode', c.PGSSLMODE],
+    ['sslrootcert', c.PGSSLROOTCERT],
+    ['sslcert', c.PGSSLCERT],
+    ['sslkey', c.PGSSLKEY],
+  ];
+  if (params.every(([, v]) => v === undefined)) return databaseUrl;
+  const url = new URL(databaseUrl);
+  for (const [name, value] of params)
+    if (value !== undefined && !url.searchParams.has(name)) url.searchParams.set(name, value);
+  return url.toString();
 }

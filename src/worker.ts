@@ -11,6 +11,7 @@ import type { AgentStepFaults } from '../activities/agentStep';
 import { createCoordinationActivities } from '../activities/coordination';
 import type { AgentDefinition } from './agent';
 import type { CairnConfig } from './config';
+import { temporalConnectionOptions } from './temporalConnection';
 import { withCoordinationTypes } from './shared/coordinationTypes';
 import type { ObservationTypeRegistry } from './shared/observationTypes';
 import { roleTaskQueue, taskWorkflowQueue } from './shared/task';
@@ -52,7 +53,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
   // Cairn's own types (votes, decisions, summaries) are registered alongside.
   await registerObservationTypes(opts.pool, withCoordinationTypes(opts.registry));
   const ownsConnection = !opts.connection;
-  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.config.temporalAddress }));
+  const connection = opts.connection ?? (await NativeConnection.connect(temporalConnectionOptions(opts.config)));
   const namespace = opts.config.temporalNamespace;
   const prefix = opts.config.taskQueuePrefix;
   const agentActivities = createAgentActivities({
@@ -63,6 +64,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
     ...(opts.agentId ? { agentId: opts.agentId } : {}),
     ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
     ...(opts.faults ? { faults: opts.faults } : {}),
+    ...(opts.config.dbRetryMs !== undefined ? { dbRetryMs: opts.config.dbRetryMs } : {}),
     temporalClient: opts.temporalClient ?? new Client({ connection, namespace }),
     taskQueuePrefix: prefix,
   });

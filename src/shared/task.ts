@@ -50,7 +50,7 @@ export const rolePolicySchema = z.object({
   /** Start-to-close timeout of one attempt. */
   timeoutMs: z.number().int().min(100).default(5 * 60_000),
   /** Heartbeat timeout: a step silent this long is presumed dead (its worker crashed) and retried. */
-  heartbeatMs: z.number().int().min(100).default(30_000),
+  heartbeatMs: z.number().int().min(100).default(10_000),
 });
 export type RolePolicy = z.output<typeof rolePolicySchema>;
 

@@ -17,6 +17,12 @@ export type Queryable = Pool | PoolClient;
 export interface PoolOptions {
   /** Maximum connections (default 10). */
   max?: number;
+  /**
+   * How long to wait for a connection (a new one, or a free one from a full pool) before failing
+   * with a transient error that withDbRetry retries; default 10 s. Without it a connect to an
+   * unreachable host (packets dropped, not refused) waits for the OS, minutes.
+   */
+  connectTimeoutMs?: number;
   /** The role to act as; `null` keeps the login's own role (migrations, tests as superuser). */
   applicationRole?: string | null;
   /** Shown in pg_stat_activity (default `cairn`). */
@@ -49,12 +55,20 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   const pool = new Pool({
     connectionString,
     max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'cairn',
     ...(startup ? { options: startup } : {}),
   });
   // Without a listener an idle client's error would crash the process; the pool already
   // discards the broken client, and the next query opens a fresh one.
   pool.on('error', opts.onIdleError ?? (() => undefined));
+  // A checked-out client has no pool listener: a server shutting down (57P01) or a dropped
+  // socket between two queries of a transaction would be an uncaught 'error' and crash the
+  // worker. The fault reaches its holder anyway (the next query fails: not queryable), and pg-pool
+  // destroys a client that is no longer queryable when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
@@ -115,4 +129,102 @@ export function pgError(err: unknown): PgErrorFields | undefined {
     detail: typeof e.detail === 'string' ? e.detail : undefined,
     constraint: typeof e.constraint === 'string' ? e.constraint : undefined,
   };
+}
+
+/**
+ * SQLSTATEs of faults of the database service rather than of the request: the same request can
+ * succeed once the server is back, the connection slot is free, or the conflicting transaction
+ * is gone. Everything the step's transaction does is idempotent or rolled back, so it may run
+ * again.
+ */
+const TRANSIENT_SQLSTATES = new Set([
+  '08000', // connection_exception
+  '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08003', // connection_does_not_exist
+  '08004', // sqlserver_rejected_establishment_of_sqlconnection
+  '08006', // connection_failure
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
+]);
+
+/** Socket-level errors of an unreachable or vanished server. */
+const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/** pg's own messages for a connection that died or never came (they carry no code). */
+const TRANSIENT_MESSAGES = [
+  /^Connection terminated/,
+  /timeout exceeded when trying to connect/,
+  /Client has encountered a connection error and is not queryable/,
+  /Client was closed and is not queryable/,
+  /server closed the connection unexpectedly/,
+];
+
+/** Whether `err` is a fault of the database service (retry the request) rather than of the request. */
+export function isTransientDbError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (typeof e !== 'object') return false;
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NODE_CODES.has(code))) return true;
+    if (typeof message === 'string' && TRANSIENT_MESSAGES.some((m) => m.test(message))) return true;
+    // AggregateError (a connect that tried IPv4 and IPv6) and wrapped causes.
+    const errors = (e as { errors?: unknown }).errors;
+    if (Array.isArray(errors) && errors.some((x) => isTransientDbError(x))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export interface DbRetryOptions {
+  /** Give up (rethrow the last error) once this much time has passed since the first try. */
+  budgetMs: number;
+  /** First backoff; doubles per retry up to maxDelayMs, with jitter. Default 100 ms. */
+  initialDelayMs?: number;
+  /** Default 5 s: a server back from an outage is found within that. */
+  maxDelayMs?: number;
+  /** Called before each wait, e.g. to log; the retry count starts at 1. */
+  onRetry?: (err: unknown, retry: number, delayMs: number) => void;
+  /** Stops waiting (rethrows the last error) when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `fn` again while it fails with a transient database fault (isTransientDbError), with
+ * exponential backoff and jitter, for at most `budgetMs`. Any other error, and the last transient
+ * one once the budget is spent, is rethrown as is. `fn` must be safe to run again: a transaction
+ * that failed was rolled back, or (a COMMIT whose answer was lost) committed and is recognised
+ * by the next run (see src/store/stepCompletions.ts).
+ */
+export async function withDbRetry<T>(fn: () => Promise<T>, opts: DbRetryOptions): Promise<T> {
+  const started = Date.now();
+  const initial = opts.initialDelayMs ?? 100;
+  const max = opts.maxDelayMs ?? 5000;
+  for (let retry = 1; ; retry++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const left = opts.budgetMs - (Date.now() - started);
+      if (!isTransientDbError(err) || left <= 0 || opts.signal?.aborted) throw err;
+      const base = Math.min(max, initial * 2 ** Math.min(retry - 1, 20));
+      const delay = Math.min(left, base / 2 + Math.random() * (base / 2));
+      opts.onRetry?.(err, retry, delay);
+      await abortableSleep(delay, opts.signal);
+      if (opts.signal?.aborted) throw err;
+    }
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -10,7 +10,16 @@ describe('configuration', () => {
       taskQueuePrefix: 'cairn',
       temporalUiUrl: 'http://127.0.0.1:8233',
       temporalCli: undefined,
+      dbRetryMs: 180_000,
+      temporalRetryMs: 180_000,
+      pgPoolMax: 10,
+      pgConnectTimeoutMs: 10_000,
     });
+  });
+
+  it('reads the retry budgets in milliseconds', () => {
+    const c = loadConfig({ CAIRN_DB_RETRY_MS: '5000', CAIRN_TEMPORAL_RETRY_MS: '0' });
+    expect([c.dbRetryMs, c.temporalRetryMs]).toEqual([5000, 0]);
   });
 
   it('treats empty values as unset', () => {
@@ -23,6 +32,10 @@ describe('configuration', () => {
     ['TEMPORAL_NAMESPACE', 'bad namespace', /TEMPORAL_NAMESPACE must be a namespace name/],
     ['CAIRN_TASK_QUEUE_PREFIX', 'a b', /CAIRN_TASK_QUEUE_PREFIX must be/],
     ['TEMPORAL_UI_URL', 'not a url', /TEMPORAL_UI_URL must be a URL/],
+    ['CAIRN_DB_RETRY_MS', 'soon', /CAIRN_DB_RETRY_MS must be a number of milliseconds/],
+    ['CAIRN_TEMPORAL_RETRY_MS', '-1', /CAIRN_TEMPORAL_RETRY_MS must be 0/],
+    ['CAIRN_PG_POOL_MAX', '0', /CAIRN_PG_POOL_MAX must be at least 1/],
+    ['CAIRN_PG_CONNECT_TIMEOUT_MS', 'x', /CAIRN_PG_CONNECT_TIMEOUT_MS must be a number of milliseconds/],
   ])('a bad %s is one error naming the variable', (variable, value, message) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);

@@ -26,7 +26,7 @@ export const workerCommand: Command = {
     // Migrating is safe when several workers start at once (advisory lock), so workers do it.
     if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
     installConciseRuntime((line) => ctx.io.out(line), 'INFO');
-    const pool = createPool(config.databaseUrl);
+    const pool = createPool(config.databaseUrl, { max: config.pgPoolMax, connectTimeoutMs: config.pgConnectTimeoutMs });
     try {
       const worker = await createWorker({ config, pool, registry: mod.types, agents, serveTasks: !values['no-tasks'] });
       const stop = () => void worker.shutdown();
