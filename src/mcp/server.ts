@@ -109,7 +109,8 @@ export function createMcpServer(session: CairnSession, opts: McpServerOptions = 
         .split('/')
         .filter((p) => p !== '')
         .map(decodeURIComponent);
-      if (m?.[1] === 'types' && parts.length === 0) return json(await session.listTypes());
+      if (m?.[1] === 'types' && parts.length === 0 && session.listTypes)
+        return json(await session.listTypes());
       if (m?.[1] === 'entity' && parts.length === 2) {
         const { state, notes } = await session.readEntity({ entityType: parts[0]!, entityId: parts[1]! }, {});
         return json(compactState(state, notes));

@@ -58,10 +58,11 @@ const appendItem = z
 export const CAIRN_TOOLS: readonly CairnToolDefinition[] = [
   define({
     name: 'list_types',
+    needs: 'listTypes',
     description:
       'List the registered observation types: entity, fields (JSON Schema) and per-field policies.',
     input: z.object({}).strict(),
-    run: async (s) => s.listTypes(),
+    run: async (s) => s.listTypes!(),
   }),
   define({
     name: 'read_entity',

@@ -103,7 +103,7 @@ export interface TypeInfo {
 
 export interface CairnSession {
   readonly identity: SessionIdentity;
-  listTypes(): TypeInfo[] | Promise<TypeInfo[]>;
+  listTypes?(): TypeInfo[] | Promise<TypeInfo[]>;
   readEntity(ref: EntityRef, opts: ReadOptions): Promise<{ state: EntityState; notes: ReadNotes }>;
   append(req: AppendRequest): Promise<AppendOutcome>;
   sendContext(

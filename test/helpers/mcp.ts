@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment -- tool results are JSON from the wire, checked by expect() */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return -- tool results are JSON from the wire, checked by expect() */
 /**
  * MCP test helpers: the official SDK client over Streamable HTTP with a bearer token, and a
  * tool call that returns the parsed JSON result or the parsed refusal.

@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment -- tool results are JSON from the wire, checked by expect() */
+/* eslint-disable @typescript-eslint/no-unsafe-call -- tool results are JSON from the wire, checked by expect() */
 /**
  * `cairn mcp --http` through the official MCP client: tools and resources, reads and writes
  * with provenance, context between agents, claims with fencing, episodes, and the boundaries
