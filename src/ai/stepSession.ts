@@ -30,6 +30,8 @@ export function stepSession(ctx: AgentContext, opts: StepSessionOptions = {}): C
     },
 
     async readEntity(ref, o) {
+      if (o.task !== undefined && o.task !== ownTask)
+        throw new ToolInputError('task', `a step reads in its own task (${ownTask})`);
       if (o.asOfVersion !== undefined)
         throw new ToolInputError('asOfVersion', 'not available inside an agent step: read the current state');
       if (o.asOfTime !== undefined)

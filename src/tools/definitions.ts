@@ -78,6 +78,7 @@ export const CAIRN_TOOLS: readonly CairnToolDefinition[] = [
         waitMs: z.number().int().min(0).max(10_000).optional(),
         fields: z.array(z.string().max(200)).max(200).optional().describe('only these fields'),
         excludeTainted: z.boolean().optional().describe('leave out what rests on quarantined observations'),
+        task,
       })
       .strict(),
     run: async (s, i) => {

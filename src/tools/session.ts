@@ -27,6 +27,8 @@ export interface SessionIdentity {
 }
 
 export interface ReadOptions {
+  /** Read as a participant of this task (its scope), when the session's grant has `task`. */
+  task?: string | undefined;
   asOfVersion?: number;
   asOfTime?: string;
   minVersion?: number;

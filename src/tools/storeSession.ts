@@ -113,8 +113,8 @@ export function createStoreSession(
         .map((t) => ({ ...t, policies: t.policies })),
 
     async readEntity(ref: EntityRef, opts: ReadOptions) {
-      const grant = grantOf(binding, binding.task);
-      const { fields, excludeTainted, asOfTime, ...versionOpts } = opts;
+      const grant = grantOf(binding, taskOf(opts.task));
+      const { fields, excludeTainted, asOfTime, task: _task, ...versionOpts } = opts;
       let state = await readEntityInScope(pool, grant, binding.role, policyOf, ref, {
         ...versionOpts,
         ...(asOfTime !== undefined ? { asOfTime } : {}),
