@@ -77,9 +77,8 @@ it('serves the tools over stdio as the configured agent', async () => {
   });
 
   await ok(client, 'send_context', { toRole: 'analyst', type: 'note', content: 'to myself' });
-  expect((await ok(client, 'read_inbox', {})).messages.map((m: { content: unknown }) => m.content)).toEqual([
-    'to myself',
-  ]);
+  const inbox = (await ok(client, 'read_inbox', {})) as { messages: { content: unknown }[] };
+  expect(inbox.messages.map((m) => m.content)).toEqual(['to myself']);
 
   await recordEpisode(db.pool, {
     taskKey: 'old',
