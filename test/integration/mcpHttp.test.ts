@@ -154,6 +154,35 @@ describe('MCP over Streamable HTTP', () => {
     expect(trace.winner.by.agentId).toBe('alice-agent');
   });
 
+  it('corrections pin a field and retractions withdraw an observation, through the tool', async () => {
+    const c = await as('alice');
+    const base = { entityType: 'vendor', entityId: 'fix', type: 'vendor.profile', scope: 'team:deals' };
+    const w = await ok(c, 'append_observations', {
+      items: [{ ...base, fields: { name: 'Fixx', employees: 5 } }],
+    });
+    const first = w.observations[0].id as string;
+    await ok(c, 'append_observations', {
+      items: [{ ...base, kind: 'correction', targetId: first, fields: { name: 'Fix' } }],
+    });
+    const corrected = await ok(c, 'read_entity', { entityType: 'vendor', entityId: 'fix' });
+    expect(corrected.fields.name).toMatchObject({ value: 'Fix', corrected: true });
+    await ok(c, 'append_observations', {
+      items: [{ ...base, kind: 'retraction', targetId: first, fields: {} }],
+    });
+    const after = await ok(c, 'read_entity', {
+      entityType: 'vendor',
+      entityId: 'fix',
+      fields: ['employees'],
+    });
+    expect(after.version).toBe(3);
+    expect(after.fields.employees?.value).toBeUndefined();
+    const noTarget = await call(c, 'append_observations', {
+      items: [{ ...base, kind: 'retraction', fields: {} }],
+    });
+    expect(noTarget.ok).toBe(false);
+    if (!noTarget.ok) expect(noTarget.error).toContain('targetId');
+  });
+
   it('a retried call with the same requestId writes nothing twice', async () => {
     const c = await as('alice');
     const args = {

@@ -2,6 +2,8 @@
  * `cairn mcp` over stdio, spawned as a client would (node bin/cairn.js mcp …), through the
  * official MCP client: the identity comes from the command line, never from tool input.
  */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -103,3 +105,47 @@ it('serves the tools over stdio as the configured agent', async () => {
   if (!outside.ok) expect(outside.error).toMatch(/global/);
   expect(stderr).not.toMatch(/Error:/);
 });
+
+it('cairn agents create | list | revoke manages hashed tokens', async () => {
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'cairn.js'), ...args], {
+        env: { ...process.env, DATABASE_URL: db.url },
+      });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      p.on('exit', (code) => resolve({ code, out, err }));
+    });
+  const created = await cli(
+    'agents',
+    'create',
+    '--agent-id',
+    'cli-agent',
+    '--role',
+    'analyst',
+    '--write',
+    'team:deals',
+    '--json',
+  );
+  expect(created.code).toBe(0);
+  const { id, token } = JSON.parse(created.out) as { id: string; token: string };
+  expect(token).toMatch(/^cairn_/);
+  const stored = await db.adminPool.query<{ token_hash: string }>(
+    'select token_hash from cairn.mcp_agents where id = $1',
+    [id],
+  );
+  expect(stored.rows[0]!.token_hash).toBe(createHash('sha256').update(token).digest('hex'));
+  expect(JSON.stringify(stored.rows)).not.toContain(token);
+  // The application role cannot read the credentials.
+  await expect(db.pool.query('select * from cairn.mcp_agents')).rejects.toThrow(/permission denied/);
+  const listed = await cli('agents', 'list');
+  expect(listed.out).toContain('cli-agent');
+  expect(listed.out).not.toContain(token);
+  expect((await cli('agents', 'revoke', 'cli-agent')).out).toContain('revoked 1 credential');
+  expect((await cli('agents', 'list')).out).not.toContain('cli-agent');
+  const bad = await cli('agents', 'create', '--agent-id', 'x', '--role', 'Bad Role');
+  expect(bad.code).not.toBe(0);
+  expect(bad.err).toContain('role');
+}, 60_000);
