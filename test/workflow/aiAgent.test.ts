@@ -89,6 +89,69 @@ const analyst = defineAgent({
   },
 });
 
+/** Decides on vendor/beta; on its first attempt another writer changes beta before the step commits. */
+const racer = defineAgent({
+  role: 'llm-racer',
+  async handle(ctx) {
+    const model = cairnModel(
+      scriptedModel(
+        [
+          { toolCalls: [{ name: 'read_entity', input: { entityType: 'vendor', entityId: 'beta' } }] },
+          {
+            toolCalls: [
+              {
+                name: 'append_observations',
+                input: {
+                  items: [
+                    {
+                      entityType: 'vendor',
+                      entityId: 'beta',
+                      type: 'vendor.verdict',
+                      kind: 'decision',
+                      fields: { approve: false, reason: 'too big' },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+          { text: 'rejected beta' },
+        ],
+        { provider: 'mock-provider', modelId: 'scripted-racer' },
+      ),
+    );
+    const result = await generateText({
+      model,
+      tools: cairnTools(ctx, { model }),
+      prompt: 'Assess vendor beta.',
+      stopWhen: stepCountIs(4),
+    });
+    if (ctx.step.attempt === 1) await seed('beta', { name: 'Beta', employees: 9000 }, 'concurrent');
+    return { text: result.text, attempt: ctx.step.attempt };
+  },
+});
+
+async function seed(id: string, fields: Record<string, unknown>, key: string) {
+  await appendObservations(
+    db.pool,
+    types,
+    [{ entityType: 'vendor', entityId: id, type: 'vendor.profile', fields, scope: 'task:ai-beta' }],
+    {
+      provenance: {
+        taskKey: '',
+        workflowId: '',
+        runId: '',
+        activityId: key,
+        attempt: 0,
+        agentId: 'other-writer',
+        role: 'other',
+      },
+      idempotencyPrefix: `seed-${id}-${key}`,
+      observedAt: new Date().toISOString(),
+    },
+  );
+}
+
 let db: TestDatabase;
 let stack: TestStack;
 
@@ -98,11 +161,11 @@ beforeAll(async () => {
     pool: db.pool,
     databaseUrl: db.url,
     registry: types,
-    agents: [analyst],
+    agents: [analyst, racer],
     // The first attempt commits, then "crashes" before reporting: the retry must replay.
     faults: {
-      afterCommit: ({ attempt }) => {
-        if (attempt === 1) throw new Error('injected: crash after commit');
+      afterCommit: ({ attempt, role }) => {
+        if (attempt === 1 && role === 'llm-analyst') throw new Error('injected: crash after commit');
       },
     },
   });
@@ -191,4 +254,37 @@ it('a scripted model decides through cairnTools: model provenance recorded, read
   expect(msgs.rows).toEqual([
     { from_role: 'llm-analyst', to_role: 'reviewer', content: { vendor: 'acme', approve: true } },
   ]);
+}, 120_000);
+
+it('a model decision on moved-on reads is refused at commit, and the retried step re-reads and decides', async () => {
+  await seed('beta', { name: 'Beta', employees: 50 }, 'initial');
+  const taskKey = 'ai-beta';
+  await stack.client.startTask({
+    taskKey,
+    goal: 'assess beta with a model',
+    steps: [{ id: 'assess', role: 'llm-racer', title: 'assess beta', input: null }],
+    rolePolicies: { 'llm-racer': { initialRetryMs: 100, maxAttempts: 3 } },
+  });
+  const result = await stack.client.result(taskKey);
+  expect(result.steps[0]).toMatchObject({
+    status: 'completed',
+    output: { text: 'rejected beta', attempt: 2 },
+  });
+  const refusals = await db.pool.query<{ conflicts: { versionRead: number; currentVersion: number }[] }>(
+    'select s.conflicts from cairn.stale_refusals s join cairn.read_sets r on r.id = s.read_set_id where r.task_key = $1',
+    [taskKey],
+  );
+  expect(refusals.rows).toHaveLength(1);
+  expect(refusals.rows[0]!.conflicts[0]).toMatchObject({
+    entityType: 'vendor',
+    entityId: 'beta',
+    versionRead: 1,
+    currentVersion: 2,
+  });
+  const { rows } = await db.pool.query<{ id: string; entity_version: number; attempt: number }>(
+    "select id, entity_version, attempt from cairn.observations where entity_id = 'beta' and kind = 'decision'",
+  );
+  expect(rows).toEqual([expect.objectContaining({ entity_version: 3, attempt: 2 })]);
+  const readSet = await readSetOfObservation(db.pool, rows[0]!.id);
+  expect(readSet?.entries).toEqual([{ entityType: 'vendor', entityId: 'beta', version: 2, fields: null }]);
 }, 120_000);
