@@ -1,6 +1,7 @@
 /** Every benchmark of `cairn bench`, in the order the table prints them. */
 import type { BenchEnv } from './env';
 import type { BenchEntry } from './harness';
+import { mcpBenchmarks } from './mcp.bench';
 import { readSetBenchmarks } from './readSets.bench';
 import { calibrationBenchmarks } from './suites/calibration';
 import { claimBenchmarks } from './suites/claims';
@@ -14,5 +15,5 @@ export { machineInfo, renderReport, writeResults, type ResultsFile } from './rep
 
 export function allBenchmarks(env: BenchEnv): BenchEntry[] {
   const calibration = calibrationBenchmarks(env);
-  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration), ...scopeBenchmarks(env), ...claimBenchmarks(env), ...readSetBenchmarks(env)];
+  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration), ...scopeBenchmarks(env), ...claimBenchmarks(env), ...readSetBenchmarks(env), ...mcpBenchmarks(env)];
 }

@@ -16,5 +16,6 @@ import { taskCommand } from './task';
 import { traceCommand } from './trace';
 import { verifyCommand } from './verify';
 import { workerCommand } from './worker';
+import { agentsCommand, mcpCommand } from './mcpCommands';
 
-export const commands: Command[] = [benchCommand, demoCommand, devCommand, migrateCommand, taskCommand, workerCommand, entityCommand, traceCommand, logCommand, blastCommand, retractCommand, verifyCommand, claimsCommand, inboxCommand, episodesCommand, maintenanceCommand];
+export const commands: Command[] = [benchCommand, demoCommand, devCommand, migrateCommand, taskCommand, workerCommand, entityCommand, traceCommand, logCommand, blastCommand, retractCommand, verifyCommand, claimsCommand, inboxCommand, episodesCommand, maintenanceCommand, mcpCommand, agentsCommand];
