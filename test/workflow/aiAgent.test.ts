@@ -2,8 +2,8 @@
  * A model-driven agent: an agent step runs generateText with cairnTools(ctx) and a scripted
  * model (the AI SDK's mock, through the real tool-calling loop). Its tool calls read through the
  * step's view (the read set), append a decision and send context; the observations carry the
- * model call (provider, model id, usage, prompt hash); a retry of the committed step replays
- * and writes nothing twice.
+ * model call (provider, model id, usage, prompt hash); a retry of the committed step returns
+ * its recorded result and writes nothing twice.
  */
 import { generateText, stepCountIs } from 'ai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -162,7 +162,7 @@ beforeAll(async () => {
     databaseUrl: db.url,
     registry: types,
     agents: [analyst, racer],
-    // The first attempt commits, then "crashes" before reporting: the retry must replay.
+    // The first attempt commits, then "crashes" before reporting: the retry must not ask the model again.
     faults: {
       afterCommit: ({ attempt, role }) => {
         if (attempt === 1 && role === 'llm-analyst') throw new Error('injected: crash after commit');
@@ -214,9 +214,10 @@ it('a scripted model decides through cairnTools: model provenance recorded, read
   expect(result.status).toBe('completed');
   expect(result.steps[0]?.output).toEqual({ text: 'approved acme' });
 
-  // The handler ran twice (attempt 1 committed then failed; attempt 2 replayed).
+  // The handler ran once: attempt 1 committed then failed; attempt 2 found the step's
+  // completion record and returned its result without asking the model again.
   const appends = toolResults.filter((r) => (r as { tool: string }).tool === 'append_observations');
-  expect(appends).toHaveLength(2);
+  expect(appends).toHaveLength(1);
   expect(toolResults.find((r) => (r as { tool: string }).tool === 'read_entity')).toMatchObject({
     output: { entity: 'vendor/acme', version: 1, fields: { employees: { value: 40 } } },
   });
