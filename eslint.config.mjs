@@ -8,7 +8,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.cairn/**', 'bin/**', 'eslint.config.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', '.cairn/**', 'bin/**', 'scripts/**', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -22,7 +22,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts', 'src/shared/**/*.ts'],
+    files: ['workflows/**/*.ts', 'src/shared/**/*.ts', 'src/workflow.ts', 'bench/workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
