@@ -8,7 +8,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.cairn/**', 'bin/**', 'scripts/**', 'eslint.config.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', '.cairn/**', 'bin/**', 'scripts/**', 'test/package/fixture*/**', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
