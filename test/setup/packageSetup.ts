@@ -60,7 +60,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
     JSON.stringify({ name: 'user-project', private: true, version: '1.0.0' }, null, 2),
   );
   const deps = [tarball, ...['typescript', 'zod', '@types/node'].map((d) => `${d}@${devVersion(d)}`)];
-  log(`npm install ${deps.map((d) => path.basename(d)).join(' ')} (in ${projectDir})`);
+  log(`npm install ${[path.basename(tarball), ...deps.slice(1)].join(' ')} (in ${projectDir})`);
   await run(npm, ['install', ...deps, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
     cwd: projectDir,
     maxBuffer: 64 * 1024 * 1024,
