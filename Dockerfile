@@ -5,11 +5,12 @@ FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production
 
-# Dependencies first so source edits do not invalidate this layer. Runtime code only needs
-# `dependencies` (tsx included); the Temporal worker's native bridge ships glibc prebuilds,
-# which is why this is a Debian (slim) image rather than Alpine.
+# Dependencies first so source edits do not invalidate this layer. This image runs the
+# repository's example agents from their sources, so it keeps tsx (a devDependency since the
+# package ships compiled code); the Temporal worker's native bridge ships glibc prebuilds, which is
+# why this is a Debian (slim) image rather than Alpine.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --include=dev && npm cache clean --force
 
 COPY . .
 # Expose the package's own bin as node_modules/.bin/cairn so `npx cairn …` resolves locally on any

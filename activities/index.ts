@@ -55,7 +55,3 @@ export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
       }),
   };
 }
-
-export function createBenchActivities() {
-  return { benchNoop: async (): Promise<void> => {} };
-}

@@ -11,6 +11,7 @@ import { registerObservationTypes } from '../src/store/observations/registerType
 import { createPool } from '../src/store/pool';
 import { createWorker, type CairnWorker } from '../src/worker';
 import { benchNoopAgent, benchTypes } from './fixtures';
+import { BENCH_WORKFLOWS_PATH, benchTaskActivities } from './benchWorkflows';
 
 export interface BenchSizes {
   /** Measured rounds (a warm-up round comes on top). */
@@ -107,6 +108,9 @@ export async function createBenchEnv(opts: { config: CairnConfig; sizes: BenchSi
       pool: workerPool,
       registry: benchTypes,
       agents: [benchNoopAgent],
+      // The calibration workflow is the bench's own, never a production worker's.
+      workflowsPath: BENCH_WORKFLOWS_PATH,
+      taskActivities: benchTaskActivities,
     });
     running = worker.run();
     // A worker that dies would otherwise surface only as workflows that never finish.

@@ -2,11 +2,12 @@
  * The worker factory. One process can serve the task workflow and any number of agent roles;
  * each role polls its own task queue, so roles scale out as separate processes.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
 import type pg from 'pg';
-import { createAgentActivities, createBenchActivities, createTaskActivities } from '../activities';
+import { createAgentActivities, createTaskActivities } from '../activities';
 import type { AgentStepFaults } from '../activities/agentStep';
 import { createCoordinationActivities } from '../activities/coordination';
 import type { AgentDefinition } from './agent';
@@ -17,7 +18,28 @@ import type { ObservationTypeRegistry } from './shared/observationTypes';
 import { roleTaskQueue, taskWorkflowQueue } from './shared/task';
 import { registerObservationTypes } from './store/observations/registerTypes';
 
-export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+/**
+ * Where the workflow code comes from. An installed package (or a build) has the workflows bundled
+ * at build time next to the compiled code (dist/workflow-bundle.js): the worker loads it as is,
+ * with no webpack step at start-up (Temporal's bundler cannot compile TypeScript inside
+ * node_modules anyway). A clone of the repository running its sources with tsx has no bundle and
+ * bundles workflows/index.ts when the worker starts.
+ */
+export const WORKFLOW_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
+export const WORKFLOWS_PATH = resolveWorkflowsPath(path.resolve(__dirname, '..', 'workflows'));
+
+function resolveWorkflowsPath(dir: string): string {
+  const ts = path.join(dir, 'index.ts');
+  return existsSync(ts) ? ts : path.join(dir, 'index.js');
+}
+
+/** The bundle if this copy of Cairn was built, else the workflow sources. */
+export function defaultWorkflowSource():
+  { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+  return existsSync(WORKFLOW_BUNDLE_PATH)
+    ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } }
+    : { workflowsPath: WORKFLOWS_PATH };
+}
 
 export interface CreateWorkerOptions {
   config: CairnConfig;
@@ -27,8 +49,14 @@ export interface CreateWorkerOptions {
   /** Serve the task workflow (and its bookkeeping activities) too. Default true. */
   serveTasks?: boolean;
   connection?: NativeConnection;
-  /** A prebuilt bundle (tests bundle once); otherwise workflows are bundled from source. */
+  /** A prebuilt bundle (tests bundle once); default: the package's own (see defaultWorkflowSource). */
   workflowBundle?: WorkflowBundleOption;
+  /**
+   * Workflow sources to bundle at start-up instead (the repository's bench adds its calibration
+   * workflow this way); with it, `taskActivities` may add the activities those workflows call.
+   */
+  workflowsPath?: string;
+  taskActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
   clock?: () => Date;
   agentId?: (role: string) => string;
   heartbeatEveryMs?: number;
@@ -37,7 +65,10 @@ export interface CreateWorkerOptions {
   /** The client agents' agreements use (ctx.propose / vote / awaitAgreement); default: one on the worker's connection. */
   temporalClient?: Client;
   /** Passed to every Temporal worker (e.g. shutdownGraceTime, maxConcurrentActivityTaskExecutions). */
-  workerOptions?: Pick<WorkerOptions, 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions' | 'maxCachedWorkflows'>;
+  workerOptions?: Pick<
+    WorkerOptions,
+    'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions' | 'maxCachedWorkflows'
+  >;
 }
 
 export interface CairnWorker {
@@ -76,11 +107,14 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
           connection,
           namespace,
           taskQueue: taskWorkflowQueue(prefix),
-          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+          ...workflowSource(opts),
           activities: {
+            ...opts.taskActivities,
             ...createTaskActivities({ pool: opts.pool }),
-            ...createBenchActivities(),
-            ...createCoordinationActivities({ pool: opts.pool, ...(opts.clock ? { clock: opts.clock } : {}) }),
+            ...createCoordinationActivities({
+              pool: opts.pool,
+              ...(opts.clock ? { clock: opts.clock } : {}),
+            }),
           },
           ...opts.workerOptions,
         }),
@@ -119,4 +153,14 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
       await running;
     },
   };
+}
+
+function workflowSource(
+  opts: CreateWorkerOptions,
+): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+  if (opts.workflowBundle && opts.workflowsPath)
+    throw new Error('createWorker: give workflowBundle or workflowsPath, not both');
+  if (opts.workflowBundle) return { workflowBundle: opts.workflowBundle };
+  if (opts.workflowsPath) return { workflowsPath: opts.workflowsPath };
+  return defaultWorkflowSource();
 }

@@ -2,7 +2,7 @@
  * Calibration ("walking skeleton"): what this machine's Postgres and Temporal do with no Cairn
  * in the way. Every other row is compared with one of these, measured in the same run.
  */
-import type { benchNoopWorkflow } from '../../workflows/bench';
+import type { benchNoopWorkflow } from '../workflows/benchNoop';
 import { taskWorkflowQueue } from '../../src/shared/task';
 import type { BenchEnv, TemporalEnv } from '../env';
 import { defineBenchmark, runConcurrently, runSequentially } from '../harness';

@@ -2,7 +2,7 @@
  * Task workflows (issue "task workflows"): what a Cairn task with one no-op agent step costs
  * beyond a bare workflow with one no-op activity, in latency, throughput and history events.
  */
-import type { benchNoopWorkflow } from '../../workflows/bench';
+import type { benchNoopWorkflow } from '../workflows/benchNoop';
 import { taskWorkflowId, taskWorkflowQueue } from '../../src/shared/task';
 import type { BenchEnv, TemporalEnv } from '../env';
 import { benchTask } from '../fixtures';

@@ -2,14 +2,20 @@
  * `cairn` — the command line for orchestrators and engineers. Each subcommand is a module in
  * ./commands; this file only dispatches and turns errors into one readable line.
  */
-import path from 'node:path';
 import { ConfigError, loadConfig, type CairnConfig } from '../config';
 import { UsageError, type CliContext, type Command } from './command';
 import { commands } from './commands';
+import { repositoryRoot } from './repoOnly';
 
 function help(list: Command[]): string {
   const width = Math.max(...list.map((c) => c.name.length));
-  return ['usage: cairn <command> [options]', '', ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', 'cairn <command> --help for details'].join('\n');
+  return [
+    'usage: cairn <command> [options]',
+    '',
+    ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'cairn <command> --help for details',
+  ].join('\n');
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -17,7 +23,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const ctx: CliContext = {
     config: () => (config ??= loadConfig(env)),
     io: { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') },
-    root: path.resolve(__dirname, '..', '..'),
+    // In a clone: the repository (its .cairn/ holds dev-server state). Installed: the project the
+    // command runs in, never node_modules.
+    root: repositoryRoot() ?? process.cwd(),
   };
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {

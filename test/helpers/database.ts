@@ -12,6 +12,9 @@ import { createPool, pgError } from '../../src/store/pool';
 
 declare module 'vitest' {
   export interface ProvidedContext {
+    /** Every tier that uses Postgres (test/setup/databaseSetup.ts, globalSetup.ts). */
+    cairnDatabase: { adminUrl: string; template: string };
+    /** The tiers that run workflows (test/setup/globalSetup.ts). */
     cairnTest: {
       adminUrl: string;
       template: string;
@@ -130,7 +133,7 @@ async function injected(): Promise<{ adminUrl: string; template: string } | unde
   try {
     // Imported lazily: the global setup imports this module, and 'vitest' must not be loaded there.
     const { inject } = await import('vitest');
-    return inject('cairnTest');
+    return inject('cairnDatabase');
   } catch {
     return undefined;
   }

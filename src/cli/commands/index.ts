@@ -1,9 +1,7 @@
 /** The registry of subcommands, in the order `cairn help` lists them. */
 import type { Command } from '../command';
-import { benchCommand } from './bench';
 import { blastCommand } from './blast';
 import { claimsCommand } from './claims';
-import { demoCommand } from './demo';
 import { devCommand } from './dev';
 import { entityCommand } from './entity';
 import { episodesCommand } from './episodes';
@@ -16,6 +14,43 @@ import { taskCommand } from './task';
 import { traceCommand } from './trace';
 import { verifyCommand } from './verify';
 import { workerCommand } from './worker';
+import { repoOnlyCommand } from '../repoOnly';
 import { agentsCommand, mcpCommand } from './mcpCommands';
 
-export const commands: Command[] = [benchCommand, demoCommand, devCommand, migrateCommand, taskCommand, workerCommand, entityCommand, traceCommand, logCommand, blastCommand, retractCommand, verifyCommand, claimsCommand, inboxCommand, episodesCommand, maintenanceCommand, mcpCommand, agentsCommand];
+// demo and bench use examples/ and bench/: loaded only when run, and only from a clone.
+const demoCommand = repoOnlyCommand({
+  name: 'demo',
+  summary: 'Run the due-diligence example end to end on a real Temporal server and Postgres.',
+  usage: 'cairn demo [--keep] [--task-key KEY] [--company ID]',
+  module: 'src/cli/commands/demo.ts',
+  exportName: 'demoCommand',
+});
+const benchCommand = repoOnlyCommand({
+  name: 'bench',
+  summary:
+    'Run the benchmarks (fresh cairn_bench database, Temporal dev server) and print medians and ratios.',
+  usage: 'cairn bench [--only SUBSTRING] [--quick] [--rounds N] [--json]',
+  module: 'src/cli/commands/bench.ts',
+  exportName: 'benchCommand',
+});
+
+export const commands: Command[] = [
+  benchCommand,
+  demoCommand,
+  devCommand,
+  migrateCommand,
+  taskCommand,
+  workerCommand,
+  entityCommand,
+  traceCommand,
+  logCommand,
+  blastCommand,
+  retractCommand,
+  verifyCommand,
+  claimsCommand,
+  inboxCommand,
+  episodesCommand,
+  maintenanceCommand,
+  mcpCommand,
+  agentsCommand,
+];

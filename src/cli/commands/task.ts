@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CairnClient } from '../../client';
-import { dueDiligenceTask } from '../../../examples/due-diligence';
 import { jsonSchema, type TaskInput } from '../../shared/task';
 import type { Command, CliContext } from '../command';
 import { UsageError } from '../command';
 import { printJson, renderTable } from '../table';
+import { requireFromRepository } from '../repoOnly';
 import { RolesAttribute, TaskKeyAttribute, TaskStatusAttribute } from '../../shared/taskMessages';
 
 const SUBCOMMANDS = 'start | status | send | cancel | result | list';
@@ -69,7 +69,8 @@ async function start(client: CairnClient, argv: string[], ctx: CliContext): Prom
   if (values.file) {
     input = JSON.parse(readFileSync(values.file, 'utf8')) as TaskInput;
   } else if (values.example === 'due-diligence') {
-    input = dueDiligenceTask(need(values.key, '--key'));
+    const example = requireFromRepository<{ dueDiligenceTask(key: string): TaskInput }>('examples/due-diligence/index.ts', '--example');
+    input = example.dueDiligenceTask(need(values.key, '--key'));
   } else {
     throw new UsageError('give --file plan.json or --example due-diligence --key KEY');
   }

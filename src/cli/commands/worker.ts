@@ -10,7 +10,7 @@ import { installConciseRuntime } from '../logging';
 export const workerCommand: Command = {
   name: 'worker',
   summary: 'Run a worker: the task workflow and agent roles from an agent module.',
-  usage: 'cairn worker [--agents <module.ts>] [--roles a,b] [--no-tasks] [--no-migrate]',
+  usage: 'cairn worker [--agents <module>] [--roles a,b] [--no-tasks] [--no-migrate]',
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: argv,

@@ -1,0 +1,78 @@
+/**
+ * `@cairn-memory/cairn`: shared memory and coordination for teams of AI agents, on Temporal and
+ * Postgres. This root entry is for Node code: the processes that run agents and the ones that
+ * start tasks.
+ *
+ * - Define what agents may write: `defineObservationType` (a versioned zod schema with a policy
+ *   per field) collected in an `ObservationTypeRegistry`.
+ * - Define agents: `defineAgent({ role, handle })`; the handler gets a context to read memory,
+ *   append observations, claim resources and message other roles.
+ * - Run them: `migrate(databaseUrl)` once, then `createWorker({ config, pool, registry, agents })`
+ *   with `createPool(databaseUrl)` and `loadConfig(process.env)`.
+ * - Start tasks and collect results: `CairnClient.connect(config)`; read entity state with
+ *   `getEntityState`.
+ * - Errors: every class below has a stable `name`; once an error has crossed Temporal, match on
+ *   its failure type (`FAILURE_TYPES`), not on the class.
+ *
+ * Workflow-safe pieces (schemas, message definitions, the reducer) are in
+ * `@cairn-memory/cairn/workflow`; helpers for testing agents in `@cairn-memory/cairn/testing`.
+ */
+
+// Agents and observation types.
+export { defineAgent, type AgentDefinition, type AgentContext, type AgentMemoryView } from './agent';
+export {
+  defineObservationType,
+  ObservationTypeRegistry,
+  type ObservationType,
+  type ObservationTypeSpec,
+} from './shared/observationTypes';
+
+// Running: configuration, database, worker.
+export { loadConfig, configSchema, ConfigError, type CairnConfig } from './config';
+export { migrate, MigrationError, type MigrateOptions } from './store/migrate';
+export { createPool, type PoolOptions } from './store/pool';
+export { createWorker, type CreateWorkerOptions, type CairnWorker } from './worker';
+
+// Orchestrating: starting tasks, talking to them, reading what agents wrote.
+export { CairnClient, type StartedTask } from './client';
+export { getEntityState, type EntityStateOptions } from './store/observations/read';
+export { policyResolverFor } from './shared/reducer';
+
+// Errors and the failure-type table.
+export {
+  FAILURE_TYPES,
+  isRetryableFailureType,
+  CairnError,
+  ObservationValidationError,
+  UnknownObservationTypeError,
+  PayloadTooLargeError,
+  IdempotencyConflictError,
+  StaleVersionError,
+  VersionNotReachedError,
+  WorkingMemoryConflictError,
+  FencingTokenStaleError,
+  StaleReadError,
+  ScopeDeniedError,
+  type FailureType,
+  type FenceRefusal,
+  type ScopeRefusal,
+} from './shared/errors';
+export { AgreementRefusedError, AgreementNotFoundError } from './shared/agreement';
+export { ObservationTypeConflictError } from './store/observations/registerTypes';
+
+// Types that appear in the signatures above.
+export type {
+  TaskInput,
+  TaskResult,
+  StepSpec,
+  StepResult,
+  StepStatus,
+  ContextMessage,
+  RolePolicy,
+} from './shared/task';
+export type { MemoryEntry, MemoryWrite, WorkingMemory, TaskStatusView } from './shared/taskMessages';
+export type { Json, EntityRef, FieldPolicy, ObservationKind, StoredObservation } from './shared/observation';
+export type { EntityState, FieldState, ContestedValue, ObservationRef } from './shared/entityState';
+export type { ScopeDeclaration, ScopeGrant } from './shared/scopes';
+export type { DependsOnReads, TrackedReadOptions } from './shared/readSets';
+export type { AgreementInput, AgreementOutcome, AgreementRule } from './shared/agreement';
