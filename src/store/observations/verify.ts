@@ -16,9 +16,11 @@
  * is wrong does not make its successor look broken, because the successor may link to what the
  * row's hash should have been.
  *
- * Limits: provenance columns (task, run, agent, times) are not in the content hash, so editing
- * them is invisible here; and whoever rewrites an entity's whole tail *and* its head row is only
- * caught by comparing against a head recorded elsewhere.
+ * Also re-folds every snapshot and checks every type definition's hash (./verifySnapshots.ts).
+ *
+ * Limits: whoever rewrites an entity's whole tail *and* its head row is only caught by
+ * comparing against heads recorded elsewhere: `cairn verify --anchor` / `--check-anchor`
+ * (./anchor.ts).
  *
  * Reads in keyset pages (never the whole log at once), inside one REPEATABLE READ READ ONLY
  * transaction when given a pool, so concurrent appends cannot look like a head mismatch.
@@ -28,6 +30,7 @@ import { formatEntityRef, type EntityRef, type StoredObservation } from '../../s
 import type { Queryable } from '../pool';
 import { chainHash, contentHash } from './hash';
 import { observationColumns, parseObservationRow } from './rows';
+import { verifySnapshots, verifyTypeDefinitions } from './verifySnapshots';
 
 export interface VerifyProblem {
   /** `type/id`. */
@@ -43,7 +46,19 @@ export interface VerifyResult {
   checked: number;
   /** Entities seen (in the log or in entity_heads). */
   entities: number;
+  /** Snapshots re-folded and compared (see ./verifySnapshots.ts). */
+  snapshots?: number;
+  /** Observation type definitions checked (0 with `entity`). */
+  types?: number;
   problems: VerifyProblem[];
+}
+
+/** `verifyLog({ entity })` of an entity that has neither observations nor a head. */
+export class EntityNotFoundError extends Error {
+  override readonly name = 'EntityNotFoundError';
+  constructor(readonly entity: string) {
+    super(`no entity ${entity}: it has no observations and no head row`);
+  }
 }
 
 export interface VerifyOptions {
@@ -129,11 +144,20 @@ async function verifyOn(db: PoolClient, opts: VerifyOptions): Promise<VerifyResu
   }
   if (walk) await checkHeads(db, [walk], report);
   entities += await checkOrphanHeads(db, opts.entity, report);
+  if (opts.entity && entities === 0) {
+    const { rows } = await db.query(
+      'select 1 from cairn.entity_heads where entity_type = $1 and entity_id = $2',
+      [opts.entity.entityType, opts.entity.entityId],
+    );
+    if (rows.length === 0) throw new EntityNotFoundError(formatEntityRef(opts.entity));
+  }
+  const snapshots = await verifySnapshots(db, opts.entity, report);
+  const types = opts.entity ? 0 : await verifyTypeDefinitions(db, report);
 
   const list = [...problems.values()].sort((x, y) =>
     x.entity < y.entity ? -1 : x.entity > y.entity ? 1 : x.version - y.version,
   );
-  return { checked, entities, problems: list };
+  return { checked, entities, snapshots, types, problems: list };
 }
 
 type Report = (entity: string, version: number, observationId: string, problem: string) => void;
@@ -164,7 +188,14 @@ function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report
     );
   }
   if (observation) {
-    const recomputed = recomputeContentHash(observation);
+    // The fields exactly as the driver parsed them (JSON.parse keeps a "__proto__" key as an own
+    // property); the row schema's copy would turn such a key into a prototype and lose it.
+    const rawFields = raw.fields;
+    const recomputed = recomputeContentHash(
+      typeof rawFields === 'object' && rawFields !== null && !Array.isArray(rawFields)
+        ? { ...observation, fields: rawFields as StoredObservation['fields'] }
+        : observation,
+    );
     if (recomputed !== row.contentHash) {
       report(
         walk.key,
@@ -270,12 +301,25 @@ async function checkHeads(db: PoolClient, walks: EntityWalk[], report: Report): 
         `cairn.entity_heads is at version ${head.version} but the log ends at version ${last.version} (${what})`,
       );
     } else if (head.chain_hash !== last.chainHash) {
-      report(
-        walk.key,
-        last.version,
-        last.id,
-        `chain_hash ${short(last.chainHash)} differs from cairn.entity_heads (${short(head.chain_hash)}): rewritten`,
-      );
+      // A last row that is consistent in itself (its own link, and the chain recomputed from
+      // version 1 agrees) points at the head row; otherwise the row was changed. A last row
+      // rewritten with every hash recomputed looks like the first case: an anchor
+      // (./anchor.ts) tells them apart.
+      const consistent = last.chainHash === last.ownChain && last.chainHash === walk.trusted;
+      if (consistent)
+        report(
+          `${walk.key} (head)`,
+          head.version,
+          '',
+          `cairn.entity_heads says chain_hash ${short(head.chain_hash)} at version ${head.version}, but the log's version ${last.version} (${last.id}) chains to ${short(last.chainHash)}: the head row was edited, or that version was rewritten with its hashes recomputed`,
+        );
+      else
+        report(
+          walk.key,
+          last.version,
+          last.id,
+          `chain_hash ${short(last.chainHash)} differs from cairn.entity_heads (${short(head.chain_hash)}): rewritten`,
+        );
     }
   }
 }
