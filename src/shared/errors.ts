@@ -87,9 +87,7 @@ export class UnknownObservationTypeError extends CairnError {
     readonly type: string,
     readonly schemaVersion: number | undefined,
   ) {
-    super(
-      `observation [${index}] type: unknown observation type "${type}${schemaVersion === undefined ? '' : `@${schemaVersion}`}"`,
-    );
+    super(`observation [${index}] type: unknown observation type "${type}${schemaVersion === undefined ? '' : `@${schemaVersion}`}"`);
   }
   details() {
     return { index: this.index, type: this.type, schemaVersion: this.schemaVersion };
@@ -118,9 +116,7 @@ export class IdempotencyConflictError extends CairnError {
     readonly idempotencyKey: string,
     readonly existingObservationId: string,
   ) {
-    super(
-      `idempotency key "${idempotencyKey}" was already used for different content (observation ${existingObservationId})`,
-    );
+    super(`idempotency key "${idempotencyKey}" was already used for different content (observation ${existingObservationId})`);
   }
   details() {
     return { idempotencyKey: this.idempotencyKey, existingObservationId: this.existingObservationId };
@@ -138,11 +134,7 @@ export class StaleVersionError extends CairnError {
     super(`${entity}: expected version ${expectedVersion} but the current version is ${currentVersion}`);
   }
   details() {
-    return {
-      entity: this.entity,
-      expectedVersion: this.expectedVersion,
-      currentVersion: this.currentVersion,
-    };
+    return { entity: this.entity, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
   }
 }
 
@@ -169,9 +161,7 @@ export class WorkingMemoryConflictError extends CairnError {
     readonly expectedVersion: number,
     readonly currentVersion: number,
   ) {
-    super(
-      `working memory "${key}": expected version ${expectedVersion} but the current version is ${currentVersion}`,
-    );
+    super(`working memory "${key}": expected version ${expectedVersion} but the current version is ${currentVersion}`);
   }
   details() {
     return { key: this.key, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
@@ -209,8 +199,7 @@ export class FencingTokenStaleError extends CairnError {
 function currentLease(c: FencingTokenStaleError['current']): string {
   if (c.holder === null) return '';
   if (c.releasedAt) return `; token ${c.token} of ${c.holder} was released at ${c.releasedAt}`;
-  const ended =
-    c.expiresAt !== null && c.checkedAt !== null && Date.parse(c.expiresAt) <= Date.parse(c.checkedAt);
+  const ended = c.expiresAt !== null && c.checkedAt !== null && Date.parse(c.expiresAt) <= Date.parse(c.checkedAt);
   return ended
     ? `; token ${c.token} of ${c.holder} expired at ${c.expiresAt}`
     : `; token ${c.token} is held by ${c.holder} until ${c.expiresAt}`;
@@ -241,10 +230,7 @@ export class StaleReadError extends CairnError {
     const first = conflicts[0];
     const entity = first ? `${first.entityType}/${first.entityId}` : '?';
     const fields = first?.fields ? ` (${first.fields.join(', ')} changed)` : '';
-    const more =
-      conflicts.length > 1
-        ? ` and ${conflicts.length - 1} more entit${conflicts.length === 2 ? 'y' : 'ies'}`
-        : '';
+    const more = conflicts.length > 1 ? ` and ${conflicts.length - 1} more entit${conflicts.length === 2 ? 'y' : 'ies'}` : '';
     super(
       `stale read: ${entity} was read at version ${first?.versionRead ?? '?'} but is now at version ${first?.currentVersion ?? '?'}${fields}${more}; the decision was refused and the step will re-read`,
     );
