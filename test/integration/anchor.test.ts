@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config';
 import type { EntityRef } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
 import { appendObservations } from '../../src/store/observations/append';
-import { chainHash } from '../../src/store/observations/hash';
+import { chainHash, provenanceHash } from '../../src/store/observations/hash';
 import { getEntityHistory } from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { recomputeContentHash, verifyLog } from '../../src/store/observations/verify';
@@ -83,7 +83,11 @@ async function rewriteTail(ref: EntityRef, from: number): Promise<void> {
     for (const row of history.slice(from - 1)) {
       const fields = { hq: `forged ${row.entityVersion}` };
       const content = recomputeContentHash({ ...row, fields });
-      const chain = chainHash(prev, content);
+      const chain = chainHash(
+        prev,
+        content,
+        provenanceHash({ ...row.provenance, idempotencyKey: row.idempotencyKey }),
+      );
       await client.query(
         'update cairn.observations set fields = $2, content_hash = $3, prev_hash = $4, chain_hash = $5 where id = $1',
         [row.id, JSON.stringify(fields), content, prev, chain],

@@ -464,3 +464,80 @@ describe('verify', () => {
     expect((await verifyLog(db.pool, { entity: ref })).problems).toEqual([]);
   });
 });
+
+describe('provenance', () => {
+  /**
+   * Updates one observation row as the owner with the append-only triggers off and the
+   * provenance CHECK dropped (it refuses such an edit outright), then restored NOT VALID.
+   */
+  async function edit(sql: string, params: unknown[]) {
+    await withTransaction(db.adminPool, async (c) => {
+      const { rows } = await c.query<{ def: string }>(
+        `select pg_get_constraintdef(oid) as def from pg_constraint where conname = 'observations_provenance_hash'`,
+      );
+      await c.query('set local session_replication_role = replica');
+      await c.query('alter table cairn.observations drop constraint observations_provenance_hash');
+      await c.query(sql, params);
+      await c.query(
+        `alter table cairn.observations add constraint observations_provenance_hash ${rows[0]!.def} not valid`,
+      );
+    });
+  }
+
+  it('is inside the chain: edits of the agent or the idempotency key are named by verify', async () => {
+    for (const column of ['agent_id', 'idempotency_key']) {
+      const ref = company(`prov-${column}`);
+      const [a] = await appendObservations(
+        db.pool,
+        registry,
+        [write(ref, { name: 'x' }), write(ref, { name: 'y' })],
+        ctx(),
+      );
+      expect((await verifyLog(db.pool, { entity: ref })).problems).toEqual([]);
+      await edit(`update cairn.observations set ${column} = ${column} || '-forged' where id = $1`, [a!.id]);
+      const { problems } = await verifyLog(db.pool, { entity: ref });
+      expect(problems).toEqual([
+        expect.objectContaining({
+          version: 1,
+          observationId: a!.id,
+          problem: expect.stringMatching(/provenance changed after append/),
+        }),
+      ]);
+    }
+  });
+
+  it('a replay of another scope’s idempotency key does not return its observation id', async () => {
+    const ref = company('replay-secret');
+    const key = `secret-key-${run}`;
+    const [stored] = await appendObservations(
+      db.pool,
+      registry,
+      [{ ...write(ref, { name: 's' }, 'team:secret'), idempotencyKey: key }],
+      ctx(),
+    );
+    const replay = (read: string) =>
+      asApp({ read, write: '{*}' }, (c) =>
+        c.query<{ id: string }>(
+          `select id from cairn.append_observation($1, $2, 'company.profile', 1, 'assertion', '{"name":"s"}', 'team:secret',
+             '{}', null, null, null, $3, repeat('ab', 32), now(), 'raw', 'wf', 'run', 'act', 1, 'agent', 'r')`,
+          [ref.entityType, ref.entityId, key],
+        ),
+      );
+    const err = await replay('{global}').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CN001' });
+    expect(JSON.stringify(err)).not.toContain(stored!.id);
+    expect((err as Error).message).not.toContain(stored!.id);
+  });
+
+  it('must match the identity the worker bound to the transaction', async () => {
+    const ref = company('bound');
+    const err = await asApp(ALL, async (c) => {
+      await c.query("select set_config('cairn.agent_id', 'agent-1', true)");
+      return rawAppend(c, ref, '{"name":"x"}');
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'CNP01',
+      message: expect.stringMatching(/agent_id: "agent" is not the agent_id bound/),
+    });
+  });
+});

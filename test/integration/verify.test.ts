@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config';
 import type { EntityRef } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
 import { appendObservations } from '../../src/store/observations/append';
-import { chainHash } from '../../src/store/observations/hash';
+import { chainHash, provenanceHash } from '../../src/store/observations/hash';
 import { getEntityHistory } from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { recomputeContentHash, verifyLog, type VerifyResult } from '../../src/store/observations/verify';
@@ -153,7 +153,7 @@ describe('verifyLog', () => {
     const { ref, ids } = await seed('relinked', 4);
     await forge([
       [
-        `update cairn.observations set prev_hash = repeat('0', 64), chain_hash = encode(sha256(convert_to(repeat('0', 64) || content_hash, 'UTF8')), 'hex') where id = $1`,
+        `update cairn.observations set prev_hash = repeat('0', 64), chain_hash = encode(sha256(convert_to(repeat('0', 64) || content_hash || coalesce(provenance_hash, ''), 'UTF8')), 'hex') where id = $1`,
         [ids[1]],
       ],
     ]);
@@ -193,7 +193,16 @@ describe('verifyLog', () => {
       await forge([
         [
           `update cairn.observations set fields = $2, content_hash = $3, chain_hash = $4 where id = $1`,
-          [row.id, JSON.stringify(fields), content, chainHash(row.prevHash, content)],
+          [
+            row.id,
+            JSON.stringify(fields),
+            content,
+            chainHash(
+              row.prevHash,
+              content,
+              provenanceHash({ ...row.provenance, idempotencyKey: row.idempotencyKey }),
+            ),
+          ],
         ],
       ]);
       const result = await verifyLog(db.pool, { entity: ref });

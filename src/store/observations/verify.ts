@@ -2,11 +2,14 @@
  * Tamper evidence: re-derives every hash of the log and names the rows that no longer match.
  *
  * Each row stores content_hash (of what it says, see ./hash.ts), prev_hash (the previous
- * version's chain_hash, '' for version 1) and chain_hash = sha256_hex(prev_hash || content_hash);
+ * version's chain_hash, '' for version 1) and chain_hash = sha256_hex(prev_hash || content_hash
+ * || provenance_hash) — rows of hash format 1 (before migration 008) have no provenance hash;
  * cairn.entity_heads holds each entity's newest version and chain_hash. For every entity, in
  * version order, verifyLog checks that
  * - versions run 1, 2, 3… without gaps and end where entity_heads says;
  * - the content hash recomputed from the row equals the stored one (catches edited content);
+ * - for hash format 2, the provenance hash recomputed from the row equals the stored one
+ *   (catches edited provenance and idempotency keys);
  * - the row's chain_hash is its own sha256(prev_hash || content_hash);
  * - prev_hash links to the previous row, and the last chain_hash to entity_heads.
  *
@@ -28,7 +31,7 @@
 import type { PoolClient } from 'pg';
 import { formatEntityRef, type EntityRef, type StoredObservation } from '../../shared/observation';
 import type { Queryable } from '../pool';
-import { chainHash, contentHash } from './hash';
+import { chainHash, contentHash, provenanceHash } from './hash';
 import { observationColumns, parseObservationRow } from './rows';
 import { verifySnapshots, verifyTypeDefinitions } from './verifySnapshots';
 
@@ -73,6 +76,8 @@ interface RowLink {
   id: string;
   version: number;
   contentHash: string;
+  /** '' for rows of hash format 1. */
+  provenanceHash: string;
   prevHash: string;
   chainHash: string;
   /** sha256(prev_hash || content_hash): what chain_hash should be. */
@@ -165,14 +170,39 @@ type Report = (entity: string, version: number, observationId: string, problem: 
 function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report): void {
   const version = Number(raw.entity_version);
   const id = String(raw.id);
+  const format = Number(raw.hash_format ?? 1);
+  const provHash = typeof raw.provenance_hash === 'string' ? raw.provenance_hash : '';
   const row: RowLink = {
     id,
     version,
     contentHash: String(raw.content_hash),
+    provenanceHash: provHash,
     prevHash: String(raw.prev_hash),
     chainHash: String(raw.chain_hash),
-    ownChain: chainHash(String(raw.prev_hash), String(raw.content_hash)),
+    ownChain: chainHash(String(raw.prev_hash), String(raw.content_hash), provHash),
   };
+  if (format !== 1 && format !== 2) report(walk.key, version, id, `unknown hash_format ${format}`);
+  if (format === 1 && provHash !== '')
+    report(walk.key, version, id, 'hash_format 1 row carries a provenance_hash: rewritten');
+  if (format === 2) {
+    const recomputed = provenanceHash({
+      taskKey: String(raw.task_key),
+      workflowId: String(raw.workflow_id),
+      runId: String(raw.run_id),
+      activityId: String(raw.activity_id),
+      attempt: Number(raw.attempt),
+      agentId: String(raw.agent_id),
+      role: String(raw.role),
+      idempotencyKey: String(raw.idempotency_key),
+    });
+    if (recomputed !== provHash)
+      report(
+        walk.key,
+        version,
+        id,
+        `provenance changed after append (task, workflow, run, activity, attempt, agent, role or idempotency key): stored provenance_hash ${short(provHash)}, the row's provenance hashes to ${short(recomputed)}`,
+      );
+  }
   const prev = walk.last;
   const expectedVersion = (prev?.version ?? 0) + 1;
 
@@ -240,7 +270,7 @@ function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report
   }
   // After a gap the chain is re-anchored at this row, so one gap is reported once.
   const base = version === expectedVersion ? walk.trusted : row.prevHash;
-  walk.trusted = chainHash(base, row.contentHash);
+  walk.trusted = chainHash(base, row.contentHash, row.provenanceHash);
   walk.last = row;
 }
 
@@ -371,7 +401,7 @@ async function readPage(
   }
   params.push(pageSize);
   const { rows } = await db.query<Record<string, unknown>>(
-    `select ${observationColumns('o')} from cairn.observations o
+    `select ${observationColumns('o')}, o.hash_format, o.provenance_hash from cairn.observations o
       ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
       order by o.entity_type, o.entity_id, o.entity_version
       limit $${params.length}`,
