@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { CliContext } from '../../src/cli/command';
+import { entityCommand } from '../../src/cli/commands/entity';
 import { verifyCommand } from '../../src/cli/commands/verify';
 import { loadConfig } from '../../src/config';
 import type { EntityRef } from '../../src/shared/observation';
@@ -144,5 +145,32 @@ describe('cairn verify anchors and exit codes', () => {
     expect(unreadable.text()).toMatch(/anchor file: not a cairn anchor/);
     const absent = cli();
     expect(await verifyCommand.run(['--check-anchor', path.join(dir, 'absent.json')], absent.ctx)).toBe(2);
+  });
+
+  it('cairn entity and verify survive JSON nested 10,000 deep stored before the limit existed', async () => {
+    const ref = { entityType: 'company', entityId: `deep-${randomUUID().slice(0, 8)}` };
+    const deep = `{"hq":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    // As the owner with triggers off: what an old database, or a bypass, may hold.
+    const client = await db.adminPool.connect();
+    try {
+      await client.query('begin');
+      await client.query('set local session_replication_role = replica');
+      await client.query(
+        `select cairn.append_observation($1, $2, 'company.profile', 1, 'assertion', $3::jsonb, 'global', '{}', null, null,
+           null, $4, repeat('ab', 32), now(), 't', 'wf', 'r', 'a', 1, 'agent', 'x')`,
+        [ref.entityType, ref.entityId, deep, randomUUID()],
+      );
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    // A clear error (main prints it and exits 1), not "Maximum call stack size exceeded".
+    await expect(entityCommand.run([`company/${ref.entityId}`], cli().ctx)).rejects.toThrow(
+      /canonicalJson: value nested too deeply/,
+    );
+    const check = cli();
+    expect(await verifyCommand.run(['--entity', `company/${ref.entityId}`], check.ctx)).toBe(1);
+    // The row is named (it could only have got in around the append path), not a crash.
+    expect(check.text()).toMatch(new RegExp(`company/${ref.entityId}@1 .*(does not parse|cannot hash)`));
   });
 });

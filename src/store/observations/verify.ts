@@ -221,11 +221,17 @@ function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report
     // The fields exactly as the driver parsed them (JSON.parse keeps a "__proto__" key as an own
     // property); the row schema's copy would turn such a key into a prototype and lose it.
     const rawFields = raw.fields;
-    const recomputed = recomputeContentHash(
-      typeof rawFields === 'object' && rawFields !== null && !Array.isArray(rawFields)
-        ? { ...observation, fields: rawFields as StoredObservation['fields'] }
-        : observation,
-    );
+    let recomputed: string;
+    try {
+      recomputed = recomputeContentHash(
+        typeof rawFields === 'object' && rawFields !== null && !Array.isArray(rawFields)
+          ? { ...observation, fields: rawFields as StoredObservation['fields'] }
+          : observation,
+      );
+    } catch (err) {
+      // E.g. fields nested deeper than anything the append path accepts.
+      recomputed = `(cannot hash: ${err instanceof Error ? err.message : String(err)})`;
+    }
     if (recomputed !== row.contentHash) {
       report(
         walk.key,
