@@ -77,10 +77,9 @@ async function verifyEntitySnapshots(
   let checked = 0;
   for (const snap of snapshots) {
     const id = snap.log_id ?? '';
-    if (snap.log_chain_hash === null) {
-      report(key, snap.version, '', `snapshot at version ${snap.version}: the log has no such version`);
-      continue;
-    }
+    // A snapshot of a version the log does not have is never read (the chain walk reports rows
+    // that went missing); nothing to re-fold.
+    if (snap.log_chain_hash === null) continue;
     if (snap.chain_hash !== snap.log_chain_hash) {
       report(
         key,
