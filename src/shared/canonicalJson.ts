@@ -28,6 +28,10 @@ export function canonicalJson(value: Json): string {
     return encode(value);
   } catch (err) {
     if (err === NOT_JSON) throw describeProblem(value);
+    // The stack ran out (JSON nested thousands deep, which the store refuses since migration
+    // 007 but an older row may hold): a clear error rather than "Maximum call stack size exceeded".
+    if (err instanceof RangeError)
+      throw new TypeError('canonicalJson: value nested too deeply to encode (Cairn stores at most 32 levels)');
     throw err;
   }
 }

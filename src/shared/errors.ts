@@ -179,14 +179,30 @@ export class FencingTokenStaleError extends CairnError {
     readonly token: number | null,
     readonly reason: FenceRefusal,
     /** The resource's claim when the write was checked (database time `checkedAt`). */
-    readonly current: { token: number | null; holder: string | null; expiresAt: string | null; checkedAt: string | null },
+    readonly current: {
+      token: number | null;
+      holder: string | null;
+      expiresAt: string | null;
+      checkedAt: string | null;
+      /** When the current token was released (null or absent: it was not). */
+      releasedAt?: string | null;
+    },
   ) {
-    const now = current.holder === null ? '' : `; token ${current.token} is held by ${current.holder} until ${current.expiresAt}`;
-    super(`fencing token ${token ?? '(none)'} of ${resource} is stale (${reason})${now}`);
+    super(`fencing token ${token ?? '(none)'} of ${resource} is stale (${reason})${currentLease(current)}`);
   }
   details() {
     return { resource: this.resource, token: this.token, reason: this.reason, current: this.current };
   }
+}
+
+/** What became of the current token: held until, released at, or expired at (database times). */
+function currentLease(c: FencingTokenStaleError['current']): string {
+  if (c.holder === null) return '';
+  if (c.releasedAt) return `; token ${c.token} of ${c.holder} was released at ${c.releasedAt}`;
+  const ended = c.expiresAt !== null && c.checkedAt !== null && Date.parse(c.expiresAt) <= Date.parse(c.checkedAt);
+  return ended
+    ? `; token ${c.token} of ${c.holder} expired at ${c.expiresAt}`
+    : `; token ${c.token} is held by ${c.holder} until ${c.expiresAt}`;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * MCP agent credentials (migration 007): bearer tokens mapped to an agent identity, stored as
+ * MCP agent credentials (migration 008): bearer tokens mapped to an agent identity, stored as
  * sha256 hashes. Creating, revoking and listing need the owner's login (the CLI's
  * `cairn agents`); the server resolves tokens through a definer function as cairn_app.
  */

@@ -15,7 +15,7 @@ import {
 import { defineObservationType, ObservationTypeRegistry } from '../../src/shared/observationTypes';
 import { withTransaction } from '../../src/store/pool';
 import { appendObservations, type AppendContext, type AppendItem } from '../../src/store/observations/append';
-import { contentHash } from '../../src/store/observations/hash';
+import { contentHash, provenanceHash } from '../../src/store/observations/hash';
 import {
   ObservationTypeConflictError,
   registerObservationTypes,
@@ -112,7 +112,12 @@ describe('appendObservations', () => {
       taskKey: 'due-diligence/acme',
     });
     // An entity keeps the scope of its first observation (migration 006), so both are in one team.
-    const [src] = await appendObservations(db.pool, registry, [acme('prov', { name: 'Acme' }, { scope: 'team:research' })], ctx);
+    const [src] = await appendObservations(
+      db.pool,
+      registry,
+      [acme('prov', { name: 'Acme' }, { scope: 'team:research' })],
+      ctx,
+    );
     const item: AppendItem = acme(
       'prov',
       { name: 'Acme Corp', employees: 12, tags: ['b2b'] },
@@ -212,9 +217,11 @@ describe('appendObservations', () => {
       let prev = '';
       for (const r of rows) {
         expect(r.prevHash).toBe(prev);
+        // Provenance is in the link too (migration 010).
+        const provenance = provenanceHash({ ...r.provenance, idempotencyKey: r.idempotencyKey });
         expect(r.chainHash).toBe(
           createHash('sha256')
-            .update(prev + r.contentHash)
+            .update(prev + r.contentHash + provenance)
             .digest('hex'),
         );
         prev = r.chainHash;

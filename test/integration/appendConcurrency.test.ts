@@ -70,11 +70,13 @@ interface Row {
   content_hash: string;
   prev_hash: string;
   chain_hash: string;
+  /** In the link since migration 010. */
+  provenance_hash: string | null;
 }
 
 async function rowsOf(prefix: string): Promise<Row[]> {
   const { rows } = await db.pool.query<Row>(
-    `select id, entity_id, entity_version, idempotency_key, content_hash, prev_hash, chain_hash
+    `select id, entity_id, entity_version, idempotency_key, content_hash, prev_hash, chain_hash, provenance_hash
      from cairn.observations where entity_type = 'sensor' and entity_id like $1 || '-%'
      order by entity_id, entity_version`,
     [prefix],
@@ -122,7 +124,7 @@ it('keeps versions gapless, chains intact and retries exactly-once under concurr
           expect(r.prev_hash).toBe(prev);
           expect(r.chain_hash).toBe(
             createHash('sha256')
-              .update(prev + r.content_hash, 'utf8')
+              .update(prev + r.content_hash + (r.provenance_hash ?? ''), 'utf8')
               .digest('hex'),
           );
           prev = r.chain_hash;

@@ -105,10 +105,14 @@ describe('claim, renew, release', () => {
 
   it('refuses a release by anyone but the holder, and keeps the token growing across releases', async () => {
     const a = granted(await claim(db.pool, 'doc/3', { holder: 'A', ttlMs: 10_000 }));
-    expect(await release(db.pool, 'doc/3', { holder: 'B' })).toMatchObject({
+    expect(await release(db.pool, 'doc/3', { holder: 'B', token: a.token })).toMatchObject({
       released: false,
       reason: 'not-holder',
     });
+    // Naming the holder is not proof: the database refuses a release without the token.
+    await expect(
+      db.pool.query(`select (cairn.release_claim('doc/3', 'A', null)).outcome`),
+    ).rejects.toMatchObject({ code: 'CNF02' });
     expect(await release(db.pool, 'doc/3', { holder: 'A', token: a.token + 5 })).toMatchObject({
       released: false,
       reason: 'never-granted',
@@ -363,8 +367,8 @@ describe('the database refuses to rewrite claims', () => {
   });
 
   it('refuses even the owner: tokens going back, grants over a live claim, holder swaps, deletes, edits of history', async () => {
-    await claim(db.pool, 'own/1', { holder: 'A', ttlMs: 60_000 });
-    await release(db.pool, 'own/1', { holder: 'A' });
+    const own = granted(await claim(db.pool, 'own/1', { holder: 'A', ttlMs: 60_000 }));
+    await release(db.pool, 'own/1', { holder: 'A', token: own.token });
     await claim(db.pool, 'own/1', { holder: 'A', ttlMs: 60_000 });
     const admin = db.adminPool;
     await expect(

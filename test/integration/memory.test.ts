@@ -237,7 +237,7 @@ describe('retention maintenance', () => {
       );
       await acknowledgeMessages(mdb.pool, ['m-read'], { workflowId: 'wf', activityId: 'step-b' });
       // Snapshots: only the newest per entity survives.
-      await mdb.pool.query(
+      await mdb.adminPool.query(
         `insert into cairn.entity_snapshots (entity_type, entity_id, version, state)
          values ('vendor', 'snap', 500, '{}'), ('vendor', 'snap', 1000, '{}'), ('vendor', 'other', 500, '{}')`,
       );

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ScopeDeniedError, VersionNotReachedError } from '../../src/shared/errors';
+import { IdempotencyConflictError, ScopeDeniedError, VersionNotReachedError } from '../../src/shared/errors';
 import type { EntityRef } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
 import { policyResolverFor } from '../../src/shared/reducer';
@@ -292,12 +292,18 @@ describe('writes: the trigger on the log', () => {
     expect(err).toMatchObject({ code: 'CNS03', message: expect.stringMatching(/"team" is not a scope/) });
   });
 
-  it('a replay needs no grant: it writes nothing', async () => {
+  it('a replay needs no write grant (it writes nothing), only the right to read what it replays', async () => {
     const r = ref('replayed');
     const c = ctx(t1);
     const [first] = await appendObservations(db.pool, registry, [item(r, 'once')], c);
-    const again = await appendObservations(appPool, registry, [item(r, 'once')], c);
+    const again = await withScope(appPool, { read: [`task:${t1}`], write: [] }, (client) =>
+      appendObservations(client, registry, [item(r, 'once')], c),
+    );
     expect(again).toMatchObject([{ id: first!.id, replayed: true }]);
+    // Without the read grant the key is taken, and which observation holds it is not said.
+    const err = await appendObservations(appPool, registry, [item(r, 'once')], c).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IdempotencyConflictError);
+    expect((err as Error).message).not.toContain(first!.id);
   });
 });
 

@@ -246,7 +246,8 @@ describe('snapshot-accelerated reads', () => {
     );
     const history = await fullHistory(ref);
     const bogus = { ...ref, version: 4, fields: { name: { value: 'bogus' } }, retracted: {} };
-    await db.pool.query(
+    // As the owner: the application role cannot insert snapshots (migration 009).
+    await db.adminPool.query(
       `insert into cairn.entity_snapshots (entity_type, entity_id, version, state)
        values ($1, $2, 4, $3), ($1, $2, 5, $4), ($1, $2, 2, $5)`,
       [

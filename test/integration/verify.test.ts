@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config';
 import type { EntityRef } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
 import { appendObservations } from '../../src/store/observations/append';
-import { chainHash } from '../../src/store/observations/hash';
+import { chainHash, provenanceHash } from '../../src/store/observations/hash';
 import { getEntityHistory } from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { recomputeContentHash, verifyLog, type VerifyResult } from '../../src/store/observations/verify';
@@ -115,11 +115,19 @@ describe('verifyLog', () => {
       expect(await verifyLog(db.pool, { pageSize })).toEqual({
         checked: rows,
         entities: entities.length,
+        snapshots: 0,
+        types: 1,
         problems: [],
       });
     }
     const one = entities[1]!;
-    expect(await verifyLog(db.pool, { entity: one })).toEqual({ checked: 5, entities: 1, problems: [] });
+    expect(await verifyLog(db.pool, { entity: one })).toEqual({
+      checked: 5,
+      entities: 1,
+      snapshots: 0,
+      types: 0,
+      problems: [],
+    });
     const run = cli();
     expect(await verifyCommand.run([], run.ctx)).toBe(0);
     expect(run.out.join('\n')).toMatch(
@@ -145,7 +153,7 @@ describe('verifyLog', () => {
     const { ref, ids } = await seed('relinked', 4);
     await forge([
       [
-        `update cairn.observations set prev_hash = repeat('0', 64), chain_hash = encode(sha256(convert_to(repeat('0', 64) || content_hash, 'UTF8')), 'hex') where id = $1`,
+        `update cairn.observations set prev_hash = repeat('0', 64), chain_hash = encode(sha256(convert_to(repeat('0', 64) || content_hash || coalesce(provenance_hash, ''), 'UTF8')), 'hex') where id = $1`,
         [ids[1]],
       ],
     ]);
@@ -185,11 +193,27 @@ describe('verifyLog', () => {
       await forge([
         [
           `update cairn.observations set fields = $2, content_hash = $3, chain_hash = $4 where id = $1`,
-          [row.id, JSON.stringify(fields), content, chainHash(row.prevHash, content)],
+          [
+            row.id,
+            JSON.stringify(fields),
+            content,
+            chainHash(
+              row.prevHash,
+              content,
+              provenanceHash({ ...row.provenance, idempotencyKey: row.idempotencyKey }),
+            ),
+          ],
         ],
       ]);
       const result = await verifyLog(db.pool, { entity: ref });
-      expect(named(result)).toEqual([{ entity: label(ref), version: at + 1, observationId: ids[at] }]);
+      // The last row rewritten with every hash recomputed cannot be told from an edited head row
+      // by the database alone: the head is named, with both explanations (an anchor tells which).
+      const last = at === n - 1;
+      expect(named(result)).toEqual([
+        last
+          ? { entity: `${label(ref)} (head)`, version: at + 1, observationId: '' }
+          : { entity: label(ref), version: at + 1, observationId: ids[at] },
+      ]);
       expect(result.problems[0]!.problem).toMatch(/rewritten/);
       tampered.push(...named(result));
     }
@@ -214,6 +238,8 @@ describe('verifyLog', () => {
     expect(gone).toEqual({
       checked: 0,
       entities: 1,
+      snapshots: 0,
+      types: 0,
       problems: [
         {
           entity: label(whole.ref),

@@ -118,7 +118,7 @@ describe('docker-compose.yml', () => {
   it('gives the worker exactly the configuration variables of src/config.ts', () => {
     const worker = service('cairn-worker');
     expect(worker.build).toBeDefined();
-    expect(commandText(worker)).toBe('npx cairn worker');
+    expect(commandText(worker)).toBe('npx cairn worker --no-migrate');
 
     const keys = Object.keys(env(worker)).sort();
     const known = Object.keys(configSchema.shape);
@@ -131,6 +131,31 @@ describe('docker-compose.yml', () => {
     for (const key of keys) expect(known, `${key} is not a variable in configSchema`).toContain(key);
     // And the values pass the schema itself.
     expect(configSchema.safeParse(env(worker)).success).toBe(true);
+  });
+
+  it('runs the worker as a non-superuser login granted only cairn_app; the owner migrates', () => {
+    const owner = env(service('postgres')).POSTGRES_USER;
+    const login = new URL(env(service('cairn-worker')).DATABASE_URL!).username;
+    expect(login).toBe('cairn_worker');
+    expect(login).not.toBe(owner);
+    const migrator = service('cairn-migrate');
+    expect(commandText(migrator)).toBe('npx cairn migrate');
+    expect(new URL(env(migrator).DATABASE_URL!).username).toBe(owner);
+    const deps = service('cairn-worker').depends_on as Record<string, { condition?: string }>;
+    expect(deps['cairn-migrate']?.condition).toBe('service_completed_successfully');
+
+    const raw = parse(readFileSync(path.join(__dirname, '..', '..', 'docker-compose.yml'), 'utf8')) as {
+      configs: Record<string, { content: string }>;
+      services: Record<string, { configs?: { source: string; target: string }[] }>;
+    };
+    const mounted = raw.services.postgres?.configs?.find((c) =>
+      c.target.startsWith('/docker-entrypoint-initdb.d/'),
+    );
+    const script = raw.configs[mounted?.source ?? '']?.content ?? '';
+    expect(script).toMatch(
+      /CREATE ROLE cairn_worker LOGIN PASSWORD 'cairn_worker'\s+NOSUPERUSER [^;]*NOBYPASSRLS NOINHERIT;/,
+    );
+    expect(script).toMatch(/GRANT cairn_app TO cairn_worker;/);
   });
 
   it('registers exactly the search attributes in SEARCH_ATTRIBUTES', () => {

@@ -1,5 +1,5 @@
 /**
- * `cairn agents create|revoke|list`: the credentials of MCP agents (migration 007). Runs as the
+ * `cairn agents create|revoke|list`: the credentials of MCP agents (migration 008). Runs as the
  * database login (the owner), not as the application role: agents cannot mint tokens.
  */
 import { createMcpAgent, listMcpAgents, revokeMcpAgent } from '../../store/mcpAgents';

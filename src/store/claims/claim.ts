@@ -63,18 +63,19 @@ export async function renew(
 }
 
 /**
- * Ends the lease now, only by its holder (and with its token, when given); the next claim gets
- * a new token. Releasing a lease that expired but was not taken over is accepted.
+ * Ends the lease now, only by its holder with its fencing token (naming the holder is not
+ * enough: anyone can name it); the next claim gets a new token. Releasing a lease that expired
+ * but was not taken over is accepted.
  */
 export async function release(
   db: Queryable,
   resource: string,
-  opts: { holder: string; token?: number },
+  opts: { holder: string; token: number },
 ): Promise<ReleaseResult> {
   checkName('resource', resource);
   checkName('holder', opts.holder);
-  if (opts.token !== undefined) checkToken(opts.token);
-  const { rows } = await db.query({ ...RELEASE_SQL, values: [resource, opts.holder, opts.token ?? null] });
+  checkToken(opts.token);
+  const { rows } = await db.query({ ...RELEASE_SQL, values: [resource, opts.holder, opts.token] });
   const r = parseClaimResult(rows[0]);
   const state = toState(r);
   if (r.outcome === 'released' && state) return { released: true, state };

@@ -87,6 +87,7 @@ export function mapFenceError(err: unknown): unknown {
     holder: str(d.holder),
     expiresAt: isoFromJson(str(d.expiresAt)),
     checkedAt: isoFromJson(str(d.checkedAt)),
+    releasedAt: isoFromJson(str(d.releasedAt)),
   });
 }
 

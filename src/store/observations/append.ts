@@ -152,7 +152,11 @@ function mapError(pgErr: PgErrorFields | undefined, err: unknown): unknown {
   const detail = parseDetail(pgErr.detail);
   switch (pgErr.code) {
     case IDEMPOTENCY_CONFLICT:
-      return new IdempotencyConflictError(String(detail.idempotencyKey), String(detail.existingId));
+      // existingId is null when the key is held by an observation the caller may not read.
+      return new IdempotencyConflictError(
+        String(detail.idempotencyKey),
+        typeof detail.existingId === 'string' ? detail.existingId : '(one this caller may not read)',
+      );
     case STALE_VERSION:
       return new StaleVersionError(
         `${String(detail.entityType)}/${String(detail.entityId)}`,

@@ -3,7 +3,8 @@
  *
  * The content hash covers what an observation *says* — not who wrote it or when — so a retry
  * of the same activity (a new attempt, maybe a new run) hashes the same and replays the stored
- * row, while any change of content under the same idempotency key is caught.
+ * row, while any change of content under the same idempotency key is caught. Who wrote it is
+ * covered by the provenance hash, which the chain links in as well (hash format 2).
  */
 import * as crypto from 'node:crypto';
 import { canonicalJson } from '../../shared/canonicalJson';
@@ -133,9 +134,40 @@ function contentObject(c: Omit<HashedContent, 'fields'>, fields: HashedContent['
   };
 }
 
-/** The link of one row: sha256_hex(prev_hash || content_hash); prev of version 1 is ''. Mirrors the SQL. */
-export function chainHash(prevHash: string, contentHashHex: string): string {
-  return sha256Hex(prevHash + contentHashHex);
+/**
+ * The link of one row: sha256_hex(prev_hash || content_hash || provenance_hash); prev of
+ * version 1 is ''. Rows of hash format 1 (written before migration 010) have no provenance hash.
+ * Mirrors the SQL.
+ */
+export function chainHash(prevHash: string, contentHashHex: string, provenanceHashHex = ''): string {
+  return sha256Hex(prevHash + contentHashHex + provenanceHashHex);
+}
+
+/** Who wrote a row and under which key; in the chain of rows of hash format 2 (migration 010). */
+export interface HashedProvenance {
+  taskKey: string;
+  workflowId: string;
+  runId: string;
+  activityId: string;
+  attempt: number;
+  agentId: string;
+  role: string;
+  idempotencyKey: string;
+}
+
+/** cairn.provenance_hash: each part as `<UTF-8 byte length>:<text>`, concatenated, hashed. */
+export function provenanceHash(p: HashedProvenance): string {
+  const parts = [
+    p.taskKey,
+    p.workflowId,
+    p.runId,
+    p.activityId,
+    String(p.attempt),
+    p.agentId,
+    p.role,
+    p.idempotencyKey,
+  ];
+  return sha256Hex(parts.map((x) => `${Buffer.byteLength(x, 'utf8')}:${x}`).join(''));
 }
 
 // crypto.hash (Node >= 20.12) is about twice as fast as a Hash object for small inputs.

@@ -16,6 +16,8 @@
  *   reached an observation the snapshot had folded) also stores the state at that retraction's
  *   version, so the next read starts there. A fold stores only states that are the state "as
  *   of" their version: none before the window's last retraction.
+ * - Bound to the chain hash of the observation at its version (migration 009): reads use a
+ *   snapshot only while the log still has that hash there; `cairn verify` re-folds every one.
  * - A snapshot folds the policies of the resolver that built it. Every resolver must agree with
  *   the types registered in cairn.observation_types (a type@version's policies never change once
  *   registered), which is why the CLI reduces with the stored policies.
@@ -48,10 +50,15 @@ export async function loadSnapshot(
   // A malformed row (hand-edited, or a bug) is skipped, not trusted: look further down.
   for (;;) {
     const { rows } = await db.query<{ version: number; state: unknown }>(
-      `select version, state -> 'state' as state
-         from cairn.entity_snapshots
-        where entity_type = $1 and entity_id = $2 and version <= $3 and state -> 'format' = to_jsonb($4::int)
-        order by version desc
+      // Only a snapshot still bound to its version's chain hash (migration 009): one written
+      // before a tail was rewritten, or for a version the log no longer has, is not used.
+      `select s.version, s.state -> 'state' as state
+         from cairn.entity_snapshots s
+         join cairn.observations o
+           on o.entity_type = s.entity_type and o.entity_id = s.entity_id and o.entity_version = s.version
+          and o.chain_hash = s.chain_hash
+        where s.entity_type = $1 and s.entity_id = $2 and s.version <= $3 and s.state -> 'format' = to_jsonb($4::int)
+        order by s.version desc
         limit 1`,
       [ref.entityType, ref.entityId, below, SNAPSHOT_FORMAT],
     );
@@ -64,8 +71,9 @@ export async function loadSnapshot(
 }
 
 /**
- * Stores snapshots of one entity (idempotent). Rows of another format at the same versions are
- * deleted first: the application role may insert and delete snapshots, not update them.
+ * Stores snapshots of one entity (idempotent) through cairn.save_entity_snapshots: the
+ * application role cannot insert them directly (migration 009). The function binds each to its
+ * version's chain hash and replaces a stored row of another format or binding.
  */
 export async function saveSnapshots(
   db: Queryable,
@@ -73,25 +81,16 @@ export async function saveSnapshots(
   snapshots: readonly Snapshot[],
 ): Promise<number> {
   if (snapshots.length === 0) return 0;
-  const versions = snapshots.map((s) => s.version);
-  await db.query(
-    `delete from cairn.entity_snapshots
-      where entity_type = $1 and entity_id = $2 and version = any($3::int[])
-        and state -> 'format' is distinct from to_jsonb($4::int)`,
-    [ref.entityType, ref.entityId, versions, SNAPSHOT_FORMAT],
-  );
-  const result = await db.query(
-    `insert into cairn.entity_snapshots (entity_type, entity_id, version, state)
-     select $1, $2, u.version, u.state from unnest($3::int[], $4::jsonb[]) as u(version, state)
-     on conflict (entity_type, entity_id, version) do nothing`,
+  const { rows } = await db.query<{ n: number }>(
+    'select cairn.save_entity_snapshots($1, $2, $3::int[], $4::jsonb[]) as n',
     [
       ref.entityType,
       ref.entityId,
-      versions,
+      snapshots.map((s) => s.version),
       snapshots.map((s) => JSON.stringify({ format: SNAPSHOT_FORMAT, state: s.state })),
     ],
   );
-  return result.rowCount ?? 0;
+  return rows[0]?.n ?? 0;
 }
 
 /** A light structural check: enough to refuse a snapshot of another entity or version. */

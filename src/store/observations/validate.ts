@@ -339,7 +339,9 @@ function validateFields(
     schema = partialSchemas.get(type) ?? type.schema.partial();
     partialSchemas.set(type, schema);
   }
-  const parsed = schema.safeParse(raw);
+  // A null-prototype copy: zod reads each declared key from its input, and a plain object
+  // answers `constructor` (and other Object.prototype names) even when the key is absent.
+  const parsed = schema.safeParse(Object.assign(Object.create(null) as Record<string, unknown>, raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ObservationValidationError(index, issuePath('fields', issue), issue.message);

@@ -2,11 +2,14 @@
  * Tamper evidence: re-derives every hash of the log and names the rows that no longer match.
  *
  * Each row stores content_hash (of what it says, see ./hash.ts), prev_hash (the previous
- * version's chain_hash, '' for version 1) and chain_hash = sha256_hex(prev_hash || content_hash);
+ * version's chain_hash, '' for version 1) and chain_hash = sha256_hex(prev_hash || content_hash
+ * || provenance_hash) — rows of hash format 1 (before migration 010) have no provenance hash;
  * cairn.entity_heads holds each entity's newest version and chain_hash. For every entity, in
  * version order, verifyLog checks that
  * - versions run 1, 2, 3… without gaps and end where entity_heads says;
  * - the content hash recomputed from the row equals the stored one (catches edited content);
+ * - for hash format 2, the provenance hash recomputed from the row equals the stored one
+ *   (catches edited provenance and idempotency keys);
  * - the row's chain_hash is its own sha256(prev_hash || content_hash);
  * - prev_hash links to the previous row, and the last chain_hash to entity_heads.
  *
@@ -16,9 +19,11 @@
  * is wrong does not make its successor look broken, because the successor may link to what the
  * row's hash should have been.
  *
- * Limits: provenance columns (task, run, agent, times) are not in the content hash, so editing
- * them is invisible here; and whoever rewrites an entity's whole tail *and* its head row is only
- * caught by comparing against a head recorded elsewhere.
+ * Also re-folds every snapshot and checks every type definition's hash (./verifySnapshots.ts).
+ *
+ * Limits: whoever rewrites an entity's whole tail *and* its head row is only caught by
+ * comparing against heads recorded elsewhere: `cairn verify --anchor` / `--check-anchor`
+ * (./anchor.ts).
  *
  * Reads in keyset pages (never the whole log at once), inside one REPEATABLE READ READ ONLY
  * transaction when given a pool, so concurrent appends cannot look like a head mismatch.
@@ -26,8 +31,9 @@
 import type { PoolClient } from 'pg';
 import { formatEntityRef, type EntityRef, type StoredObservation } from '../../shared/observation';
 import type { Queryable } from '../pool';
-import { chainHash, contentHash } from './hash';
+import { chainHash, contentHash, provenanceHash } from './hash';
 import { observationColumns, parseObservationRow } from './rows';
+import { verifySnapshots, verifyTypeDefinitions } from './verifySnapshots';
 
 export interface VerifyProblem {
   /** `type/id`. */
@@ -43,7 +49,19 @@ export interface VerifyResult {
   checked: number;
   /** Entities seen (in the log or in entity_heads). */
   entities: number;
+  /** Snapshots re-folded and compared (see ./verifySnapshots.ts). */
+  snapshots?: number;
+  /** Observation type definitions checked (0 with `entity`). */
+  types?: number;
   problems: VerifyProblem[];
+}
+
+/** `verifyLog({ entity })` of an entity that has neither observations nor a head. */
+export class EntityNotFoundError extends Error {
+  override readonly name = 'EntityNotFoundError';
+  constructor(readonly entity: string) {
+    super(`no entity ${entity}: it has no observations and no head row`);
+  }
 }
 
 export interface VerifyOptions {
@@ -58,6 +76,8 @@ interface RowLink {
   id: string;
   version: number;
   contentHash: string;
+  /** '' for rows of hash format 1. */
+  provenanceHash: string;
   prevHash: string;
   chainHash: string;
   /** sha256(prev_hash || content_hash): what chain_hash should be. */
@@ -129,11 +149,20 @@ async function verifyOn(db: PoolClient, opts: VerifyOptions): Promise<VerifyResu
   }
   if (walk) await checkHeads(db, [walk], report);
   entities += await checkOrphanHeads(db, opts.entity, report);
+  if (opts.entity && entities === 0) {
+    const { rows } = await db.query(
+      'select 1 from cairn.entity_heads where entity_type = $1 and entity_id = $2',
+      [opts.entity.entityType, opts.entity.entityId],
+    );
+    if (rows.length === 0) throw new EntityNotFoundError(formatEntityRef(opts.entity));
+  }
+  const snapshots = await verifySnapshots(db, opts.entity, report);
+  const types = opts.entity ? 0 : await verifyTypeDefinitions(db, report);
 
   const list = [...problems.values()].sort((x, y) =>
     x.entity < y.entity ? -1 : x.entity > y.entity ? 1 : x.version - y.version,
   );
-  return { checked, entities, problems: list };
+  return { checked, entities, snapshots, types, problems: list };
 }
 
 type Report = (entity: string, version: number, observationId: string, problem: string) => void;
@@ -141,14 +170,39 @@ type Report = (entity: string, version: number, observationId: string, problem: 
 function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report): void {
   const version = Number(raw.entity_version);
   const id = String(raw.id);
+  const format = Number(raw.hash_format ?? 1);
+  const provHash = typeof raw.provenance_hash === 'string' ? raw.provenance_hash : '';
   const row: RowLink = {
     id,
     version,
     contentHash: String(raw.content_hash),
+    provenanceHash: provHash,
     prevHash: String(raw.prev_hash),
     chainHash: String(raw.chain_hash),
-    ownChain: chainHash(String(raw.prev_hash), String(raw.content_hash)),
+    ownChain: chainHash(String(raw.prev_hash), String(raw.content_hash), provHash),
   };
+  if (format !== 1 && format !== 2) report(walk.key, version, id, `unknown hash_format ${format}`);
+  if (format === 1 && provHash !== '')
+    report(walk.key, version, id, 'hash_format 1 row carries a provenance_hash: rewritten');
+  if (format === 2) {
+    const recomputed = provenanceHash({
+      taskKey: String(raw.task_key),
+      workflowId: String(raw.workflow_id),
+      runId: String(raw.run_id),
+      activityId: String(raw.activity_id),
+      attempt: Number(raw.attempt),
+      agentId: String(raw.agent_id),
+      role: String(raw.role),
+      idempotencyKey: String(raw.idempotency_key),
+    });
+    if (recomputed !== provHash)
+      report(
+        walk.key,
+        version,
+        id,
+        `provenance changed after append (task, workflow, run, activity, attempt, agent, role or idempotency key): stored provenance_hash ${short(provHash)}, the row's provenance hashes to ${short(recomputed)}`,
+      );
+  }
   const prev = walk.last;
   const expectedVersion = (prev?.version ?? 0) + 1;
 
@@ -164,7 +218,20 @@ function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report
     );
   }
   if (observation) {
-    const recomputed = recomputeContentHash(observation);
+    // The fields exactly as the driver parsed them (JSON.parse keeps a "__proto__" key as an own
+    // property); the row schema's copy would turn such a key into a prototype and lose it.
+    const rawFields = raw.fields;
+    let recomputed: string;
+    try {
+      recomputed = recomputeContentHash(
+        typeof rawFields === 'object' && rawFields !== null && !Array.isArray(rawFields)
+          ? { ...observation, fields: rawFields as StoredObservation['fields'] }
+          : observation,
+      );
+    } catch (err) {
+      // E.g. fields nested deeper than anything the append path accepts.
+      recomputed = `(cannot hash: ${err instanceof Error ? err.message : String(err)})`;
+    }
     if (recomputed !== row.contentHash) {
       report(
         walk.key,
@@ -209,7 +276,7 @@ function checkRow(walk: EntityWalk, raw: Record<string, unknown>, report: Report
   }
   // After a gap the chain is re-anchored at this row, so one gap is reported once.
   const base = version === expectedVersion ? walk.trusted : row.prevHash;
-  walk.trusted = chainHash(base, row.contentHash);
+  walk.trusted = chainHash(base, row.contentHash, row.provenanceHash);
   walk.last = row;
 }
 
@@ -270,12 +337,25 @@ async function checkHeads(db: PoolClient, walks: EntityWalk[], report: Report): 
         `cairn.entity_heads is at version ${head.version} but the log ends at version ${last.version} (${what})`,
       );
     } else if (head.chain_hash !== last.chainHash) {
-      report(
-        walk.key,
-        last.version,
-        last.id,
-        `chain_hash ${short(last.chainHash)} differs from cairn.entity_heads (${short(head.chain_hash)}): rewritten`,
-      );
+      // A last row that is consistent in itself (its own link, and the chain recomputed from
+      // version 1 agrees) points at the head row; otherwise the row was changed. A last row
+      // rewritten with every hash recomputed looks like the first case: an anchor
+      // (./anchor.ts) tells them apart.
+      const consistent = last.chainHash === last.ownChain && last.chainHash === walk.trusted;
+      if (consistent)
+        report(
+          `${walk.key} (head)`,
+          head.version,
+          '',
+          `cairn.entity_heads says chain_hash ${short(head.chain_hash)} at version ${head.version}, but the log's version ${last.version} (${last.id}) chains to ${short(last.chainHash)}: the head row was edited, or that version was rewritten with its hashes recomputed`,
+        );
+      else
+        report(
+          walk.key,
+          last.version,
+          last.id,
+          `chain_hash ${short(last.chainHash)} differs from cairn.entity_heads (${short(head.chain_hash)}): rewritten`,
+        );
     }
   }
 }
@@ -327,7 +407,7 @@ async function readPage(
   }
   params.push(pageSize);
   const { rows } = await db.query<Record<string, unknown>>(
-    `select ${observationColumns('o')} from cairn.observations o
+    `select ${observationColumns('o')}, o.hash_format, o.provenance_hash from cairn.observations o
       ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
       order by o.entity_type, o.entity_id, o.entity_version
       limit $${params.length}`,
