@@ -63,18 +63,28 @@ export class TaskInputError extends Error {
   }
 }
 
-/** A task that failed, with the cause chain spelled out (and what to do about Temporal's limits). */
-export class TaskFailedError extends Error {
+/**
+ * A task that failed, with the cause chain spelled out (and what to do about Temporal's limits).
+ * Still a WorkflowFailedError, with the same `cause`, for callers that match on that.
+ */
+export class TaskFailedError extends WorkflowFailedError {
   override readonly name = 'TaskFailedError';
+  /** The messages down the failure's cause chain, outermost first. */
+  readonly causes: string[];
   /** Which Temporal limit the failure hit and what to do, or '' when it is not one. */
   readonly hint: string;
   constructor(
     readonly taskKey: string,
-    readonly causes: string[],
-    options?: { cause?: unknown },
+    original: WorkflowFailedError,
   ) {
+    const causes = causeMessages(original.cause ?? original);
     const hint = limitHint(causes.join(' '));
-    super(`task ${taskKey} failed: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`, options);
+    super(
+      `task ${taskKey} failed: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`,
+      original.cause,
+      original.retryState,
+    );
+    this.causes = causes;
     this.hint = hint;
   }
 }
@@ -214,8 +224,7 @@ export class CairnClient {
     try {
       return await this.handle(taskKey).result();
     } catch (err) {
-      if (err instanceof WorkflowFailedError)
-        throw new TaskFailedError(taskKey, causeMessages(err.cause ?? err), { cause: err });
+      if (err instanceof WorkflowFailedError) throw new TaskFailedError(taskKey, err);
       throw err;
     }
   }
