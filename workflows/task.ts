@@ -149,14 +149,21 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     },
   );
 
+  const continueWanted = () =>
+    workflowInfo().continueAsNewSuggested ||
+    thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.continueAt ||
+    thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.continueAt;
+
   const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
 
   /** Persists arriving messages in batches; only ids new to the task reach a step's inbox. */
-  const admit = async (): Promise<void> => {
+  const admit = async (drain = false): Promise<void> => {
     if (admitting || state.arriving.length === 0) return;
     admitting = true;
     try {
-      while (state.arriving.length > 0) {
+      // Unless draining (the task is ending), stop when the run should continue as new: what
+      // is left is carried, so a steady stream of signals cannot hold the run open.
+      while (state.arriving.length > 0 && (drain || !continueWanted())) {
         const batch = state.arriving.slice(0, ADMIT_BATCH);
         const { fresh } = await acts.admitMessages({
           taskKey: task.taskKey,
@@ -319,10 +326,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     for (;;) {
       void admit();
       settleBlockedSteps(state.steps);
-      const limitsNear =
-        thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.continueAt ||
-        thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.continueAt;
-      const suggestCan = workflowInfo().continueAsNewSuggested || limitsNear;
+      const suggestCan = continueWanted();
       const ready =
         taskFailure || suggestCan
           ? []
@@ -337,7 +341,8 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
           continuing = true;
           break;
         }
-        if (!state.steps.some((s) => s.status === 'pending') && state.arriving.length === 0) break;
+        // Nothing left to run: the end (finish persists whatever is still arriving).
+        if (!state.steps.some((s) => s.status === 'pending')) break;
       }
       const seenChanges = changes;
       await condition(() => changes !== seenChanges);
@@ -377,7 +382,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
   /** Records the episode (with every message not yet read), then, and only then, the final status. */
   async function finish(end: TaskResult['status']): Promise<void> {
     await condition(() => !admitting);
-    await admit();
+    await admit(true);
     closed = true;
     const record = async () =>
       acts.recordEpisode({
@@ -396,7 +401,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
       });
     await record();
     // Context that arrived while the episode was being written is persisted too (unread).
-    await admit();
+    await admit(true);
     upsertSearchAttributes([{ key: TaskStatusAttribute, value: end }]);
     setCurrentDetails(renderStepTable(task.goal, state.steps, end, state));
   }
