@@ -15,7 +15,7 @@ import type { temporal } from '@temporalio/proto';
 import { dueDiligenceAgents, dueDiligenceTask } from '../../examples/due-diligence/agents';
 import { dueDiligenceTypes } from '../../examples/due-diligence/types';
 import { defineAgent } from '../../src/agent';
-import { taskWorkflowId, taskWorkflowQueue} from '../../src/shared/task';
+import { taskWorkflowId, taskWorkflowQueue } from '../../src/shared/task';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
 import { testAgents } from './agents';
@@ -103,7 +103,7 @@ it('histories of 0.2.0 runs replay against the current code', async () => {
     const handle = wf.getHandle(taskWorkflowId(key));
     histories.push({ name: key, workflowId: handle.workflowId, history: await handle.fetchHistory() });
   }
-  const continued = (await stack.client.result('v2-continue'));
+  const continued = await stack.client.result('v2-continue');
   expect(continued.continuedAsNew).toBeGreaterThan(0);
   const lastRun = wf.getHandle(
     taskWorkflowId('v2-continue'),
