@@ -13,7 +13,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
 import { FAILURE_TYPES, WorkingMemoryConflictError } from './shared/errors';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { CairnConfig } from './config';
@@ -77,7 +77,12 @@ export class TaskFailedError extends WorkflowFailedError {
     readonly taskKey: string,
     original: WorkflowFailedError,
   ) {
-    const causes = causeMessages(original.cause ?? original);
+    const terminated = original.cause instanceof TerminatedFailure;
+    // A terminated run's only message is the terminator's reason: say what happened first.
+    const causes = [
+      ...(terminated ? ['workflow execution terminated'] : []),
+      ...causeMessages(original.cause ?? original),
+    ];
     const hint = limitHint(causes.join(' '));
     super(
       `task ${taskKey} failed: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`,
@@ -99,7 +104,7 @@ export function limitHint(text: string): string {
   if (/limit for update|update/i.test(text) && /limit/i.test(text))
     return "Temporal's limit of 2,000 updates per run: retry after the task continues as new";
   if (/history (count|size)|terminated/i.test(text))
-    return 'the server ended the run; `cairn maintenance` records its episode';
+    return 'the server ended the run; `cairn task sweep` records its episode';
   return '';
 }
 

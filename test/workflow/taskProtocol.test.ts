@@ -17,6 +17,7 @@ import { listMessages } from '../../src/store/messages';
 import { taskWorkflowId, taskWorkflowQueue, type TaskResult } from '../../src/shared/task';
 import type { TaskStatusView } from '../../src/shared/taskMessages';
 import { TaskFailedError } from '../../src/client';
+import { sweepEndedTasks } from '../../src/taskSweep';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
 import { testAgents, testTypes } from './agents';
@@ -424,5 +425,38 @@ describe('truthful steps', () => {
     const err = await stack.client.result('fails').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskFailedError);
     expect((err as TaskFailedError).causes.join(' | ')).toMatch(/step bad \(echo\) failed: .*fields\.text/);
+  });
+});
+
+describe('a task the server ends', () => {
+  it('is recorded by the sweep as a failed episode with the reason, once; its key is not run again', async () => {
+    const task = {
+      taskKey: 'terminated',
+      goal: 'stuck',
+      steps: [{ id: 'hold', role: 'slow', title: 'hold', input: { untilFile: '/nonexistent/never' } }],
+    };
+    const h = await rawStart(taskWorkflowId('terminated'), { taskQueuePrefix: prefix(), task });
+    await expect.poll(() => count('cairn.task_keys WHERE task_key = $1', ['terminated'])).toBe(1);
+    await h.terminate('operator: stuck');
+    const err = await stack.client.result('terminated').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).causes.join(' ')).toContain('operator: stuck');
+    expect((err as TaskFailedError).hint).toContain('cairn task sweep');
+
+    const swept = await sweepEndedTasks(stack.client.temporal, db.pool);
+    expect(swept.filter((t) => t.taskKey === 'terminated')).toEqual([
+      expect.objectContaining({ status: 'terminated', reason: 'operator: stuck' }),
+    ]);
+    const episodes = await listEpisodes(db.pool, { taskKey: 'terminated' });
+    expect(episodes.map((e) => [e.outcome, e.goal])).toEqual([['failed', 'stuck']]);
+    expect(
+      (await sweepEndedTasks(stack.client.temporal, db.pool)).filter((t) => t.taskKey === 'terminated'),
+    ).toEqual([]);
+    const again = await rawStart(
+      taskWorkflowId('terminated'),
+      { taskQueuePrefix: prefix(), task },
+      { reuse: WorkflowIdReusePolicy.ALLOW_DUPLICATE },
+    );
+    expect(await failureOf(again)).toContain('ended failed');
   });
 });

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CairnClient, TaskFailedError, TaskInputError } from '../../client';
+import { createPool } from '../../store/pool';
+import { sweepEndedTasks } from '../../taskSweep';
 import { dueDiligenceTask } from '../../../examples/due-diligence';
 import { jsonSchema, parseTaskInput, roleTaskQueue, type TaskInput } from '../../shared/task';
 import type { Command, CliContext } from '../command';
@@ -14,7 +16,7 @@ import { UsageError } from '../command';
 import { printJson, renderTable } from '../table';
 import { RolesAttribute, TaskKeyAttribute, TaskStatusAttribute } from '../../shared/taskMessages';
 
-const SUBCOMMANDS = 'start | status | send | cancel | result | list';
+const SUBCOMMANDS = 'start | status | send | cancel | result | list | sweep';
 
 export const taskCommand: Command = {
   name: 'task',
@@ -51,6 +53,8 @@ export const taskCommand: Command = {
           return await result(client, rest, ctx);
         case 'list':
           return await list(client, rest, ctx);
+        case 'sweep':
+          return await sweep(client, ctx);
         default:
           throw new UsageError(`expected one of ${SUBCOMMANDS}`);
       }
@@ -314,7 +318,8 @@ async function list(client: CairnClient, argv: string[], ctx: CliContext): Promi
     const sa = wf.typedSearchAttributes;
     rows.push({
       taskKey: String(sa.get(TaskKeyAttribute) ?? ''),
-      status: String(sa.get(TaskStatusAttribute) ?? wf.status.name.toLowerCase()),
+      // A closed run's attributes cannot change: one the server ended still says running.
+      status: closedButRunning(String(sa.get(TaskStatusAttribute) ?? ''), wf.status.name),
       roles: sa.get(RolesAttribute) ?? [],
       workflowId: wf.workflowId,
       runId: wf.runId,
@@ -331,4 +336,22 @@ async function list(client: CairnClient, argv: string[], ctx: CliContext): Promi
       ),
     );
   return 0;
+}
+
+function closedButRunning(label: string, temporalStatus: string): string {
+  if (temporalStatus === 'RUNNING' || (label !== '' && label !== 'running')) return label || 'running';
+  return temporalStatus === 'CONTINUED_AS_NEW' ? 'running (continued as new)' : temporalStatus.toLowerCase();
+}
+
+async function sweep(client: CairnClient, ctx: CliContext): Promise<number> {
+  const pool = createPool(ctx.config().databaseUrl, { max: 1, applicationName: 'cairn-cli', scopes: 'all' });
+  try {
+    const swept = await sweepEndedTasks(client.temporal, pool);
+    for (const t of swept)
+      ctx.io.out(`recorded failed episode for task ${t.taskKey} (${t.status}: ${t.reason})`);
+    if (swept.length === 0) ctx.io.out('no ended task is missing its episode');
+    return 0;
+  } finally {
+    await pool.end();
+  }
 }
