@@ -192,7 +192,15 @@ export class CairnClient {
 
   /** Sends directional context to a role of a task. The message id deduplicates. */
   async sendContext(taskKey: string, message: ContextMessage): Promise<void> {
-    await this.handle(taskKey).signal(contextSignal, contextMessageSchema.parse(message));
+    const parsed = contextMessageSchema.parse(message);
+    try {
+      await this.handle(taskKey).signal(contextSignal, parsed);
+    } catch (err) {
+      // "Failed to signal Workflow" alone hides the reason (a closed task, a per-run limit).
+      const causes = causeMessages(err);
+      const hint = limitHint(causes.join(' '));
+      throw new Error(`could not send ${parsed.id} to task ${taskKey}: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`, { cause: err });
+    }
   }
 
   async getWorkingMemory(taskKey: string): Promise<WorkingMemory> {
