@@ -199,7 +199,10 @@ export class CairnClient {
       // "Failed to signal Workflow" alone hides the reason (a closed task, a per-run limit).
       const causes = causeMessages(err);
       const hint = limitHint(causes.join(' '));
-      throw new Error(`could not send ${parsed.id} to task ${taskKey}: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`, { cause: err });
+      throw new Error(
+        `could not send ${parsed.id} to task ${taskKey}: ${causes.join(': ')}${hint ? ` (${hint})` : ''}`,
+        { cause: err },
+      );
     }
   }
 
