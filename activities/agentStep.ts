@@ -188,12 +188,13 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
           idempotencyPrefix: stepKey,
           observedAt: deps.clock().toISOString(),
         });
-        await persistMessages(client, messages, {
+        // Context for another task is stored by that task when it arrives (or recorded as undeliverable).
+        await persistMessages(client, messages.filter((m) => m.toTask === undefined || m.toTask === input.taskKey), {
           taskKey: input.taskKey,
           workflowId: workflowId,
           activityId: info.activityId,
         });
-        await acknowledgeMessages(client, input.inbox.map((m) => m.id), {
+        await acknowledgeMessages(client, input.taskKey, input.inbox.map((m) => m.id), {
           workflowId: workflowId,
           activityId: info.activityId,
         });
@@ -204,6 +205,7 @@ export function createAgentStepActivity(deps: AgentStepDeps) {
           proposedSteps: steps,
           memoryWrites,
           acknowledged: input.inbox.map((m) => m.id),
+          attempt: info.attempt,
         };
         await recordStepCompletion(client, { ...stepRef, runId, attempt: info.attempt, taskKey: input.taskKey, role: agent.role, result: stepResult, readSetId: readSet?.readSetId ?? null });
         return stepResult;

@@ -6,8 +6,8 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { AgentDefinition } from '../src/agent';
 import type { ObservationTypeRegistry } from '../src/shared/observationTypes';
-import { recordEpisode } from '../src/store/episodes';
-import { persistMessages } from '../src/store/messages';
+import { bindTaskKey, recordEpisode } from '../src/store/episodes';
+import { admitMessages, persistMessages } from '../src/store/messages';
 import { withTransaction } from '../src/store/pool';
 import { createAgentStepActivity, type AgentStepFaults } from './agentStep';
 import type { AgentActivities, EpisodeInput, TaskActivities } from './types';
@@ -50,8 +50,15 @@ export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
   return {
     recordEpisode: (input: EpisodeInput) =>
       withTransaction(deps.pool, async (client) => {
-        await persistMessages(client, input.undeliveredMessages ?? [], { taskKey: input.taskKey, workflowId: input.workflowId });
+        await persistMessages(client, input.undeliveredMessages ?? [], {
+          taskKey: input.taskKey,
+          workflowId: input.workflowId,
+        });
         return recordEpisode(client, input);
       }),
+    bindTaskKey: (input) => bindTaskKey(deps.pool, input),
+    admitMessages: async (input) => ({
+      fresh: await admitMessages(deps.pool, input.taskKey, input.messages, { batchKey: input.batchKey }),
+    }),
   };
 }

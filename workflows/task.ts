@@ -3,6 +3,11 @@
  * task queues, routes context messages between roles, holds working memory, and leaves an
  * episode behind. Deterministic and free of I/O: everything it touches arrives as ids, versions
  * and small JSON.
+ *
+ * It is the gatekeeper whatever the client (CairnClient, the `temporal` CLI, another SDK): the
+ * input is parsed strictly once and the parsed form is what it keeps; signals are validated
+ * (malformed ones dropped and counted), updates rejected by synchronous validators; the task key
+ * is bound to this workflow in Postgres before anything runs; messages are persisted on arrival.
  */
 import {
   ApplicationFailure,
@@ -11,6 +16,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -23,53 +29,46 @@ import type { AgentActivities, TaskActivities } from '../activities/types';
 import { FAILURE_TYPES } from '../src/shared/errors';
 import type { Json } from '../src/shared/observation';
 import {
-  rolePolicySchema,
+  contextMessageSchema,
+  formatIssues,
+  parseTaskInput,
+  rolePolicyOf,
   roleTaskQueue,
   stepSpecSchema,
-  taskInputSchema,
+  taskQueuePrefixSchema,
   taskWorkflowId,
   type ContextMessage,
   type ParsedTaskInput,
   type Step,
   type StepResult,
-  type StepStatus,
   type TaskInput,
   type TaskResult,
 } from '../src/shared/task';
 import {
   contextSignal,
+  memoryWriteSchema,
+  RolesAttribute,
   setMemoryUpdate,
   statusQuery,
+  TaskKeyAttribute,
   TaskStatusAttribute,
   workingMemoryQuery,
   type MemoryWrite,
-  type TaskStatusView,
 } from '../src/shared/taskMessages';
-import { applyMemoryWrite, checkMemoryWrite, type WorkingMemory } from './workingMemory';
+import { applyMemoryWrite, checkMemoryWrite, memoryWriteConflict } from './workingMemory';
 import { renderStepTable } from './details';
+import { legacyTaskWorkflowV1, type TaskWorkflowArgsV1 } from './legacy/taskV1';
+import {
+  attemptsOnFailure,
+  causeChain,
+  resultOf,
+  statusView,
+  stepFailureMessage,
+  type CarriedState,
+  type StepState,
+} from './taskView';
 
-export interface StepState {
-  spec: Step;
-  status: StepStatus;
-  attempts: number;
-  output?: Json;
-  error?: string;
-  /** Proposed by an agent while the task ran (counts against maxAddedSteps). */
-  added: boolean;
-}
-
-/** What survives continue-as-new: bounded by the plan size, the inbox and the dedup window. */
-export interface CarriedState {
-  steps: StepState[];
-  pendingMessages: ContextMessage[];
-  seenMessageIds: string[];
-  memory: WorkingMemory;
-  observationIds: string[];
-  messageCount: number;
-  deliveredCount: number;
-  startedAt: string;
-  continuedAsNew: number;
-}
+export type { CarriedState, StepState };
 
 export interface TaskWorkflowArgs {
   task: TaskInput;
@@ -78,60 +77,136 @@ export interface TaskWorkflowArgs {
   carried?: CarriedState;
 }
 
-/** How many message ids are remembered for deduplication (bounded so state stays small). */
-const DEDUP_WINDOW = 2000;
-/** Observation ids kept for the episode's links. */
+/** Histories without this marker were recorded by 0.1.0 and replay through workflows/legacy/. */
+export const TASK_V2_PATCH = 'cairn-task-v2';
+/** Observation ids linked from the episode (the count is kept in full). */
 const MAX_LINKED_OBSERVATIONS = 200;
+const MAX_REJECTION_REASONS = 10;
+const MAX_UNDELIVERABLE_KEPT = 200;
+/**
+ * Temporal refuses a run's 10,001st signal and 2,001st update. Continue-as-new well before, and
+ * refuse (updates) or drop with a reason (signals) past the hard margin while a step still runs.
+ */
+export const RUN_LIMITS = { signals: 10_000, updates: 2_000, continueAt: 0.8, refuseAt: 0.97 } as const;
+const ADMIT_BATCH = 200;
 
 export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> {
-  const parsed = taskInputSchema.safeParse(args.task);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw ApplicationFailure.create({
-      type: FAILURE_TYPES.ValidationFailed,
-      nonRetryable: true,
-      message: `invalid task input: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
-    });
-  }
-  const task = parsed.data;
-  const state: CarriedState = args.carried ?? initialState(task, new Date().toISOString());
-  const seen = new Set(state.seenMessageIds);
+  if (!patched(TASK_V2_PATCH)) return legacyTaskWorkflowV1(args as unknown as TaskWorkflowArgsV1);
+  const { task, prefix, carried } = parseArgsOrFail(args);
+  const info = workflowInfo();
+  const state: CarriedState = carried ?? initialState(task, new Date().toISOString());
+  const acts = taskActivities(info.taskQueue);
+
+  // Ids seen in this run; earlier runs' ids are in Postgres (admission drops them as duplicates).
+  const seen = new Set<string>([...state.pendingMessages, ...state.arriving].map((m) => m.id));
+  const thisRun = { signals: 0, updates: 0 };
   let running = 0;
   let changes = 0;
   let taskFailure: string | undefined;
+  let admitting = false;
+  let admitSeq = 0;
+  let closed = false;
 
-  const receive = (msg: ContextMessage) => {
-    if (seen.has(msg.id)) return;
-    seen.add(msg.id);
-    state.seenMessageIds.push(msg.id);
-    if (state.seenMessageIds.length > DEDUP_WINDOW) seen.delete(state.seenMessageIds.shift()!);
-    state.pendingMessages.push(msg);
-    state.messageCount++;
+  const reject = (reason: string) => {
+    state.rejectedSignals.count++;
+    state.rejectedSignals.recent.push(reason);
+    if (state.rejectedSignals.recent.length > MAX_REJECTION_REASONS) state.rejectedSignals.recent.shift();
     changes++;
   };
 
-  setHandler(contextSignal, receive);
-  setHandler(workingMemoryQuery, () => state.memory);
-  setHandler(statusQuery, () => statusView(task, state, taskFailure ? 'failed' : 'running'));
-  setHandler(setMemoryUpdate, (write) => applyMemoryWrite(state.memory, write), {
-    validator: (write: MemoryWrite) => checkMemoryWrite(state.memory, write),
+  setHandler(contextSignal, (raw: unknown) => {
+    thisRun.signals++;
+    const msg = checkSignal(raw, task.taskKey);
+    if (typeof msg === 'string') return reject(msg);
+    if (thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.refuseAt) {
+      return reject(
+        `context ${msg.id} refused: this run took ${thisRun.signals} signals, close to Temporal's per-run limit of ${RUN_LIMITS.signals}; resend it after the task continues as new`,
+      );
+    }
+    if (seen.has(msg.id)) return;
+    seen.add(msg.id);
+    state.arriving.push(msg);
+    changes++;
   });
+  setHandler(workingMemoryQuery, () => state.memory);
+  setHandler(statusQuery, () => statusView(task, state, 'running', thisRun));
+  setHandler(
+    setMemoryUpdate,
+    (raw: unknown) => {
+      thisRun.updates++;
+      return applyMemoryWrite(state.memory, parseMemoryWrite(raw));
+    },
+    {
+      validator: (raw: unknown) => {
+        if (closed) throw refusal('the task has finished; working memory is read-only now');
+        if (thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.refuseAt) {
+          throw refusal(
+            `this run took ${thisRun.updates} updates, close to Temporal's per-run limit of ${RUN_LIMITS.updates}; retry after the task continues as new`,
+          );
+        }
+        checkMemoryWrite(state.memory, parseMemoryWrite(raw));
+      },
+    },
+  );
 
-  const publish = () => {
-    // Current details are the engineer's view of the plan in the Temporal UI.
-    setCurrentDetails(renderStepTable(task.goal, state.steps));
+  const continueWanted = () =>
+    workflowInfo().continueAsNewSuggested ||
+    thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.continueAt ||
+    thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.continueAt;
+
+  const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
+
+  /** Persists arriving messages in batches; only ids new to the task reach a step's inbox. */
+  const admit = async (drain = false): Promise<void> => {
+    if (admitting || state.arriving.length === 0) return;
+    admitting = true;
+    try {
+      // Unless draining (the task is ending), stop when the run should continue as new: what
+      // is left is carried, so a steady stream of signals cannot hold the run open.
+      while (state.arriving.length > 0 && (drain || !continueWanted())) {
+        const batch = state.arriving.slice(0, ADMIT_BATCH);
+        const { fresh } = await acts.admitMessages({
+          taskKey: task.taskKey,
+          workflowId: info.workflowId,
+          batchKey: `${info.runId}:${admitSeq++}`,
+          messages: batch,
+        });
+        const isFresh = new Set(fresh);
+        state.arriving.splice(0, batch.length);
+        for (const m of batch) {
+          if (isFresh.has(m.id)) {
+            state.pendingMessages.push(m);
+            state.messageCount++;
+          } else state.duplicateMessages++;
+        }
+        changes++;
+      }
+    } catch (err) {
+      taskFailure ??= `could not persist context messages: ${causeChain(err)}`;
+      changes++;
+    } finally {
+      admitting = false;
+      changes++;
+    }
   };
 
   const runStep = async (step: StepState): Promise<void> => {
     const role = step.spec.role;
+    const policy = rolePolicyOf(task, role);
+    const queue = roleTaskQueue(prefix, role);
     const inbox = state.pendingMessages.filter((m) => m.toRole === role);
     state.pendingMessages = state.pendingMessages.filter((m) => m.toRole !== role);
-    step.status = 'running';
-    step.attempts++;
+    step.status = 'scheduled';
+    step.queue = queue;
     publish();
+    let result: StepResult;
     try {
-      const result = await agentActivities(task, args.taskQueuePrefix, role).runAgentStep.executeWithOptions(
-        { ...activityOptions(task, args.taskQueuePrefix, role), activityId: `step-${step.spec.id}`, summary: `${role}: ${step.spec.title}` },
+      result = await agentActivities(task, prefix, role).runAgentStep.executeWithOptions(
+        {
+          ...activityOptions(task, prefix, role),
+          activityId: `step-${step.spec.id}`,
+          summary: `${role}: ${step.spec.title}`,
+        },
         [
           {
             taskKey: task.taskKey,
@@ -139,80 +214,134 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
             step: step.spec,
             inbox,
             scopes: task.scopes,
-            // Only when given, so the activity input of tasks without per-role grants is unchanged.
             ...(task.roleScopes?.[role] ? { roleScopes: task.roleScopes[role] } : {}),
             memory: state.memory.entries,
             upstream: upstreamOutputs(state.steps, step.spec),
           },
         ],
       );
-      step.status = 'completed';
-      step.output = result.output;
-      state.deliveredCount += inbox.length;
-      const outbound = absorb(result);
-      // Context for another task travels as a signal to that task's workflow.
-      await Promise.all(outbound.map((msg) => getExternalWorkflowHandle(taskWorkflowId(msg.toTask!)).signal(contextSignal, msg)));
     } catch (err) {
-      // Undelivered context goes back to the inbox for the role's next step.
+      // Nothing committed: the context goes back to the inbox for the role's next step.
       state.pendingMessages.unshift(...inbox);
-      if (isCancellation(err)) {
-        step.status = 'cancelled';
-        throw err;
+      step.attempts = attemptsOnFailure(err, policy, step.attempts);
+      if (isCancellation(err)) step.status = 'cancelled';
+      else {
+        step.status = 'failed';
+        step.error = stepFailureMessage(err, queue, role, policy);
+        if (task.onStepFailure === 'fail')
+          taskFailure ??= `step ${step.spec.id} (${role}) failed: ${step.error}`;
       }
-      step.status = 'failed';
-      step.error = failureMessage(err);
-      if (task.onStepFailure === 'fail') taskFailure ??= `step ${step.spec.id} (${role}) failed: ${step.error}`;
-    } finally {
       running--;
       changes++;
       publish();
+      if (isCancellation(err)) throw err;
+      return;
     }
+    // The step committed in Postgres: from here nothing turns it into a failure.
+    step.status = 'completed';
+    step.attempts = result.attempt ?? Math.max(step.attempts, 1);
+    step.output = result.output;
+    state.deliveredCount += inbox.length;
+    const outbound = absorb(step, result);
+    running--;
+    changes++;
+    publish();
+    await deliverOutbound(step, outbound);
   };
 
-  /** Folds a step's result into the task; returns the messages addressed to other tasks. */
-  const absorb = (result: StepResult): ContextMessage[] => {
+  /** Context for another task travels as a signal; one that cannot be delivered is recorded. */
+  const deliverOutbound = async (step: StepState, outbound: ContextMessage[]): Promise<void> => {
+    await Promise.all(
+      outbound.map(async (msg) => {
+        try {
+          await getExternalWorkflowHandle(taskWorkflowId(msg.toTask!)).signal(contextSignal, msg);
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          const u = {
+            id: msg.id,
+            toTask: msg.toTask!,
+            toRole: msg.toRole,
+            stepId: step.spec.id,
+            reason: causeChain(err),
+          };
+          (step.undeliverable ??= []).push(u);
+          if (state.undeliverable.length < MAX_UNDELIVERABLE_KEPT) state.undeliverable.push(u);
+          changes++;
+          publish();
+        }
+      }),
+    );
+  };
+
+  /** Folds a committed step's result into the task; returns the messages addressed to other tasks. */
+  const absorb = (step: StepState, result: StepResult): ContextMessage[] => {
     const outbound: ContextMessage[] = [];
+    state.observationCount += result.observations.length;
     for (const o of result.observations) {
       if (state.observationIds.length < MAX_LINKED_OBSERVATIONS) state.observationIds.push(o.id);
     }
     for (const msg of result.messages) {
-      if (msg.toTask !== undefined && msg.toTask !== task.taskKey) outbound.push({ ...msg, fromTask: task.taskKey });
-      else receive(msg);
+      if (msg.toTask !== undefined && msg.toTask !== task.taskKey)
+        outbound.push({ ...msg, fromTask: task.taskKey });
+      else if (!seen.has(msg.id)) {
+        // Persisted by the step's own transaction: straight to the inbox.
+        seen.add(msg.id);
+        state.pendingMessages.push(msg);
+        state.messageCount++;
+      }
     }
     for (const proposal of result.proposedSteps) {
-      const added = state.steps.filter((s) => s.added).length;
-      if (added >= task.maxAddedSteps) break;
-      const spec = stepSpecSchema.parse(proposal);
-      if (state.steps.some((s) => s.spec.id === spec.id)) continue;
-      state.steps.push({ spec, status: 'pending', attempts: 0, added: true });
+      if (state.steps.filter((s) => s.added).length >= task.maxAddedSteps) break;
+      const spec = stepSpecSchema.safeParse(proposal);
+      if (!spec.success || state.steps.some((s) => s.spec.id === spec.data.id)) continue;
+      state.steps.push({ spec: spec.data, status: 'pending', attempts: 0, added: true });
+      if (!state.roles.includes(spec.data.role)) {
+        state.roles = [...state.roles, spec.data.role].sort();
+        upsertSearchAttributes([{ key: RolesAttribute, value: state.roles }]);
+      }
     }
     for (const write of result.memoryWrites ?? []) {
-      if (checkMemoryWriteSafe(state.memory, write)) applyMemoryWrite(state.memory, write);
+      const conflict = memoryWriteConflict(state.memory, write);
+      if (conflict === undefined) applyMemoryWrite(state.memory, write);
+      else (step.lostMemoryWrites ??= []).push(`${write.key}: ${conflict}`);
     }
     return outbound;
   };
 
-  upsertSearchAttributes([{ key: TaskStatusAttribute, value: 'running' }]);
+  if (carried === undefined) {
+    upsertSearchAttributes([
+      { key: TaskKeyAttribute, value: task.taskKey },
+      { key: RolesAttribute, value: state.roles },
+      { key: TaskStatusAttribute, value: 'running' },
+    ]);
+    const earlier = await bindOrExplain(acts, task, info.workflowId, info.firstExecutionRunId);
+    if (earlier !== undefined) return earlier;
+  }
   publish();
 
   const pending: Promise<void>[] = [];
   let outcome: TaskResult['status'] = 'completed';
+  let continuing = false;
   try {
     for (;;) {
-      settleBlockedSteps(state.steps, task.onStepFailure);
-      const suggestCan = workflowInfo().continueAsNewSuggested;
-      const ready = taskFailure || suggestCan ? [] : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
+      void admit();
+      settleBlockedSteps(state.steps);
+      const suggestCan = continueWanted();
+      const ready =
+        taskFailure || suggestCan
+          ? []
+          : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
       for (const step of ready) {
         running++;
         pending.push(runStep(step));
       }
-      if (running === 0) {
+      if (running === 0 && !admitting) {
         if (taskFailure) break;
         if (suggestCan && state.steps.some((s) => s.status === 'pending')) {
-          await condition(allHandlersFinished);
-          state.continuedAsNew++;
-          return await continueAsNew<typeof taskWorkflow>({ ...args, carried: state });
+          continuing = true;
+          break;
         }
+        // Nothing left to run: the end (finish persists whatever is still arriving).
         if (!state.steps.some((s) => s.status === 'pending')) break;
       }
       const seenChanges = changes;
@@ -222,37 +351,178 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     if (taskFailure) outcome = 'failed';
   } catch (err) {
     outcome = isCancellation(err) ? 'cancelled' : 'failed';
-    taskFailure ??= failureMessage(err);
+    taskFailure ??= causeChain(err);
     await CancellationScope.nonCancellable(async () => {
       await Promise.allSettled(pending);
-      await finish(task, state, outcome);
+      await finish(outcome);
     });
     throw err;
   }
-  await finish(task, state, outcome);
+  if (continuing) {
+    // An ordinary path: no status change, no episode. Signals that arrive while handlers finish
+    // land in state.arriving, which the next run admits first.
+    await condition(allHandlersFinished);
+    state.continuedAsNew++;
+    return await continueAsNew<typeof taskWorkflow>({
+      task: task,
+      taskQueuePrefix: prefix,
+      carried: state,
+    });
+  }
+  await finish(outcome);
   if (outcome === 'failed') {
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.AgentFailed, nonRetryable: true, message: taskFailure ?? 'task failed' });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.AgentFailed,
+      nonRetryable: true,
+      message: taskFailure ?? 'task failed',
+    });
   }
   return resultOf(task, state, outcome);
+
+  /** Records the episode (with every message not yet read), then, and only then, the final status. */
+  async function finish(end: TaskResult['status']): Promise<void> {
+    await condition(() => !admitting);
+    await admit(true);
+    closed = true;
+    const record = async () =>
+      acts.recordEpisode({
+        taskKey: task.taskKey,
+        workflowId: info.workflowId,
+        runId: workflowInfo().runId,
+        goal: task.goal,
+        outcome: end,
+        startedAt: state.startedAt,
+        endedAt: new Date().toISOString(),
+        steps: resultOf(task, state, end).steps,
+        observationIds: state.observationIds,
+        messages: state.messageCount,
+        undeliveredMessages: state.pendingMessages,
+        result: resultOf(task, state, end),
+      });
+    await record();
+    // Context that arrived while the episode was being written is persisted too (unread).
+    await admit(true);
+    upsertSearchAttributes([{ key: TaskStatusAttribute, value: end }]);
+    setCurrentDetails(renderStepTable(task.goal, state.steps, end, state));
+  }
 }
 
-async function finish(task: ParsedTaskInput, state: CarriedState, outcome: TaskResult['status']): Promise<void> {
-  upsertSearchAttributes([{ key: TaskStatusAttribute, value: outcome }]);
-  setCurrentDetails(renderStepTable(task.goal, state.steps, outcome));
-  const info = workflowInfo();
-  await taskActivities(info.taskQueue).recordEpisode({
-    taskKey: task.taskKey,
-    workflowId: info.workflowId,
-    runId: info.runId,
-    goal: task.goal,
-    outcome,
-    startedAt: state.startedAt,
-    endedAt: new Date().toISOString(),
-    steps: resultOf(task, state, outcome).steps,
-    observationIds: state.observationIds,
-    messages: state.messageCount,
-    // Context no step read still belongs in the record (stored unacknowledged).
-    undeliveredMessages: state.pendingMessages,
+/** Binds the task key; when another workflow or an earlier run holds it, returns its result or fails fast. */
+async function bindOrExplain(
+  acts: ActivityInterfaceFor<TaskActivities>,
+  task: ParsedTaskInput,
+  workflowId: string,
+  firstRunId: string,
+): Promise<TaskResult | undefined> {
+  const bound = await acts.bindTaskKey({ taskKey: task.taskKey, workflowId, firstRunId });
+  if (bound.kind === 'bound') return undefined;
+  const holder = `workflow ${bound.workflowId} (first run ${bound.firstRunId})`;
+  if (bound.outcome === 'completed' && bound.result) {
+    // A re-run of a finished key is the same task: its recorded result, nothing run or written.
+    upsertSearchAttributes([{ key: TaskStatusAttribute, value: 'completed' }]);
+    setCurrentDetails(
+      `Task \`${task.taskKey}\` already completed in ${holder}; this run returned its recorded result and ran nothing.`,
+    );
+    return bound.result;
+  }
+  const what = bound.outcome === null ? 'is still running' : `ended ${bound.outcome}`;
+  upsertSearchAttributes([{ key: TaskStatusAttribute, value: bound.outcome ?? 'duplicate' }]);
+  throw ApplicationFailure.create({
+    type: FAILURE_TYPES.IdempotencyConflict,
+    nonRetryable: true,
+    message: `task key "${task.taskKey}" belongs to ${holder}, which ${what}; this run ran nothing. Use a new task key to run the task again, or read that task's result.`,
+    details: [
+      {
+        taskKey: task.taskKey,
+        workflowId: bound.workflowId,
+        firstRunId: bound.firstRunId,
+        outcome: bound.outcome,
+      },
+    ],
+  });
+}
+
+/** The one strict parse of the workflow's arguments; problems fail the start, one line each. */
+function parseArgsOrFail(args: unknown): {
+  task: ParsedTaskInput;
+  prefix: string;
+  carried: CarriedState | undefined;
+} {
+  const problems: string[] = [];
+  const a = (typeof args === 'object' && args !== null ? args : {}) as Record<string, unknown>;
+  for (const key of Object.keys(a))
+    if (!['task', 'taskQueuePrefix', 'carried'].includes(key))
+      problems.push(`${key}: unknown key (expected task, taskQueuePrefix)`);
+  const prefix = taskQueuePrefixSchema.safeParse(a.taskQueuePrefix);
+  if (!prefix.success)
+    problems.push(
+      ...formatIssues(prefix.error.issues as never).map((l) => l.replace(/^\(input\)/, 'taskQueuePrefix')),
+    );
+  const task = parseTaskInput(a.task);
+  if (!task.ok) problems.push(...task.problems.map((l) => `task.${l}`));
+  if (!prefix.success || !task.ok || problems.length > 0) {
+    upsertSearchAttributes([{ key: TaskStatusAttribute, value: 'rejected' }]);
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.ValidationFailed,
+      nonRetryable: true,
+      message: `invalid task input:\n${problems.join('\n')}`,
+      details: [{ problems }],
+    });
+  }
+  return {
+    task: task.task,
+    prefix: prefix.data,
+    carried:
+      a.carried === undefined ? undefined : normalizeCarried(a.carried as Partial<CarriedState>, task.task),
+  };
+}
+
+/** State carried by a 0.1.0 run that continued as new into this code lacks the newer fields. */
+function normalizeCarried(c: Partial<CarriedState>, task: ParsedTaskInput): CarriedState {
+  return {
+    steps: c.steps ?? [],
+    pendingMessages: c.pendingMessages ?? [],
+    arriving: c.arriving ?? [],
+    memory: c.memory ?? { entries: {} },
+    observationIds: c.observationIds ?? [],
+    observationCount: c.observationCount ?? c.observationIds?.length ?? 0,
+    messageCount: c.messageCount ?? 0,
+    deliveredCount: c.deliveredCount ?? 0,
+    duplicateMessages: c.duplicateMessages ?? 0,
+    rejectedSignals: c.rejectedSignals ?? { count: 0, recent: [] },
+    undeliverable: c.undeliverable ?? [],
+    roles: c.roles ?? rolesOf(task.steps),
+    startedAt: c.startedAt ?? new Date().toISOString(),
+    continuedAsNew: c.continuedAsNew ?? 0,
+  };
+}
+
+/** A context signal as sent by any client: checked strictly; a string is the reason to drop it. */
+function checkSignal(raw: unknown, taskKey: string): ContextMessage | string {
+  const r = contextMessageSchema.safeParse(raw);
+  const id =
+    typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string'
+      ? ` ${(raw as { id: string }).id}`
+      : '';
+  if (!r.success) return `context${id} rejected: ${formatIssues(r.error.issues).join('; ')}`;
+  if (r.data.toTask !== undefined && r.data.toTask !== taskKey)
+    return `context${id} rejected: toTask is "${r.data.toTask}" but this is task "${taskKey}"`;
+  return r.data;
+}
+
+function parseMemoryWrite(raw: unknown): MemoryWrite {
+  if (raw === undefined || raw === null)
+    throw refusal('setMemory takes one argument: { key, value, expectedVersion }');
+  const r = memoryWriteSchema.safeParse(raw);
+  if (!r.success) throw refusal(formatIssues(r.error.issues).join('; '));
+  return r.data;
+}
+
+function refusal(message: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FAILURE_TYPES.ValidationFailed,
+    nonRetryable: true,
+    message: `setMemory refused: ${message}`,
   });
 }
 
@@ -260,22 +530,31 @@ function initialState(task: ParsedTaskInput, startedAt: string): CarriedState {
   return {
     steps: task.steps.map((spec) => ({ spec, status: 'pending', attempts: 0, added: false })),
     pendingMessages: [],
-    seenMessageIds: [],
+    arriving: [],
     memory: { entries: {} },
     observationIds: [],
+    observationCount: 0,
     messageCount: 0,
     deliveredCount: 0,
+    duplicateMessages: 0,
+    rejectedSignals: { count: 0, recent: [] },
+    undeliverable: [],
+    roles: rolesOf(task.steps),
     startedAt,
     continuedAsNew: 0,
   };
+}
+
+function rolesOf(steps: readonly Step[]): string[] {
+  return [...new Set(steps.map((s) => s.role))].sort();
 }
 
 function depsDone(steps: StepState[], step: StepState): boolean {
   return step.spec.dependsOn.every((id) => steps.find((s) => s.spec.id === id)?.status === 'completed');
 }
 
-/** A pending step whose dependency failed, was skipped or never exists can never run. */
-function settleBlockedSteps(steps: StepState[], _policy: ParsedTaskInput['onStepFailure']): void {
+/** A pending step whose dependency failed, was skipped or never exists (proposed steps) can never run. */
+function settleBlockedSteps(steps: StepState[]): void {
   let changed = true;
   while (changed) {
     changed = false;
@@ -283,11 +562,18 @@ function settleBlockedSteps(steps: StepState[], _policy: ParsedTaskInput['onStep
       if (step.status !== 'pending') continue;
       const blocker = step.spec.dependsOn.find((id) => {
         const dep = steps.find((s) => s.spec.id === id);
-        return dep === undefined || dep.status === 'failed' || dep.status === 'skipped' || dep.status === 'cancelled';
+        return (
+          dep === undefined ||
+          dep.status === 'failed' ||
+          dep.status === 'skipped' ||
+          dep.status === 'cancelled'
+        );
       });
       if (blocker !== undefined) {
         step.status = 'skipped';
-        step.error = `dependency ${blocker} did not complete`;
+        step.error = steps.some((s) => s.spec.id === blocker)
+          ? `dependency ${blocker} did not complete`
+          : `dependency ${blocker} does not exist`;
         changed = true;
       }
     }
@@ -304,11 +590,12 @@ function upstreamOutputs(steps: StepState[], spec: Step): Record<string, Json> {
 }
 
 function activityOptions(task: ParsedTaskInput, prefix: string, role: string) {
-  const policy = rolePolicySchema.parse(task.rolePolicies[role] ?? {});
+  const policy = rolePolicyOf(task, role);
   return {
     taskQueue: roleTaskQueue(prefix, role),
     startToCloseTimeout: policy.timeoutMs,
     heartbeatTimeout: policy.heartbeatMs,
+    scheduleToStartTimeout: policy.scheduleToStartMs,
     retry: {
       maximumAttempts: policy.maxAttempts,
       initialInterval: policy.initialRetryMs,
@@ -317,7 +604,11 @@ function activityOptions(task: ParsedTaskInput, prefix: string, role: string) {
   };
 }
 
-function agentActivities(task: ParsedTaskInput, prefix: string, role: string): ActivityInterfaceFor<AgentActivities> {
+function agentActivities(
+  task: ParsedTaskInput,
+  prefix: string,
+  role: string,
+): ActivityInterfaceFor<AgentActivities> {
   return proxyActivities<AgentActivities>(activityOptions(task, prefix, role));
 }
 
@@ -326,61 +617,6 @@ function taskActivities(taskQueue: string): ActivityInterfaceFor<TaskActivities>
     taskQueue,
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 10 },
-    summary: 'cairn: record episode',
+    summary: 'cairn: task bookkeeping',
   });
 }
-
-function resultOf(task: ParsedTaskInput, state: CarriedState, status: TaskResult['status']): TaskResult {
-  return {
-    taskKey: task.taskKey,
-    status,
-    steps: state.steps.map((s) => ({
-      id: s.spec.id,
-      role: s.spec.role,
-      status: s.status,
-      ...(s.output !== undefined ? { output: s.output } : {}),
-      ...(s.error !== undefined ? { error: s.error } : {}),
-    })),
-    observations: state.observationIds.length,
-    messages: state.messageCount,
-    continuedAsNew: state.continuedAsNew,
-  };
-}
-
-function statusView(task: ParsedTaskInput, state: CarriedState, status: TaskStatusView['status']): TaskStatusView {
-  return {
-    taskKey: task.taskKey,
-    goal: task.goal,
-    status,
-    steps: state.steps.map((s) => ({
-      id: s.spec.id,
-      role: s.spec.role,
-      title: s.spec.title,
-      status: s.status,
-      attempts: s.attempts,
-      ...(s.error !== undefined ? { error: s.error } : {}),
-    })),
-    pendingMessages: state.pendingMessages.length,
-    deliveredMessages: state.deliveredCount,
-    continuedAsNew: state.continuedAsNew,
-  };
-}
-
-function failureMessage(err: unknown): string {
-  if (err instanceof Error) {
-    // ActivityFailure wraps the agent's ApplicationFailure; the cause has the useful message.
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? cause.message : err.message;
-  }
-  return String(err);
-}
-
-function checkMemoryWriteSafe(memory: WorkingMemory, write: Parameters<typeof checkMemoryWrite>[1]): boolean {
-  try {
-    checkMemoryWrite(memory, write);
-    return true;
-  } catch {
-    return false;
-  }
-}
-

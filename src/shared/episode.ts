@@ -18,4 +18,32 @@ export interface EpisodeInput {
   messages: number;
   /** Messages that arrived for roles with no step left to read them. */
   undeliveredMessages?: ContextMessage[];
+  /** The task's result, kept with its key binding so a re-run of the key returns it (0.2.0+). */
+  result?: TaskResult;
+}
+
+/** Binds a task key to the workflow that runs it (first run id identifies one task across continue-as-new). */
+export interface BindTaskKeyInput {
+  taskKey: string;
+  workflowId: string;
+  firstRunId: string;
+}
+
+export type BindTaskKeyOutcome =
+  | { kind: 'bound' }
+  /** The key belongs to another workflow id, or to an earlier (finished or running) run of this one. */
+  | {
+      kind: 'taken';
+      workflowId: string;
+      firstRunId: string;
+      outcome: TaskResult['status'] | null;
+      result: TaskResult | null;
+    };
+
+export interface AdmitMessagesInput {
+  taskKey: string;
+  workflowId: string;
+  /** Deterministic per batch (run id + sequence), so a retried admission recognises its own inserts. */
+  batchKey: string;
+  messages: ContextMessage[];
 }

@@ -4,8 +4,9 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { z } from 'zod';
 import type { Json } from './observation';
-import type { ContextMessage, StepStatus } from './task';
+import { jsonSchema, type ContextMessage, type StepStatus, type UndeliverableMessage } from './task';
 
 export interface MemoryEntry {
   value: Json;
@@ -26,17 +27,48 @@ export interface MemoryWrite {
   writer?: string;
 }
 
+/** The setMemory update's argument, checked by the workflow's validator (strict, one message naming the field). */
+export const memoryWriteSchema = z.strictObject({
+  key: z.string().min(1, 'key must be 1-200 characters').max(200, 'key must be 1-200 characters'),
+  value: jsonSchema,
+  expectedVersion: z
+    .number({ error: 'expectedVersion must be a number: the version last read (0 = key absent)' })
+    .int()
+    .min(0),
+  writer: z.string().min(1).max(200).optional(),
+});
+
 export interface TaskStatusView {
   taskKey: string;
   goal: string;
   status: 'running' | 'completed' | 'failed' | 'cancelled';
-  steps: { id: string; role: string; title: string; status: StepStatus; attempts: number; error?: string }[];
+  steps: {
+    id: string;
+    role: string;
+    title: string;
+    status: StepStatus;
+    attempts: number;
+    error?: string;
+    /** The role's task queue, once the step is scheduled. */
+    queue?: string;
+    lostMemoryWrites?: string[];
+    undeliverable?: number;
+  }[];
   pendingMessages: number;
   deliveredMessages: number;
   continuedAsNew: number;
+  /** Signals the workflow refused (malformed context), with the latest reasons. */
+  rejectedSignals?: { count: number; recent: string[] };
+  /** Messages to other tasks that could not be delivered. */
+  undeliverable?: UndeliverableMessage[];
+  /** Signals and updates this run has taken (Temporal limits them per run: 10,000 and 2,000). */
+  thisRun?: { signals: number; updates: number };
 }
 
-/** Directional context for a role in this task. Deduplicated by message id. */
+/**
+ * Directional context for a role in this task. Deduplicated by message id for the whole task;
+ * the workflow validates it (a malformed one is dropped, counted and shown in the status).
+ */
 export const contextSignal = defineSignal<[ContextMessage]>('context');
 export const workingMemoryQuery = defineQuery<WorkingMemory>('workingMemory');
 export const statusQuery = defineQuery<TaskStatusView>('status');

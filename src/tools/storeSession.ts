@@ -245,12 +245,13 @@ export function createStoreSession(
           unreadOnly: true,
           limit: 100,
         });
-        if (opts.ack)
-          await acknowledgeMessages(
-            c,
-            msgs.map((m) => m.id),
-            { workflowId: '', activityId: `mcp/${conn().sessionId}` },
-          );
+        if (opts.ack) {
+          // Message ids are unique per task: acknowledge each task's own.
+          const byTask = new Map<string, string[]>();
+          for (const m of msgs) byTask.set(m.taskKey, [...(byTask.get(m.taskKey) ?? []), m.id]);
+          for (const [task, ids] of byTask)
+            await acknowledgeMessages(c, task, ids, { workflowId: '', activityId: `mcp/${conn().sessionId}` });
+        }
         return msgs.map((m) => ({
           id: m.id,
           task: m.taskKey,

@@ -235,7 +235,7 @@ describe('retention maintenance', () => {
         ],
         { taskKey: 'old-1' },
       );
-      await acknowledgeMessages(mdb.pool, ['m-read'], { workflowId: 'wf', activityId: 'step-b' });
+      await acknowledgeMessages(mdb.pool, 'old-1', ['m-read'], { workflowId: 'wf', activityId: 'step-b' });
       // Snapshots: only the newest per entity survives.
       await mdb.adminPool.query(
         `insert into cairn.entity_snapshots (entity_type, entity_id, version, state)
@@ -342,7 +342,7 @@ describe('retention maintenance', () => {
     await persistMessages(db.pool, [{ id: 'guarded', fromRole: 'a', toRole: 'b', type: 't', content: 1 }], {
       taskKey: 'g',
     });
-    await acknowledgeMessages(db.pool, ['guarded'], { workflowId: 'wf', activityId: 's' });
+    await acknowledgeMessages(db.pool, 'g', ['guarded'], { workflowId: 'wf', activityId: 's' });
     await expect(
       db.adminPool.query("delete from cairn.context_messages where id = 'guarded'"),
     ).rejects.toThrow(/never deleted/);

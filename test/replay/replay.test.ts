@@ -1,5 +1,6 @@
 /**
- * Replays stored histories (recorded with CAIRN_RECORD_HISTORIES=1 by
+ * Replays stored histories (every file under histories/, one folder per released version of the
+ * workflow code; top-level files are 0.1.0's) (recorded with CAIRN_RECORD_HISTORIES=1 by
  * test/workflow/recordHistories.test.ts) against the current workflow code. No server needed.
  * A failure here means a workflow change is not replay-safe for runs already in flight: gate it
  * with `patched()` or version the workflow.
@@ -12,18 +13,26 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { WORKFLOWS_PATH } from '../../src/worker';
 
 const dir = path.join(__dirname, 'histories');
-const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+// Append-only: a history is never re-recorded or removed, so code in flight stays guarded.
+const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 it('has stored histories to replay', () => {
   expect(files.length).toBeGreaterThanOrEqual(2);
 });
 
 it('replays every stored history without non-determinism', async () => {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))) }));
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
+  const histories = files.map((f) => ({
+    workflowId: path.basename(f).replace(/\.json$/, ''),
+    history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))),
+  }));
   const outcomes: { workflowId: string; error: string | undefined }[] = [];
   for await (const r of Worker.runReplayHistories({ workflowBundle: { code } }, histories)) {
     outcomes.push({ workflowId: r.workflowId, error: r.error?.message });
   }
   expect(outcomes).toEqual(histories.map((h) => ({ workflowId: h.workflowId, error: undefined })));
+  expect(outcomes).toHaveLength(files.length);
 }, 120_000);

@@ -70,7 +70,7 @@ describe('due-diligence task', () => {
     expect(episode).toMatchObject({ outcome: 'completed', stepCount: 4, workflowId: first.workflowId });
     expect(episode!.observationIds).toHaveLength(4);
 
-    // A finished task is not silently rerun.
-    await expect(stack.client.startTask(dueDiligenceTask(taskKey))).rejects.toThrow();
+    // A finished task is not rerun: starting its key again is idempotent and says so.
+    await expect(stack.client.startTask(dueDiligenceTask(taskKey))).resolves.toMatchObject({ alreadyFinished: true });
   });
 });

@@ -54,7 +54,12 @@ it('histories of representative runs replay against the current code', async () 
   expect(results.map((r) => r.error)).toEqual([undefined, undefined]);
   if (process.env.CAIRN_RECORD_HISTORIES === '1') {
     for (const { workflowId, history } of histories) {
-      writeFileSync(path.join(__dirname, '..', 'replay', 'histories', `${workflowId}.json`), historyToJSON(history));
+      // Append-only (flag wx): 0.1.0's stored histories guard runs in flight; never re-record them.
+      try {
+        writeFileSync(path.join(__dirname, '..', 'replay', 'histories', `${workflowId}.json`), historyToJSON(history), { flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
     }
   }
 });

@@ -62,7 +62,11 @@ export const demoCommand: Command = {
       // `review`: a compliance step decides alongside the analyst (refused once as stale).
       // `agreement`: analyst and writer must agree on publishing the report.
       const started = await client.startTask(dueDiligenceTask(taskKey, company, { review: true, agreement: true }));
-      step(`task ${taskKey} started (workflow ${started.workflowId})`);
+      step(
+        started.alreadyFinished
+          ? `task ${taskKey} had already finished (workflow ${started.workflowId}); showing what it recorded`
+          : `task ${taskKey} started (workflow ${started.workflowId})`,
+      );
       out(`  Temporal UI: ${started.uiUrl}`);
       const result = await client.result(taskKey);
 
