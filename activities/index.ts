@@ -10,7 +10,12 @@ import { recordEpisode } from '../src/store/episodes';
 import { persistMessages } from '../src/store/messages';
 import { withTransaction } from '../src/store/pool';
 import { createAgentStepActivity, type AgentStepFaults } from './agentStep';
-import type { AgentActivities, EpisodeInput, TaskActivities } from './types';
+import type {
+  AgentActivities,
+  BenchActivities,
+  EpisodeInput,
+  TaskActivities,
+} from '../src/shared/activityTypes';
 
 export interface ActivityDeps {
   pool: pg.Pool;
@@ -25,7 +30,12 @@ export interface ActivityDeps {
   taskQueuePrefix?: string;
 }
 
-export function createAgentActivities(deps: ActivityDeps): AgentActivities {
+/**
+ * Each factory's object is checked with `satisfies` against the interface the workflows proxy
+ * (src/shared/activityTypes.ts): a renamed or re-typed activity is a compile error here, not a
+ * workflow failing at run time on a missing activity.
+ */
+export function createAgentActivities(deps: ActivityDeps) {
   return {
     runAgentStep: createAgentStepActivity({
       pool: deps.pool,
@@ -40,19 +50,22 @@ export function createAgentActivities(deps: ActivityDeps): AgentActivities {
         ...(deps.taskQueuePrefix !== undefined ? { taskQueuePrefix: deps.taskQueuePrefix } : {}),
       },
     }),
-  };
+  } satisfies AgentActivities;
 }
 
-export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
+export function createTaskActivities(deps: { pool: pg.Pool }) {
   return {
     recordEpisode: (input: EpisodeInput) =>
       withTransaction(deps.pool, async (client) => {
-        await persistMessages(client, input.undeliveredMessages ?? [], { taskKey: input.taskKey, workflowId: input.workflowId });
+        await persistMessages(client, input.undeliveredMessages ?? [], {
+          taskKey: input.taskKey,
+          workflowId: input.workflowId,
+        });
         return recordEpisode(client, input);
       }),
-  };
+  } satisfies TaskActivities;
 }
 
 export function createBenchActivities() {
-  return { benchNoop: async (): Promise<void> => {} };
+  return { benchNoop: async (): Promise<void> => {} } satisfies BenchActivities;
 }

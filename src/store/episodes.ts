@@ -1,6 +1,6 @@
 /** Episodes: the record a finished task leaves behind. One per task workflow id. */
 import type pg from 'pg';
-import type { EpisodeInput } from '../../activities/types';
+import type { EpisodeInput } from '../shared/activityTypes';
 
 export async function recordEpisode(db: pg.Pool | pg.PoolClient, e: EpisodeInput): Promise<{ episodeId: string }> {
   const inserted = await db.query<{ id: string }>(

@@ -1,0 +1,47 @@
+/**
+ * Every activity interface, in one place: what workflows proxy (`proxyActivities<…>`) and what
+ * the factories in activities/ are checked against (`satisfies`). Types only and sandbox-safe,
+ * so the workflow bundle never pulls in activity implementations (pg, Node I/O).
+ */
+import type { AgreementDecisionInput } from './agreement';
+import type { MaintenanceOptions, MaintenanceReport } from './maintenance';
+import type { AgentStepInput, ContextMessage, StepResult, TaskResult } from './task';
+
+export interface EpisodeInput {
+  taskKey: string;
+  workflowId: string;
+  runId: string;
+  goal: string;
+  outcome: TaskResult['status'];
+  startedAt: string;
+  endedAt: string;
+  steps: TaskResult['steps'];
+  observationIds: string[];
+  messages: number;
+  /** Messages that arrived for roles with no step left to read them. */
+  undeliveredMessages?: ContextMessage[];
+}
+
+export interface AgentActivities {
+  /** Runs one step of an agent: loads its view, calls the agent, appends its output atomically. */
+  runAgentStep(input: AgentStepInput): Promise<StepResult>;
+}
+
+export interface TaskActivities {
+  /** Leaves the record of a finished task behind. Idempotent per workflow id. */
+  recordEpisode(input: EpisodeInput): Promise<{ episodeId: string }>;
+}
+
+export interface AgreementActivities {
+  /** Appends the `agreement.decision` observation (idempotent per agreement). */
+  recordAgreementDecision(input: AgreementDecisionInput): Promise<{ observationId: string }>;
+}
+
+export interface MaintenanceActivities {
+  runMaintenance(opts: MaintenanceOptions): Promise<MaintenanceReport>;
+}
+
+/** The calibration workflow's no-op (`npm run bench`). */
+export interface BenchActivities {
+  benchNoop(): Promise<void>;
+}
