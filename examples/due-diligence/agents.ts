@@ -31,7 +31,10 @@ export const SOURCE_IDS = Object.keys(SOURCES);
 const researcherInput = z.object({
   company: z.string(),
   source: z.string().optional(),
+  /** Race mode: take the next free source of this work kind… */
   workKind: z.string().optional(),
+  /** …registering these as its work items first (idempotent: every racer may). */
+  sources: z.array(z.string()).optional(),
 });
 
 export const researcher = defineAgent({
@@ -40,8 +43,8 @@ export const researcher = defineAgent({
   scopes: companyScopes,
   input: researcherInput,
   async handle(ctx) {
-    const { company, source, workKind } = ctx.step.input;
-    if (workKind !== undefined) return scout(ctx, company, workKind);
+    const { company, source, workKind, sources } = ctx.step.input;
+    if (workKind !== undefined) return scout(ctx, company, workKind, sources ?? []);
     if (source === undefined) throw new Error('a researcher step needs a source or a workKind');
     const found = SOURCES[source];
     if (!found) throw new Error(`unknown source ${source}`);
@@ -67,7 +70,14 @@ export const researcher = defineAgent({
  * winner per source. The finding is appended under the claim's fence and the item completed in
  * the same transaction, so a researcher whose lease lapsed writes nothing.
  */
-async function scout(ctx: AgentContext<z.output<typeof researcherInput>>, company: string, workKind: string) {
+async function scout(
+  ctx: AgentContext<z.output<typeof researcherInput>>,
+  company: string,
+  workKind: string,
+  sources: string[],
+) {
+  // The agents register the work themselves: the orchestrator needs no database pool.
+  await ctx.registerWorkItems(workKind, sources);
   const grant = await ctx.nextFree(workKind, { workItems: true }, { ttlMs: 10_000 });
   if (!grant) return { source: null, token: null };
   const found = SOURCES[grant.id];
@@ -240,7 +250,7 @@ export function sourceWorkKind(taskKey: string): string {
 
 /**
  * `racers` researcher steps at once, each taking the next free source of `sourceWorkKind(taskKey)`
- * (register SOURCE_IDS there first). With more racers than sources, the extra ones get none.
+ * (each registers SOURCE_IDS there first, idempotently). With more racers than sources, the extra ones get none.
  */
 export function sourceRaceTask(taskKey: string, company = 'acme', racers = 4): TaskInput {
   const workKind = sourceWorkKind(taskKey);
@@ -251,7 +261,7 @@ export function sourceRaceTask(taskKey: string, company = 'acme', racers = 4): T
       id: `scout-${i + 1}`,
       role: 'researcher',
       title: 'take the next free source',
-      input: { company, workKind },
+      input: { company, workKind, sources: SOURCE_IDS },
     })),
     scopes: ['task', DILIGENCE_SCOPE],
   };

@@ -28,8 +28,8 @@ export interface RunAgentStepOptions {
   databaseUrl?: string;
   /** The observation types the agent writes (registered in the database if they are not yet). */
   types: ObservationTypeRegistry;
-  /** The step's input, as a task would give it (parsed by the agent's input schema). */
-  input?: Json;
+  /** The step's input, as a task would give it (JSON; parsed by the agent's input schema). */
+  input?: unknown;
   inbox?: readonly InboxMessage[];
   /** Default: a fresh `test-<uuid>`, so tests do not see each other's task-scoped entities. */
   taskKey?: string;
@@ -91,7 +91,7 @@ export async function runAgentStep<I, O>(
         id: stepId,
         role: agent.role,
         title: `${agent.role} (test)`,
-        input: opts.input ?? null,
+        input: (opts.input ?? null) as Json,
         dependsOn: [],
       },
       inbox: (opts.inbox ?? []).map((m, i) => ({

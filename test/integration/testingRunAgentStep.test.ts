@@ -9,7 +9,7 @@ import { defineAgent } from '../../src/agent';
 import { AgentValidationError, CairnError, FAILURE_TYPES } from '../../src/shared/errors';
 import { defineObservationType, ObservationTypeRegistry } from '../../src/shared/observationTypes';
 import { runAgentStep } from '../../src/testing';
-import { analyst, researcher } from '../../examples/due-diligence/agents';
+import { analyst, researcher, SOURCE_IDS, sourceRaceTask } from '../../examples/due-diligence/agents';
 import { companyProfile, dueDiligenceTypes, riskAssessment } from '../../examples/due-diligence/types';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
@@ -57,6 +57,26 @@ describe('runAgentStep', () => {
     // It read the researcher's committed observation and says so.
     expect(risk?.provenance.derivedFrom).toEqual([profile?.id]);
     expect(assessed.result.acknowledged).toHaveLength(1);
+  });
+
+  it('the example researcher in race mode registers the sources itself; each step wins a different one', async () => {
+    const race = sourceRaceTask('unit-race', 'race-co', 2);
+    const won: unknown[] = [];
+    for (const step of race.steps) {
+      const run = await runAgentStep(researcher, {
+        databaseUrl: db.url,
+        types: dueDiligenceTypes,
+        taskKey: race.taskKey,
+        stepId: step.id,
+        input: step.input,
+      });
+      won.push(run.output);
+      expect(run.observationsOf(companyProfile)).toHaveLength(1);
+    }
+    expect(won).toEqual([
+      { source: SOURCE_IDS[0], token: 1 },
+      { source: SOURCE_IDS[1], token: 1 },
+    ]);
   });
 
   it('bad input fails for good, naming the field; nothing is written', async () => {
