@@ -33,7 +33,6 @@ import {
   subjectText,
   voteIdempotencyKey,
   voteUpdate,
-  type AgreementActivities,
   type AgreementDecisionInput,
   type AgreementOutcome,
   type AgreementView,
@@ -42,7 +41,8 @@ import {
 import { coordinationTypes, withCoordinationTypes } from '../src/shared/coordinationTypes';
 import type { EntityState } from '../src/shared/entityState';
 import { FAILURE_TYPES } from '../src/shared/errors';
-import type { MaintenanceActivities, MaintenanceOptions } from '../src/shared/maintenance';
+import type { AgreementActivities, MaintenanceActivities } from '../src/shared/activityTypes';
+import type { MaintenanceOptions } from '../src/shared/maintenance';
 import type { EntityRef, Json } from '../src/shared/observation';
 import type { ObservationTypeRegistry } from '../src/shared/observationTypes';
 import { resolveScope, type ScopeGrant } from '../src/shared/scopes';
@@ -355,10 +355,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** The tasks queue's coordination activities: recording decisions, retention maintenance. */
-export function createCoordinationActivities(deps: {
-  pool: pg.Pool;
-  clock?: () => Date;
-}): AgreementActivities & MaintenanceActivities {
+export function createCoordinationActivities(deps: { pool: pg.Pool; clock?: () => Date }) {
   const clock = deps.clock ?? (() => new Date());
   // The decision is appended inside a transaction, where a missing type cannot be healed by a
   // retry of the statement: make sure the types are registered first (once per process).
@@ -423,5 +420,5 @@ export function createCoordinationActivities(deps: {
         attempt: info.attempt,
       });
     },
-  };
+  } satisfies AgreementActivities & MaintenanceActivities;
 }

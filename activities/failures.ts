@@ -4,7 +4,6 @@
  * database unreachable past the step's retry budget) are typed as such; anything else an agent
  * throws is retryable under the role's policy.
  */
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { CairnError, FAILURE_TYPES, isRetryableFailureType } from '../src/shared/errors';
 import { isTransientDbError, withDbRetry } from '../src/store/pool';
@@ -47,26 +46,28 @@ export interface InfrastructureRetry {
   budgetMs: number;
   /** How often to heartbeat while retrying, so Temporal does not presume the worker dead. */
   heartbeatEveryMs: number;
+  /** The attempt's cancellation: retrying stops when it fires. */
+  signal: AbortSignal;
+  heartbeat(): void;
+  warn(message: string): void;
 }
 
 /**
- * Runs a database operation of the current activity, retrying infrastructure faults within the
- * same attempt (src/store/pool.ts withDbRetry), heartbeating meanwhile and stopping on
- * cancellation. The agent is not run again for them: the operation is only the store's part.
+ * Runs a database operation of the current attempt, retrying infrastructure faults within it
+ * (src/store/pool.ts withDbRetry), heartbeating meanwhile and stopping on cancellation. The
+ * agent is not run again for them: the operation is only the store's part. Takes the attempt's
+ * hooks rather than Temporal's context, so the /testing runner shares it.
  */
 export async function retryInfrastructure<T>(fn: () => Promise<T>, opts: InfrastructureRetry): Promise<T> {
-  const actx = Context.current();
-  const beat = setInterval(() => actx.heartbeat(), opts.heartbeatEveryMs);
+  const beat = setInterval(() => opts.heartbeat(), opts.heartbeatEveryMs);
   try {
     return await withDbRetry(fn, {
       budgetMs: opts.budgetMs,
-      signal: actx.cancellationSignal,
+      signal: opts.signal,
       onRetry: (err, retry, delayMs) => {
         // One line per retry is plenty: the budget bounds their number.
         if (retry === 1 || retry % 10 === 0)
-          actx.log.warn(
-            `database unavailable (${describe(err)}); retry ${retry} in ${Math.round(delayMs)} ms`,
-          );
+          opts.warn(`database unavailable (${describe(err)}); retry ${retry} in ${Math.round(delayMs)} ms`);
       },
     });
   } finally {

@@ -10,7 +10,12 @@ import { bindTaskKey, recordEpisode } from '../src/store/episodes';
 import { admitMessages, persistMessages } from '../src/store/messages';
 import { withTransaction } from '../src/store/pool';
 import { createAgentStepActivity, type AgentStepFaults } from './agentStep';
-import type { AgentActivities, EpisodeInput, TaskActivities } from './types';
+import type {
+  AgentActivities,
+  BenchActivities,
+  EpisodeInput,
+  TaskActivities,
+} from '../src/shared/activityTypes';
 
 export interface ActivityDeps {
   pool: pg.Pool;
@@ -27,7 +32,12 @@ export interface ActivityDeps {
   taskQueuePrefix?: string;
 }
 
-export function createAgentActivities(deps: ActivityDeps): AgentActivities {
+/**
+ * Each factory's object is checked with `satisfies` against the interface the workflows proxy
+ * (src/shared/activityTypes.ts): a renamed or re-typed activity is a compile error here, not a
+ * workflow failing at run time on a missing activity.
+ */
+export function createAgentActivities(deps: ActivityDeps) {
   return {
     runAgentStep: createAgentStepActivity({
       pool: deps.pool,
@@ -43,10 +53,10 @@ export function createAgentActivities(deps: ActivityDeps): AgentActivities {
         ...(deps.taskQueuePrefix !== undefined ? { taskQueuePrefix: deps.taskQueuePrefix } : {}),
       },
     }),
-  };
+  } satisfies AgentActivities;
 }
 
-export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
+export function createTaskActivities(deps: { pool: pg.Pool }) {
   return {
     recordEpisode: (input: EpisodeInput) =>
       withTransaction(deps.pool, async (client) => {
@@ -60,5 +70,9 @@ export function createTaskActivities(deps: { pool: pg.Pool }): TaskActivities {
     admitMessages: async (input) => ({
       fresh: await admitMessages(deps.pool, input.taskKey, input.messages, { batchKey: input.batchKey }),
     }),
-  };
+  } satisfies TaskActivities;
+}
+
+export function createBenchActivities() {
+  return { benchNoop: async (): Promise<void> => {} } satisfies BenchActivities;
 }

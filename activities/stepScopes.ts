@@ -13,21 +13,19 @@ import {
 } from '../src/shared/scopes';
 import type { AgentStepInput } from '../src/shared/task';
 import type { AppendItem } from '../src/store/observations/append';
-import { toApplicationFailure } from './failures';
 
-/** The step's grant; a malformed pattern fails the step for good (ScopeDenied). */
-export function stepGrantOrFail(input: AgentStepInput, agent: AgentDefinition): ScopeGrant {
-  try {
-    return stepScopes({
-      taskKey: input.taskKey,
-      role: agent.role,
-      taskScopes: input.scopes,
-      roleScopes: input.roleScopes,
-      agentScopes: agent.scopes,
-    });
-  } catch (err) {
-    throw toApplicationFailure(err);
-  }
+/** The step's grant; a malformed pattern fails the step for good (ScopeDeniedError). */
+export function stepGrant(
+  input: AgentStepInput,
+  agent: Pick<AgentDefinition, 'role' | 'scopes'>,
+): ScopeGrant {
+  return stepScopes({
+    taskKey: input.taskKey,
+    role: agent.role,
+    taskScopes: input.scopes,
+    roleScopes: input.roleScopes,
+    agentScopes: agent.scopes,
+  });
 }
 
 /** The items with their scope resolved in the step's task; a malformed one is a validation error. */

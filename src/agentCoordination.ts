@@ -4,7 +4,7 @@
  */
 import type { AgreementOutcome, AgreementRule, VoteReceipt } from './shared/agreement';
 import type { EntityRef, Json } from './shared/observation';
-import type { EpisodeQuery, FoundEpisode } from './store/episodeSearch';
+import type { EpisodeQuery, FoundEpisode } from './shared/agentTypes';
 
 export interface ProposalSpec {
   /** Unique within the task: `publish`, `merge-pr-12`… */

@@ -1,9 +1,6 @@
 /** The calibration workflow for `npm run bench`: one no-op activity, nothing else. */
 import { proxyActivities } from '@temporalio/workflow';
-
-export interface BenchActivities {
-  benchNoop(): Promise<void>;
-}
+import type { BenchActivities } from '../../src/shared/activityTypes';
 
 const { benchNoop } = proxyActivities<BenchActivities>({ startToCloseTimeout: '30 seconds' });
 

@@ -9,10 +9,11 @@
  * the report is the task's own (scope `task`, the default).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { defineAgent, type AgentContext, type AgentDefinition } from '../../src/agent';
-import type { Json } from '../../src/shared/observation';
 import type { TaskInput } from '../../src/shared/task';
 import { agreeToPublish, proposePublication } from './publication';
+import { companyProfile, complianceReview, reportSummary, riskAssessment } from './types';
 
 /** The team scope company knowledge is kept in. */
 export const DILIGENCE_SCOPE = 'team:diligence';
@@ -27,23 +28,37 @@ const SOURCES: Record<string, { headquarters: string; employees: number; url: st
 /** The sources researchers can race for (`sourceRaceTask`). */
 export const SOURCE_IDS = Object.keys(SOURCES);
 
+const researcherInput = z.object({
+  company: z.string(),
+  source: z.string().optional(),
+  /** Race mode: take the next free source of this work kind… */
+  workKind: z.string().optional(),
+  /** …registering these as its work items first (idempotent: every racer may). */
+  sources: z.array(z.string()).optional(),
+});
+
 export const researcher = defineAgent({
   role: 'researcher',
   description: 'Gathers company facts from one source.',
   scopes: companyScopes,
+  input: researcherInput,
   async handle(ctx) {
-    const { company, source, workKind } = ctx.step.input as { company: string; source: string; workKind?: string };
-    if (workKind !== undefined) return scout(ctx, company, workKind);
+    const { company, source, workKind, sources } = ctx.step.input;
+    if (workKind !== undefined) return scout(ctx, company, workKind, sources ?? []);
+    if (source === undefined) throw new Error('a researcher step needs a source or a workKind');
     const found = SOURCES[source];
     if (!found) throw new Error(`unknown source ${source}`);
-    ctx.append({
-      entityType: 'company',
-      entityId: company,
-      type: 'company.profile',
-      scope: DILIGENCE_SCOPE,
-      fields: { name: 'ACME GmbH', headquarters: found.headquarters, employees: found.employees, sources: [found.url] },
-      source: { kind: 'url', ref: found.url },
-    });
+    ctx.append(
+      companyProfile,
+      company,
+      {
+        name: 'ACME GmbH',
+        headquarters: found.headquarters,
+        employees: found.employees,
+        sources: [found.url],
+      },
+      { scope: DILIGENCE_SCOPE, source: { kind: 'url', ref: found.url } },
+    );
     ctx.send('analyst', 'finding', { source, headquarters: found.headquarters, employees: found.employees });
     return { source, headquarters: found.headquarters };
   },
@@ -55,22 +70,24 @@ export const researcher = defineAgent({
  * winner per source. The finding is appended under the claim's fence and the item completed in
  * the same transaction, so a researcher whose lease lapsed writes nothing.
  */
-async function scout(ctx: AgentContext, company: string, workKind: string) {
+async function scout(
+  ctx: AgentContext<z.output<typeof researcherInput>>,
+  company: string,
+  workKind: string,
+  sources: string[],
+) {
+  // The agents register the work themselves: the orchestrator needs no database pool.
+  await ctx.registerWorkItems(workKind, sources);
   const grant = await ctx.nextFree(workKind, { workItems: true }, { ttlMs: 10_000 });
   if (!grant) return { source: null, token: null };
   const found = SOURCES[grant.id];
   if (!found) throw new Error(`unknown source ${grant.id}`);
   await sleep(300, undefined, { signal: ctx.signal }); // fetching the source (simulated), so the racers overlap
   ctx.append(
-    {
-      entityType: 'company',
-      entityId: company,
-      type: 'company.profile',
-      scope: DILIGENCE_SCOPE,
-      fields: { headquarters: found.headquarters, employees: found.employees, sources: [found.url] },
-      source: { kind: 'url', ref: found.url },
-    },
-    { fence: grant.resource },
+    companyProfile,
+    company,
+    { headquarters: found.headquarters, employees: found.employees, sources: [found.url] },
+    { scope: DILIGENCE_SCOPE, source: { kind: 'url', ref: found.url }, fence: grant.resource },
   );
   ctx.completeWorkItem(grant.resource);
   return { source: grant.id, token: grant.token };
@@ -80,26 +97,27 @@ export const analyst = defineAgent({
   role: 'analyst',
   description: 'Reads the reduced company state and decides on risk.',
   scopes: companyScopes,
+  input: z.object({ company: z.string(), agreement: z.boolean().optional() }),
+  output: z.object({ risk: z.enum(['low', 'medium', 'high']) }),
   async handle(ctx) {
-    const { company, agreement } = ctx.step.input as { company: string; agreement?: boolean };
-    if (ctx.step.attempt === 1) throw new Error('model endpoint timed out (simulated; Temporal retries this step)');
-    const state = await ctx.memory.entity({ entityType: 'company', entityId: company });
+    const { company, agreement } = ctx.step.input;
+    if (ctx.step.attempt === 1)
+      throw new Error('model endpoint timed out (simulated; Temporal retries this step)');
+    const state = await ctx.memory.entity(companyProfile, company);
     const hq = state.fields.headquarters;
     const contested = hq?.contested.length ?? 0;
     const risk = contested > 0 ? 'medium' : 'low';
-    const derivedFrom = Object.values(state.fields).map((f) => f.winner.observationId);
-    ctx.append({
-      entityType: 'company',
-      entityId: company,
-      type: 'company.risk',
-      scope: DILIGENCE_SCOPE,
-      kind: 'decision',
-      fields: {
+    // Enumerating the fields reads them all (the decision rests on the whole entity).
+    const derivedFrom = Object.values(state.fields).flatMap((f) => (f ? [f.winner.observationId] : []));
+    ctx.append(
+      riskAssessment,
+      company,
+      {
         risk,
         rationale: `${ctx.inbox.length} findings received; headquarters ${contested > 0 ? 'contested' : 'agreed'} (now ${JSON.stringify(hq?.value)})`,
       },
-      derivedFrom: [...new Set(derivedFrom)],
-    });
+      { scope: DILIGENCE_SCOPE, kind: 'decision', derivedFrom: [...new Set(derivedFrom)] },
+    );
     ctx.setMemory('risk', risk, ctx.memory.working.risk?.version ?? 0);
     ctx.send('writer', 'decision', { company, risk, findings: ctx.inbox.length });
     if (agreement) await proposePublication(ctx, company, risk);
@@ -118,24 +136,27 @@ export const compliance = defineAgent({
   role: 'compliance',
   description: 'Decides the depth of the compliance review from headcount and risk.',
   scopes: companyScopes,
+  input: z.object({ company: z.string() }),
   async handle(ctx) {
-    const { company } = ctx.step.input as { company: string };
-    const ref = { entityType: 'company', entityId: company };
-    const state = await ctx.memory.entity(ref);
+    const { company } = ctx.step.input;
+    // Fields of two types of the same entity: the profile's headcount, the analyst's risk.
+    const state = await ctx.memory.entity([companyProfile, riskAssessment], company);
     const employees = state.fields.employees;
     const risk = state.fields.risk?.value;
-    if (ctx.step.attempt === 1) await ctx.memory.entity(ref, { minVersion: state.version + 1, waitMs: 15_000 });
-    const headcount = typeof employees?.value === 'number' ? employees.value : 0;
+    if (ctx.step.attempt === 1)
+      await ctx.memory.entity(companyProfile, company, { minVersion: state.version + 1, waitMs: 15_000 });
+    const headcount = employees?.value ?? 0;
     const review = headcount > 100 || risk !== 'low' ? 'enhanced' : 'standard';
-    ctx.append({
-      entityType: 'company',
-      entityId: company,
-      type: 'company.compliance',
-      scope: DILIGENCE_SCOPE,
-      kind: 'decision',
-      fields: { review, basis: `${headcount} employees, risk ${typeof risk === 'string' ? risk : 'not assessed yet'}` },
-      derivedFrom: employees ? [employees.winner.observationId] : [],
-    });
+    ctx.append(
+      complianceReview,
+      company,
+      { review, basis: `${headcount} employees, risk ${risk ?? 'not assessed yet'}` },
+      {
+        scope: DILIGENCE_SCOPE,
+        kind: 'decision',
+        derivedFrom: employees ? [employees.winner.observationId] : [],
+      },
+    );
     return { review };
   },
 });
@@ -143,18 +164,24 @@ export const compliance = defineAgent({
 export const writer = defineAgent({
   role: 'writer',
   description: 'Writes the report from the analyst’s decision.',
+  input: z.object({ company: z.string(), agreement: z.boolean().optional() }),
   async handle(ctx) {
     const decision = ctx.inbox.find((m) => m.type === 'decision');
-    const content = (decision?.content ?? {}) as { company?: string; risk?: 'low' | 'medium' | 'high' };
+    // Messages are JSON from another agent: parsed like any outside input.
+    const content = decisionMessage.safeParse(decision?.content).data ?? {};
     const text = `Due diligence on ${content.company ?? '?'}: risk ${content.risk ?? 'unknown'}.`;
-    ctx.append({ entityType: 'report', entityId: ctx.task.taskKey, type: 'report.summary', fields: { text, risk: content.risk ?? 'high' } });
-    if ((ctx.step.input as { agreement?: boolean } | null)?.agreement) {
+    ctx.append(reportSummary, ctx.task.taskKey, { text, risk: content.risk ?? 'high' });
+    if (ctx.step.input.agreement) {
       const outcome = await agreeToPublish(ctx, content.risk);
-      const published: Json = { text, published: outcome.status === 'approved' };
-      return published;
+      return { text, published: outcome.status === 'approved' };
     }
     return { text };
   },
+});
+
+const decisionMessage = z.object({
+  company: z.string().optional(),
+  risk: z.enum(['low', 'medium', 'high']).optional(),
 });
 
 export const dueDiligenceAgents: AgentDefinition[] = [researcher, analyst, compliance, writer];
@@ -163,20 +190,54 @@ export const dueDiligenceAgents: AgentDefinition[] = [researcher, analyst, compl
  * `review`: a compliance step decides alongside the analyst (and is refused once as stale).
  * `agreement`: the analyst and the writer must agree on publishing the report (publication.ts).
  */
-export function dueDiligenceTask(taskKey: string, company = 'acme', opts: { review?: boolean; agreement?: boolean } = {}): TaskInput {
+export function dueDiligenceTask(
+  taskKey: string,
+  company = 'acme',
+  opts: { review?: boolean; agreement?: boolean } = {},
+): TaskInput {
   const review = opts.review === true;
   const agree = opts.agreement === true ? { agreement: true } : {};
   return {
     taskKey,
     goal: `Assess vendor ${company} before signing`,
     steps: [
-      { id: 'registry', role: 'researcher', title: 'gather registry facts', input: { company, source: 'registry' } },
+      {
+        id: 'registry',
+        role: 'researcher',
+        title: 'gather registry facts',
+        input: { company, source: 'registry' },
+      },
       { id: 'press', role: 'researcher', title: 'gather press facts', input: { company, source: 'press' } },
-      { id: 'assess', role: 'analyst', title: 'assess risk', input: { company, ...agree }, dependsOn: ['registry', 'press'] },
-      ...(review ? [{ id: 'review', role: 'compliance', title: 'decide review depth', input: { company }, dependsOn: ['registry', 'press'] }] : []),
-      { id: 'report', role: 'writer', title: 'write report', input: { company, ...agree }, dependsOn: review ? ['assess', 'review'] : ['assess'] },
+      {
+        id: 'assess',
+        role: 'analyst',
+        title: 'assess risk',
+        input: { company, ...agree },
+        dependsOn: ['registry', 'press'],
+      },
+      ...(review
+        ? [
+            {
+              id: 'review',
+              role: 'compliance',
+              title: 'decide review depth',
+              input: { company },
+              dependsOn: ['registry', 'press'],
+            },
+          ]
+        : []),
+      {
+        id: 'report',
+        role: 'writer',
+        title: 'write report',
+        input: { company, ...agree },
+        dependsOn: review ? ['assess', 'review'] : ['assess'],
+      },
     ],
-    rolePolicies: { analyst: { maxAttempts: 3, initialRetryMs: 200 }, ...(review ? { compliance: { maxAttempts: 3, initialRetryMs: 200 } } : {}) },
+    rolePolicies: {
+      analyst: { maxAttempts: 3, initialRetryMs: 200 },
+      ...(review ? { compliance: { maxAttempts: 3, initialRetryMs: 200 } } : {}),
+    },
     // Each role may write the task's own scope and the team's (and read those plus global).
     scopes: ['task', DILIGENCE_SCOPE],
   };
@@ -189,14 +250,19 @@ export function sourceWorkKind(taskKey: string): string {
 
 /**
  * `racers` researcher steps at once, each taking the next free source of `sourceWorkKind(taskKey)`
- * (register SOURCE_IDS there first). With more racers than sources, the extra ones get none.
+ * (each registers SOURCE_IDS there first, idempotently). With more racers than sources, the extra ones get none.
  */
 export function sourceRaceTask(taskKey: string, company = 'acme', racers = 4): TaskInput {
   const workKind = sourceWorkKind(taskKey);
   return {
     taskKey,
     goal: `Gather facts on ${company}: ${racers} researchers, one source each`,
-    steps: Array.from({ length: racers }, (_, i) => ({ id: `scout-${i + 1}`, role: 'researcher', title: 'take the next free source', input: { company, workKind } })),
+    steps: Array.from({ length: racers }, (_, i) => ({
+      id: `scout-${i + 1}`,
+      role: 'researcher',
+      title: 'take the next free source',
+      input: { company, workKind, sources: SOURCE_IDS },
+    })),
     scopes: ['task', DILIGENCE_SCOPE],
   };
 }

@@ -14,7 +14,11 @@ export const PUBLISH_VOTERS = ['analyst', 'writer'];
 type Risk = 'low' | 'medium' | 'high';
 
 /** The analyst's part: propose publishing (idempotent on retry) and vote on it. */
-export async function proposePublication(ctx: AgentContext, company: string, risk: Risk): Promise<void> {
+export async function proposePublication(
+  ctx: AgentContext<unknown>,
+  company: string,
+  risk: Risk,
+): Promise<void> {
   await ctx.propose({
     agreementId: PUBLISH_AGREEMENT,
     proposal: { action: 'publish report', report: ctx.task.taskKey, company, risk },
@@ -27,7 +31,10 @@ export async function proposePublication(ctx: AgentContext, company: string, ris
 }
 
 /** The writer's part: vote, then wait for the decision. */
-export async function agreeToPublish(ctx: AgentContext, risk: Risk | undefined): Promise<AgreementOutcome> {
+export async function agreeToPublish(
+  ctx: AgentContext<unknown>,
+  risk: Risk | undefined,
+): Promise<AgreementOutcome> {
   const ok = risk !== undefined && risk !== 'high';
   await ctx.vote(
     PUBLISH_AGREEMENT,

@@ -58,12 +58,40 @@ export function stepSession(ctx: AgentContext, opts: StepSessionOptions = {}): C
           : f.token === undefined
             ? f.resource
             : { resource: f.resource, token: f.token };
-      const buffered = req.items.map((item) =>
-        ctx.append(
-          { ...item, ...(req.source && !item.source ? { source: req.source } : {}) },
-          fence === undefined ? undefined : { fence },
-        ),
-      );
+      // Validate every item's type first, so a bad item buffers nothing of the call.
+      const resolved = req.items.map((item, i) => {
+        const type = ctx.types.get(item.type);
+        if (type === undefined)
+          throw new ToolInputError(`items.${i}.type`, `unknown observation type ${item.type}`);
+        if (type.entity !== item.entityType)
+          throw new ToolInputError(
+            `items.${i}.entityType`,
+            `${type.key} is about ${type.entity}, not ${item.entityType}`,
+          );
+        return { item, type };
+      });
+      const buffered = resolved.map(({ item, type }) => {
+        const source = item.source ?? req.source;
+        const opts = {
+          ...(item.scope !== undefined ? { scope: item.scope } : {}),
+          ...(item.derivedFrom !== undefined ? { derivedFrom: item.derivedFrom } : {}),
+          ...(source !== undefined ? { source } : {}),
+          ...(fence !== undefined ? { fence } : {}),
+        };
+        const fields = item.fields as never;
+        if (item.kind === 'correction' || item.kind === 'retraction') {
+          if (item.targetId === undefined)
+            throw new ToolInputError('targetId', `a ${item.kind} names the observation it targets`);
+          return item.kind === 'correction'
+            ? ctx.correct(type, item.entityId, item.targetId, fields, opts)
+            : ctx.retract(type, item.entityId, item.targetId, opts);
+        }
+        return ctx.append(type, item.entityId, fields, {
+          ...opts,
+          ...(item.kind !== undefined ? { kind: item.kind } : {}),
+          ...(item.expectedVersion !== undefined ? { expectedVersion: item.expectedVersion } : {}),
+        });
+      });
       return { written: false, buffered, note: BUFFERED };
     },
 

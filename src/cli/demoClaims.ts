@@ -7,7 +7,7 @@
 import type { Pool } from 'pg';
 import { SOURCE_IDS, sourceRaceTask, sourceWorkKind } from '../../examples/due-diligence/agents';
 import type { CairnClient } from '../client';
-import { auditClaimEvents, listWorkItems, registerWorkItems } from '../store/claims';
+import { auditClaimEvents, listWorkItems } from '../store/claims';
 import { renderTable } from './table';
 
 const RACERS = SOURCE_IDS.length + 1;
@@ -23,10 +23,9 @@ export async function showClaimRace(opts: {
   const { client, pool, company, out, step } = opts;
   const taskKey = `${opts.taskKey}-race`;
   const kind = sourceWorkKind(taskKey);
-  await registerWorkItems(pool, kind, SOURCE_IDS);
   out();
   step(
-    `claims: ${RACERS} researcher steps race for ${SOURCE_IDS.length} sources (ctx.nextFree over work items "${kind}")`,
+    `claims: ${RACERS} researcher steps race for ${SOURCE_IDS.length} sources (ctx.registerWorkItems, then ctx.nextFree over work items "${kind}")`,
   );
   await client.startTask(sourceRaceTask(taskKey, company, RACERS));
   const result = await client.result(taskKey);

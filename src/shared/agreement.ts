@@ -13,7 +13,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { CairnError, FAILURE_TYPES } from './errors';
+import { CairnError, FAILURE_TYPES, markErrorClass } from './errors';
 import { entityRefSchema, formatEntityRef, type EntityRef, type Json } from './observation';
 import { jsonSchema, roleSchema, taskKeySchema } from './task';
 
@@ -177,10 +177,7 @@ export interface AgreementDecisionInput {
   decidedAt: string;
 }
 
-export interface AgreementActivities {
-  /** Appends the `agreement.decision` observation (idempotent per agreement). */
-  recordAgreementDecision(input: AgreementDecisionInput): Promise<{ observationId: string }>;
-}
+export type { AgreementActivities } from './activityTypes';
 
 export function subjectText(subject: EntityRef | null | undefined): string | null {
   return subject ? formatEntityRef(subject) : null;
@@ -215,3 +212,6 @@ export class AgreementNotFoundError extends CairnError {
     return { agreement: this.agreement, waitedMs: this.waitedMs };
   }
 }
+
+markErrorClass(AgreementRefusedError, 'AgreementRefusedError');
+markErrorClass(AgreementNotFoundError, 'AgreementNotFoundError');

@@ -62,6 +62,32 @@ export abstract class CairnError extends Error {
   abstract details(): Record<string, unknown>;
 }
 
+/**
+ * Identity that survives two copies of the package (an agent module resolved against its own
+ * node_modules, a bundler's duplicate): `instanceof` on a marked class asks whether the value
+ * carries the class's marker, a `Symbol.for` key shared by every copy, instead of walking the
+ * prototype chain to this copy's class. A subclass that is not marked itself (a user's own
+ * subclass) falls back to the prototype chain, so it does not claim every instance of its parent.
+ */
+export function markErrorClass(cls: abstract new (...args: never[]) => Error, name: string): void {
+  const marker = Symbol.for(`@cairn-memory/cairn:${name}`);
+  Object.defineProperty(cls.prototype, marker, { value: true, enumerable: false });
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value(this: abstract new (...args: never[]) => Error, value: unknown): boolean {
+      if (this !== cls)
+        return (
+          typeof value === 'object' &&
+          value !== null &&
+          Object.prototype.isPrototypeOf.call(this.prototype, value)
+        );
+      return (
+        typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[marker] === true
+      );
+    },
+  });
+}
+markErrorClass(CairnError, 'CairnError');
+
 export class ObservationValidationError extends CairnError {
   override readonly name = 'ObservationValidationError';
   readonly code = FAILURE_TYPES.ValidationFailed;
@@ -87,7 +113,9 @@ export class UnknownObservationTypeError extends CairnError {
     readonly type: string,
     readonly schemaVersion: number | undefined,
   ) {
-    super(`observation [${index}] type: unknown observation type "${type}${schemaVersion === undefined ? '' : `@${schemaVersion}`}"`);
+    super(
+      `observation [${index}] type: unknown observation type "${type}${schemaVersion === undefined ? '' : `@${schemaVersion}`}"`,
+    );
   }
   details() {
     return { index: this.index, type: this.type, schemaVersion: this.schemaVersion };
@@ -116,7 +144,9 @@ export class IdempotencyConflictError extends CairnError {
     readonly idempotencyKey: string,
     readonly existingObservationId: string,
   ) {
-    super(`idempotency key "${idempotencyKey}" was already used for different content (observation ${existingObservationId})`);
+    super(
+      `idempotency key "${idempotencyKey}" was already used for different content (observation ${existingObservationId})`,
+    );
   }
   details() {
     return { idempotencyKey: this.idempotencyKey, existingObservationId: this.existingObservationId };
@@ -134,7 +164,11 @@ export class StaleVersionError extends CairnError {
     super(`${entity}: expected version ${expectedVersion} but the current version is ${currentVersion}`);
   }
   details() {
-    return { entity: this.entity, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
+    return {
+      entity: this.entity,
+      expectedVersion: this.expectedVersion,
+      currentVersion: this.currentVersion,
+    };
   }
 }
 
@@ -161,7 +195,9 @@ export class WorkingMemoryConflictError extends CairnError {
     readonly expectedVersion: number,
     readonly currentVersion: number,
   ) {
-    super(`working memory "${key}": expected version ${expectedVersion} but the current version is ${currentVersion}`);
+    super(
+      `working memory "${key}": expected version ${expectedVersion} but the current version is ${currentVersion}`,
+    );
   }
   details() {
     return { key: this.key, expectedVersion: this.expectedVersion, currentVersion: this.currentVersion };
@@ -230,7 +266,10 @@ export class StaleReadError extends CairnError {
     const first = conflicts[0];
     const entity = first ? `${first.entityType}/${first.entityId}` : '?';
     const fields = first?.fields ? ` (${first.fields.join(', ')} changed)` : '';
-    const more = conflicts.length > 1 ? ` and ${conflicts.length - 1} more entit${conflicts.length === 2 ? 'y' : 'ies'}` : '';
+    const more =
+      conflicts.length > 1
+        ? ` and ${conflicts.length - 1} more entit${conflicts.length === 2 ? 'y' : 'ies'}`
+        : '';
     super(
       `stale read: ${entity} was read at version ${first?.versionRead ?? '?'} but is now at version ${first?.currentVersion ?? '?'}${fields}${more}; the decision was refused and the step will re-read`,
     );
@@ -250,10 +289,35 @@ export class StaleReadError extends CairnError {
 }
 
 /**
- * Why a scope check refused (see src/shared/scopes.ts): the scope is not in the step's grant,
- * the entity belongs to another scope than the append names, or a pattern is malformed.
+ * An agent's step input or output failed the agent's zod schema (`defineAgent({ input, output })`).
+ * Bad input never heals on retry: non-retryable, naming the field (`step input.company: …`).
  */
-export type ScopeRefusal = 'not-granted' | 'entity-scope' | 'invalid-scope';
+export class AgentValidationError extends CairnError {
+  override readonly name = 'AgentValidationError';
+  readonly code = FAILURE_TYPES.ValidationFailed;
+  constructor(
+    readonly role: string,
+    /** Which side of the handler failed. */
+    readonly where: 'input' | 'output',
+    /** Dotted path inside it (`company`, `items[2].id`; empty for the whole value). */
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(
+      `step ${where}${path === '' ? '' : path.startsWith('[') ? path : `.${path}`}: ${problem} (agent ${role})`,
+    );
+  }
+  details() {
+    return { role: this.role, where: this.where, path: this.path, problem: this.problem };
+  }
+}
+
+/**
+ * Why a scope check refused (see src/shared/scopes.ts): the scope is not in the step's grant,
+ * the entity belongs to another scope than the append names, a pattern is malformed, or the
+ * connection has no grant at all (`no-grant`: a pool made without `scopes`, read outside a step).
+ */
+export type ScopeRefusal = 'not-granted' | 'entity-scope' | 'invalid-scope' | 'no-grant';
 
 export class ScopeDeniedError extends CairnError {
   override readonly name = 'ScopeDeniedError';
@@ -299,3 +363,19 @@ export class ScopeDeniedError extends CairnError {
     };
   }
 }
+
+// Every public error class, marked (see markErrorClass).
+for (const [cls, name] of [
+  [ObservationValidationError, 'ObservationValidationError'],
+  [UnknownObservationTypeError, 'UnknownObservationTypeError'],
+  [PayloadTooLargeError, 'PayloadTooLargeError'],
+  [IdempotencyConflictError, 'IdempotencyConflictError'],
+  [StaleVersionError, 'StaleVersionError'],
+  [VersionNotReachedError, 'VersionNotReachedError'],
+  [WorkingMemoryConflictError, 'WorkingMemoryConflictError'],
+  [FencingTokenStaleError, 'FencingTokenStaleError'],
+  [StaleReadError, 'StaleReadError'],
+  [ScopeDeniedError, 'ScopeDeniedError'],
+  [AgentValidationError, 'AgentValidationError'],
+] as const)
+  markErrorClass(cls, name);

@@ -42,8 +42,6 @@ export interface MaintenanceReport {
   claimsEnded: number | null;
 }
 
-export interface MaintenanceActivities {
-  runMaintenance(opts: MaintenanceOptions): Promise<MaintenanceReport>;
-}
+export type { MaintenanceActivities } from './activityTypes';
 
 export const MAINTENANCE_SCHEDULE_SUFFIX = '-maintenance';

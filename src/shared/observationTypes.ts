@@ -23,20 +23,41 @@ export interface ObservationTypeSpec<Shape extends z.ZodRawShape> {
   description?: string;
 }
 
+/**
+ * A typed handle on an observation type: what agents append with and read by
+ * (`ctx.append(companyProfile, 'acme', { headquarters: 'Berlin' })`). Its `Shape` carries the
+ * fields' types, so a misspelt field or a wrong value type is a compile error.
+ */
 export interface ObservationType<Shape extends z.ZodRawShape = z.ZodRawShape> {
   readonly name: string;
   readonly version: number;
   readonly entity: string;
-  readonly schema: z.ZodObject<Shape>;
+  readonly schema: z.ZodObject<Shape, z.core.$strict>;
   readonly policies: Readonly<Record<string, FieldPolicy>>;
   readonly description: string;
   /** `name@version`, the registry key. */
   readonly key: string;
 }
 
-const typeNameSchema = z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'must be dotted lower-case words, e.g. company.profile');
+/** The fields an append of `T` takes: the schema's input (optional fields may be left out). */
+export type FieldsInput<T extends ObservationType> = z.input<T['schema']>;
+/** The fields of `T` as stored and read back: the schema's output. */
+export type FieldsOutput<T extends ObservationType> = z.output<T['schema']>;
+/** The fields of several types of one entity (a read that looks at fields of each), merged. */
+export type MergedFieldsOutput<Ts extends readonly ObservationType[]> = UnionToIntersection<
+  FieldsOutput<Ts[number]>
+>;
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void
+  ? I
+  : never;
 
-export function defineObservationType<Shape extends z.ZodRawShape>(spec: ObservationTypeSpec<Shape>): ObservationType<Shape> {
+const typeNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'must be dotted lower-case words, e.g. company.profile');
+
+export function defineObservationType<Shape extends z.ZodRawShape>(
+  spec: ObservationTypeSpec<Shape>,
+): ObservationType<Shape> {
   typeNameSchema.parse(spec.name);
   if (!Number.isInteger(spec.version) || spec.version < 1) {
     throw new Error(`observation type ${spec.name}: version must be an integer >= 1`);
@@ -45,13 +66,18 @@ export function defineObservationType<Shape extends z.ZodRawShape>(spec: Observa
   const policies: Record<string, FieldPolicy> = {};
   for (const field of Object.keys(spec.fields)) {
     // Own properties only: a field named e.g. `constructor` must not pick up Object.prototype's.
-    const listed = spec.policies !== undefined && Object.hasOwn(spec.policies, field) ? spec.policies[field as keyof Shape & string] : undefined;
+    const listed =
+      spec.policies !== undefined && Object.hasOwn(spec.policies, field)
+        ? spec.policies[field as keyof Shape & string]
+        : undefined;
     const policy = listed ?? defaultPolicy;
-    if (!FIELD_POLICIES.includes(policy)) throw new Error(`observation type ${spec.name}: unknown policy ${String(policy)}`);
+    if (!FIELD_POLICIES.includes(policy))
+      throw new Error(`observation type ${spec.name}: unknown policy ${String(policy)}`);
     policies[field] = policy;
   }
   for (const field of Object.keys(spec.policies ?? {})) {
-    if (!Object.hasOwn(spec.fields, field)) throw new Error(`observation type ${spec.name}: policy for undeclared field "${field}"`);
+    if (!Object.hasOwn(spec.fields, field))
+      throw new Error(`observation type ${spec.name}: policy for undeclared field "${field}"`);
   }
   return {
     name: spec.name,
@@ -64,8 +90,19 @@ export function defineObservationType<Shape extends z.ZodRawShape>(spec: Observa
   };
 }
 
+const REGISTRY_MARKER = Symbol.for('@cairn-memory/cairn:ObservationTypeRegistry');
+
 /** A set of observation types; looks up by name and version (latest when no version is given). */
 export class ObservationTypeRegistry {
+  /** A registry made by another copy of the package (an agent module's own) is one too. */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[REGISTRY_MARKER] === true
+    );
+  }
+
   private readonly byKey = new Map<string, ObservationType>();
   private readonly latest = new Map<string, ObservationType>();
 
@@ -102,12 +139,35 @@ export class ObservationTypeRegistry {
 }
 
 /** A JSON-safe description of a type, stored in Postgres so any reader knows the schema. */
-export function describeObservationType(t: ObservationType): { name: string; version: number; entity: string; policies: Record<string, FieldPolicy>; jsonSchema: Json; description: string } {
+export function describeObservationType(t: ObservationType): {
+  name: string;
+  version: number;
+  entity: string;
+  policies: Record<string, FieldPolicy>;
+  jsonSchema: Json;
+  description: string;
+} {
   let jsonSchema: Json;
   try {
     jsonSchema = z.toJSONSchema(t.schema, { unrepresentable: 'any' }) as Json;
   } catch {
     jsonSchema = { note: 'schema not representable as JSON Schema', fields: Object.keys(t.schema.shape) };
   }
-  return { name: t.name, version: t.version, entity: t.entity, policies: { ...t.policies }, jsonSchema, description: t.description };
+  return {
+    name: t.name,
+    version: t.version,
+    entity: t.entity,
+    policies: { ...t.policies },
+    jsonSchema,
+    description: t.description,
+  };
+}
+
+Object.defineProperty(ObservationTypeRegistry.prototype, REGISTRY_MARKER, { value: true, enumerable: false });
+
+/** True for a typed handle (from any copy of the package), as opposed to an entity reference. */
+export function isObservationType(value: unknown): value is ObservationType {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Partial<ObservationType>;
+  return typeof v.key === 'string' && typeof v.entity === 'string' && typeof v.schema === 'object';
 }

@@ -4,45 +4,11 @@
  * given). Summary episodes written by retention maintenance are episodes too: they match by
  * the goals, task keys and tags of the episodes they condensed.
  */
-import type { EntityRef, Json } from '../shared/observation';
+import type { Json } from '../shared/observation';
 import type { Queryable } from './pool';
 
-export interface EpisodeQuery {
-  /** Words or a fragment of the goal: full-text (English stemming, web-search syntax) or ILIKE. */
-  text?: string;
-  /** Every one of these tags (the episode's own plus those added with tagEpisode). */
-  tags?: readonly string[];
-  /** Episodes whose task wrote observations about this entity (or that linked them). */
-  entity?: EntityRef;
-  outcome?: 'completed' | 'failed' | 'cancelled' | 'mixed';
-  taskKey?: string;
-  /** `task` episodes, `summary` episodes, or both (default). */
-  kind?: 'task' | 'summary' | 'any';
-  /** Leave out task episodes already condensed into a summary (default false). */
-  excludeSummarized?: boolean;
-  /** Default 20, at most 500. */
-  limit?: number;
-}
-
-export interface FoundEpisode {
-  id: string;
-  kind: 'task' | 'summary';
-  taskKey: string;
-  workflowId: string;
-  goal: string;
-  outcome: string;
-  startedAt: string;
-  endedAt: string;
-  stepCount: number;
-  steps: Json;
-  messageCount: number;
-  observationIds: string[];
-  tags: string[];
-  /** For a summary episode: what it condensed (counts, goals, task keys). */
-  summary: Json | null;
-  /** The summary episode this one was condensed into, if any. */
-  summarizedInto: string | null;
-}
+import type { EpisodeQuery, FoundEpisode } from '../shared/agentTypes';
+export type { EpisodeQuery, FoundEpisode } from '../shared/agentTypes';
 
 export const EPISODE_QUERY_LIMIT = { default: 20, max: 500 } as const;
 

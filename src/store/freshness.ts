@@ -16,40 +16,8 @@ import { getEntityState, type EntityStateOptions } from './observations/read';
 import { isoUtc } from './observations/rows';
 import type { Queryable } from './pool';
 
-export interface FreshnessOptions {
-  /** Fields whose winning observation is older than this are stale. */
-  maxAgeMs: number;
-  /** Which time an age counts from (default `observed`). */
-  ageFrom?: 'observed' | 'recorded';
-  /** `flag` (default) keeps stale fields in `fields`; `omit` leaves them out (their ages stay in `freshness`). */
-  stale?: 'flag' | 'omit';
-  /** The time ages are measured at (default now). */
-  now?: Date;
-}
-
-export interface FieldAge {
-  ageMs: number;
-  stale: boolean;
-  observationId: string;
-  observedAt: string;
-  recordedAt: string;
-}
-
-export interface Freshness {
-  maxAgeMs: number;
-  ageFrom: 'observed' | 'recorded';
-  /** When the ages were measured (ISO). */
-  measuredAt: string;
-  fields: Record<string, FieldAge>;
-  /** Names of the stale fields, sorted. */
-  stale: string[];
-  /** True when no field is stale. */
-  fresh: boolean;
-}
-
-export interface FreshEntityState extends EntityState {
-  freshness: Freshness;
-}
+import type { FieldAge, FreshEntityState, FreshnessOptions } from '../shared/agentTypes';
+export type { FieldAge, FreshEntityState, Freshness, FreshnessOptions } from '../shared/agentTypes';
 
 const FRESHNESS_KEYS = ['maxAgeMs', 'ageFrom', 'stale', 'now'] as const;
 

@@ -143,7 +143,15 @@ describe('reads: row-level security for the application role', () => {
     });
     // The same through the store, on a pool without a session grant.
     expect(await listObservations(appPool, { limit: 10_000 })).toEqual([]);
-    expect((await getEntityState(appPool, policyOf, seed.global)).version).toBe(0);
+    // An entity read does not pass that off as "no observations yet": it names the fix.
+    const err = await getEntityState(appPool, policyOf, seed.global).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ScopeDeniedError);
+    expect(err).toMatchObject({ reason: 'no-grant', access: 'read', role: 'cairn_app' });
+    expect((err as Error).message).toContain(`createPool(url, { scopes: 'all' })`);
+    // An explicit grant, even an empty one, is a deliberate choice: no error, just nothing.
+    await asApp({ read: '{}' }, async (c) => {
+      expect((await getEntityState(c, policyOf, seed.global)).version).toBe(0);
+    });
   });
 
   it('SELECT * FROM cairn.observations returns only the granted scopes (bare `task` rows count as their task’s)', async () => {

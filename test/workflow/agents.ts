@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineAgent } from '../../src/agent';
+import { defineAgent, type AgentDefinition } from '../../src/agent';
 import { defineObservationType, ObservationTypeRegistry } from '../../src/shared/observationTypes';
 
 export const note = defineObservationType({
@@ -16,11 +16,45 @@ export const testTypes = new ObservationTypeRegistry([note]);
 /** Appends one note per step: entity note/<step id>, text from the input. */
 export const echo = defineAgent({
   role: 'echo',
+  input: z
+    .object({
+      text: z.string().optional(),
+      sendTo: z.string().optional(),
+      toTask: z.string().optional(),
+      invalid: z.boolean().optional(),
+    })
+    .nullable()
+    .transform((i) => i ?? {}),
   async handle(ctx) {
-    const input = (ctx.step.input ?? {}) as { text?: string; sendTo?: string; toTask?: string; invalid?: boolean };
-    ctx.append({ entityType: 'note', entityId: ctx.step.id, type: 'test.note', fields: input.invalid ? { text: 42 } : { text: input.text ?? ctx.step.id } });
-    if (input.sendTo) ctx.send(input.sendTo, 'hello', { from: ctx.step.id }, input.toTask ? { toTask: input.toTask } : undefined);
+    const input = ctx.step.input;
+    if (input.invalid)
+      // @ts-expect-error -- a wrong field type does not compile; at run time the append refuses it too.
+      ctx.append(note, ctx.step.id, { text: 42 });
+    else ctx.append(note, ctx.step.id, { text: input.text ?? ctx.step.id });
+    if (input.sendTo)
+      ctx.send(
+        input.sendTo,
+        'hello',
+        { from: ctx.step.id },
+        input.toTask ? { toTask: input.toTask } : undefined,
+      );
     return { text: input.text ?? ctx.step.id };
+  },
+});
+
+/**
+ * Typed input and output: `{ company }` in, `{ verdict }` out. `verdict: 'bogus'` in the input
+ * makes it return an output its schema refuses.
+ */
+export const typed = defineAgent({
+  role: 'typed',
+  input: z.object({ company: z.string(), verdict: z.string().default('ok') }),
+  output: z.object({ verdict: z.enum(['ok', 'fail']), company: z.string() }),
+  async handle(ctx) {
+    const { company, verdict } = ctx.step.input;
+    ctx.append(note, company, { text: `typed ${company}` });
+    // Deliberately past the type system, to reach the run-time check of the output.
+    return { company, verdict: verdict as 'ok' };
   },
 });
 
@@ -31,7 +65,9 @@ export const listener = defineAgent({
     return {
       inbox: ctx.inbox.map((m) => m.id),
       contents: ctx.inbox.map((m) => m.content),
-      memory: Object.fromEntries(Object.entries(ctx.memory.working).map(([k, e]) => [k, { value: e.value, version: e.version }])),
+      memory: Object.fromEntries(
+        Object.entries(ctx.memory.working).map(([k, e]) => [k, { value: e.value, version: e.version }]),
+      ),
     };
   },
 });
@@ -39,8 +75,12 @@ export const listener = defineAgent({
 /** Waits `ms` (default: until cancelled), heartbeating; honours cancellation. */
 export const slow = defineAgent({
   role: 'slow',
+  input: z
+    .object({ ms: z.number().optional(), untilFile: z.string().optional() })
+    .nullable()
+    .transform((i) => i ?? {}),
   async handle(ctx) {
-    const { ms, untilFile } = (ctx.step.input ?? {}) as { ms?: number; untilFile?: string };
+    const { ms, untilFile } = ctx.step.input;
     // `untilFile`: hold until the test says so (deterministic, unlike a guessed duration).
     if (untilFile !== undefined) {
       while (!existsSync(untilFile)) await sleep(100, undefined, { signal: ctx.signal });
@@ -51,4 +91,4 @@ export const slow = defineAgent({
   },
 });
 
-export const testAgents = [echo, listener, slow];
+export const testAgents: AgentDefinition[] = [echo, listener, slow, typed];

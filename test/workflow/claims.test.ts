@@ -6,28 +6,30 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { defineAgent } from '../../src/agent';
 import { listClaimEvents } from '../../src/store/claims';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
-import { testTypes } from './agents';
+import { note, testTypes } from './agents';
 
-interface HoldInput {
-  resource: string;
-  ttlMs: number;
-  holdMs: number;
+const holdInput = z.object({
+  resource: z.string(),
+  ttlMs: z.number(),
+  holdMs: z.number(),
   /** Start after this long, so another step claims first. */
-  delayMs?: number;
+  delayMs: z.number().optional(),
   /** Poll until granted (a taker waiting for a lapsed lease). */
-  wait?: boolean;
-  fail?: boolean;
-}
+  wait: z.boolean().optional(),
+  fail: z.boolean().optional(),
+});
 
 /** Claims a resource, holds it for a while, then appends a note fenced by the claim. */
 const holder = defineAgent({
   role: 'holder',
+  input: holdInput,
   async handle(ctx) {
-    const input = ctx.step.input as unknown as HoldInput;
+    const input = ctx.step.input;
     if (input.delayMs) await sleep(input.delayMs, undefined, { signal: ctx.signal });
     let grant = await ctx.claim(input.resource, { ttlMs: input.ttlMs });
     while (!grant.granted && input.wait) {
@@ -38,12 +40,9 @@ const holder = defineAgent({
     await sleep(input.holdMs, undefined, { signal: ctx.signal });
     if (input.fail) throw new Error('agent failed while holding a claim');
     ctx.append(
-      {
-        entityType: 'note',
-        entityId: input.resource.replace('/', '-'),
-        type: 'test.note',
-        fields: { text: ctx.step.id, n: grant.token },
-      },
+      note,
+      input.resource.replace('/', '-'),
+      { text: ctx.step.id, n: grant.token },
       { fence: input.resource },
     );
     return { token: grant.token, outcome: grant.outcome, holder: grant.granted ? grant.holder : null };

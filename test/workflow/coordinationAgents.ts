@@ -1,20 +1,21 @@
 /** Agents for the coordination workflow tests: a proposer, voters, and an outside-call maker. */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { defineAgent, type AgentDefinition } from '../../src/agent';
-import type { AgreementRule } from '../../src/shared/agreement';
-import type { Json } from '../../src/shared/observation';
+import { agreementRuleSchema } from '../../src/shared/agreement';
 
 /** Proposes the agreement described by its input. */
 export const proposer = defineAgent({
   role: 'proposer',
+  input: z.object({
+    agreementId: z.string(),
+    voters: z.array(z.string()),
+    rule: agreementRuleSchema.optional(),
+    deadlineMs: z.number(),
+    awaitIt: z.boolean().optional(),
+  }),
   async handle(ctx) {
-    const input = ctx.step.input as {
-      agreementId: string;
-      voters: string[];
-      rule?: AgreementRule;
-      deadlineMs: number;
-      awaitIt?: boolean;
-    };
+    const input = ctx.step.input;
     const started = await ctx.propose({
       agreementId: input.agreementId,
       proposal: { publish: true },
@@ -32,28 +33,30 @@ export const proposer = defineAgent({
     });
     if (again.workflowId !== started.workflowId)
       throw new Error('a second proposal started a second agreement');
-    if (input.awaitIt) return (await ctx.awaitAgreement(input.agreementId)) as unknown as Json;
+    if (input.awaitIt) return await ctx.awaitAgreement(input.agreementId);
     return started;
   },
 });
 
-export interface VoterInput {
-  agreementId: string;
-  approve: boolean;
-  reason?: string;
+const voterInput = z.object({
+  agreementId: z.string(),
+  approve: z.boolean(),
+  reason: z.string().optional(),
   /** Wait this long before voting. */
-  delayMs?: number;
+  delayMs: z.number().optional(),
   /** Fail the first attempt right after voting (a crash between vote and completion). */
-  crashAfterVote?: boolean;
+  crashAfterVote: z.boolean().optional(),
   /** Wait for the decision and return it. */
-  awaitIt?: boolean;
-}
+  awaitIt: z.boolean().optional(),
+});
+export type VoterInput = z.input<typeof voterInput>;
 
 function voter(role: string): AgentDefinition {
   return defineAgent({
     role,
+    input: voterInput,
     async handle(ctx) {
-      const input = ctx.step.input as unknown as VoterInput;
+      const input = ctx.step.input;
       if (input.delayMs) await sleep(input.delayMs);
       // A retry may "change its mind": the first vote written stands.
       const reason =
@@ -63,9 +66,9 @@ function voter(role: string): AgentDefinition {
       const approve = ctx.step.attempt === 1 ? input.approve : !input.approve;
       const receipt = await ctx.vote(input.agreementId, approve, reason);
       if (input.crashAfterVote && ctx.step.attempt === 1) throw new Error('crashed after voting (injected)');
-      if (!input.awaitIt) return { receipt } as unknown as Json;
+      if (!input.awaitIt) return { receipt };
       const outcome = await ctx.awaitAgreement(input.agreementId);
-      return { receipt, outcome, releasedAt: Date.now() } as unknown as Json;
+      return { receipt, outcome, releasedAt: Date.now() };
     },
   });
 }
@@ -78,12 +81,13 @@ export const gamma = voter('gamma');
 export const outsideCalls = new Map<string, number>();
 export const charger = defineAgent({
   role: 'charger',
+  input: z.object({
+    key: z.string(),
+    failFirstAttempt: z.boolean().optional(),
+    global: z.boolean().optional(),
+  }),
   async handle(ctx) {
-    const { key, failFirstAttempt, global } = ctx.step.input as {
-      key: string;
-      failFirstAttempt?: boolean;
-      global?: boolean;
-    };
+    const { key, failFirstAttempt, global } = ctx.step.input;
     const result = await ctx.once(
       key,
       async () => {
@@ -100,4 +104,4 @@ export const charger = defineAgent({
   },
 });
 
-export const coordinationAgents = [proposer, alpha, beta, gamma, charger];
+export const coordinationAgents: AgentDefinition[] = [proposer, alpha, beta, gamma, charger];

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineAgent, type AgentDefinition } from '../../src/agent';
 import type { Json } from '../../src/shared/observation';
+import { note as noteType } from './agents';
 
 export interface DiceRun {
   taskKey: string;
@@ -37,12 +38,7 @@ export function diceAgent(onRun: (run: DiceRun) => void): AgentDefinition {
         previous = state.fields.text?.value ?? null;
       }
       const roll = randomUUID();
-      ctx.append({
-        entityType: 'note',
-        entityId: `${ctx.task.taskKey}-${ctx.step.id}`,
-        type: 'test.note',
-        fields: { text: roll },
-      });
+      ctx.append(noteType, `${ctx.task.taskKey}-${ctx.step.id}`, { text: roll });
       ctx.send('dice', 'roll', { roll, previous });
       const output = { roll };
       onRun({ taskKey: ctx.task.taskKey, stepId: ctx.step.id, attempt: ctx.step.attempt, output });

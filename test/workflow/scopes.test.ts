@@ -6,35 +6,30 @@
  */
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineAgent, type AgentDefinition } from '../../src/agent';
+import { z } from 'zod';
+import { defineAgent, type AgentContext, type AgentDefinition } from '../../src/agent';
 import { FAILURE_TYPES } from '../../src/shared/errors';
 import type { Json } from '../../src/shared/observation';
 import type { TaskInput } from '../../src/shared/task';
 import { createPool } from '../../src/store/pool';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
-import { testTypes } from './agents';
+import { note, testTypes } from './agents';
 
-type Input = { entityId: string; scope?: string; catch?: boolean };
+const input = z.object({ entityId: z.string(), scope: z.string().optional(), catch: z.boolean().optional() });
 
 /** Appends one note to note/<entityId> in `scope` (default: the task's). */
-const writeNote = async (ctx: Parameters<AgentDefinition['handle']>[0]): Promise<Json> => {
-  const { entityId, scope } = ctx.step.input as Input;
-  ctx.append({
-    entityType: 'note',
-    entityId,
-    type: 'test.note',
-    fields: { text: ctx.task.taskKey },
-    ...(scope ? { scope } : {}),
-  });
+const writeNote = async (ctx: AgentContext<z.output<typeof input>>): Promise<Json> => {
+  const { entityId, scope } = ctx.step.input;
+  ctx.append(note, entityId, { text: ctx.task.taskKey }, scope ? { scope } : {});
   return { read: [...ctx.scopes.read], write: [...ctx.scopes.write] };
 };
 
 /** Reads note/<entityId>; with `catch`, reports the error instead of failing. */
-const readNote = async (ctx: Parameters<AgentDefinition['handle']>[0]): Promise<Json> => {
-  const { entityId, catch: report } = ctx.step.input as Input;
+const readNote = async (ctx: AgentContext<z.output<typeof input>>): Promise<Json> => {
+  const { entityId, catch: report } = ctx.step.input;
   try {
-    const state = await ctx.memory.entity({ entityType: 'note', entityId });
+    const state = await ctx.memory.entity(note, entityId);
     return { version: state.version, text: state.fields.text?.value ?? null };
   } catch (err) {
     if (!report) throw err;
@@ -43,11 +38,11 @@ const readNote = async (ctx: Parameters<AgentDefinition['handle']>[0]): Promise<
 };
 
 const team = { read: ['task', 'team:research', 'global'], write: ['task', 'team:research'] };
-const agents = [
-  defineAgent({ role: 'scribe', handle: writeNote }),
-  defineAgent({ role: 'peek', handle: readNote }),
-  defineAgent({ role: 'teamscribe', scopes: team, handle: writeNote }),
-  defineAgent({ role: 'teampeek', scopes: team, handle: readNote }),
+const agents: AgentDefinition[] = [
+  defineAgent({ role: 'scribe', input, handle: writeNote }),
+  defineAgent({ role: 'peek', input, handle: readNote }),
+  defineAgent({ role: 'teamscribe', scopes: team, input, handle: writeNote }),
+  defineAgent({ role: 'teampeek', scopes: team, input, handle: readNote }),
 ];
 
 let db: TestDatabase;

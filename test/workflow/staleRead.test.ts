@@ -12,7 +12,7 @@ import { readSetOfObservation } from '../../src/store/readSets';
 import { retract } from '../../src/store/quarantine';
 import { listStaleRefusals } from '../../src/store/staleness';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { deal, receiptTypes } from '../helpers/readReceipts';
+import { dealDecision, dealFacts, receiptTypes } from '../helpers/readReceipts';
 import { startTestStack, type TestStack } from '../helpers/temporal';
 
 /** Both deciders' first attempts wait here until both have read. */
@@ -34,27 +34,21 @@ const gate = new Promise<void>((r) => (openGate = r));
 const seeder = defineAgent({
   role: 'seeder',
   async handle(ctx) {
-    ctx.append({
-      entityType: 'deal',
-      entityId: ctx.task.taskKey,
-      type: 'deal.facts',
-      fields: { price: 100, status: 'open' },
-    });
+    ctx.append(dealFacts, ctx.task.taskKey, { price: 100, status: 'open' });
   },
 });
 const decider = defineAgent({
   role: 'decider',
   async handle(ctx) {
-    const seen = await ctx.memory.entity(deal(ctx.task.taskKey));
+    const seen = await ctx.memory.entity(dealFacts, ctx.task.taskKey);
     const status = seen.fields.status?.value;
     if (ctx.step.attempt === 1) await barrier(ctx.task.taskKey, 2);
-    ctx.append({
-      entityType: 'deal',
-      entityId: ctx.task.taskKey,
-      type: 'deal.decision',
-      kind: 'decision',
-      fields: { status: `${ctx.step.id} after ${JSON.stringify(status)}` },
-    });
+    ctx.append(
+      dealDecision,
+      ctx.task.taskKey,
+      { status: `${ctx.step.id} after ${JSON.stringify(status)}` },
+      { kind: 'decision' },
+    );
     return { saw: seen.version };
   },
 });

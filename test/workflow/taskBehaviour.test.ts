@@ -24,7 +24,8 @@ beforeAll(async () => {
     agents: testAgents,
     faults: {
       afterCommit: ({ stepId, attempt }) => {
-        if (attempt <= (failAfterCommit.get(stepId) ?? 0)) throw new Error(`injected crash after commit (attempt ${attempt})`);
+        if (attempt <= (failAfterCommit.get(stepId) ?? 0))
+          throw new Error(`injected crash after commit (attempt ${attempt})`);
       },
     },
   });
@@ -38,7 +39,10 @@ afterAll(async () => {
 const fast = { maxAttempts: 5, initialRetryMs: 50 };
 
 async function notesOf(taskKey: string) {
-  const { rows } = await db.pool.query('SELECT entity_id, attempt, fields FROM cairn.observations WHERE task_key = $1 ORDER BY seq', [taskKey]);
+  const { rows } = await db.pool.query(
+    'SELECT entity_id, attempt, fields FROM cairn.observations WHERE task_key = $1 ORDER BY seq',
+    [taskKey],
+  );
   return rows as { entity_id: string; attempt: number; fields: { text: string } }[];
 }
 
@@ -46,7 +50,12 @@ describe('task workflow', () => {
   it('a step that fails twice after committing writes its observation exactly once', async () => {
     failAfterCommit.set('flaky', 2);
     const taskKey = 'retry-after-commit';
-    await stack.client.startTask({ taskKey, goal: 'retry', steps: [{ id: 'flaky', role: 'echo', title: 'write once' }], rolePolicies: { echo: fast } });
+    await stack.client.startTask({
+      taskKey,
+      goal: 'retry',
+      steps: [{ id: 'flaky', role: 'echo', title: 'write once' }],
+      rolePolicies: { echo: fast },
+    });
     const result = await stack.client.result(taskKey);
     expect(result.status).toBe('completed');
     const notes = await notesOf(taskKey);
@@ -90,7 +99,10 @@ describe('task workflow', () => {
     const result = await stack.client.result(taskKey);
     const read = result.steps.find((s) => s.id === 'read')!.output as { inbox: string[] };
     expect(read.inbox).toEqual(['m1', 'm2']);
-    const { rows } = await db.pool.query('SELECT id, acked_by_activity_id FROM cairn.context_messages WHERE task_key = $1 ORDER BY id', [taskKey]);
+    const { rows } = await db.pool.query(
+      'SELECT id, acked_by_activity_id FROM cairn.context_messages WHERE task_key = $1 ORDER BY id',
+      [taskKey],
+    );
     expect(rows).toEqual([
       { id: 'm1', acked_by_activity_id: 'step-read' },
       { id: 'm2', acked_by_activity_id: 'step-read' },
@@ -107,17 +119,25 @@ describe('task workflow', () => {
         { id: 'read', role: 'listener', title: 'read memory', dependsOn: ['gate'] },
       ],
     });
-    const first = await stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'v1', expectedVersion: 0 });
+    const first = await stack.client.updateWorkingMemory(taskKey, {
+      key: 'plan',
+      value: 'v1',
+      expectedVersion: 0,
+    });
     expect(first.version).toBe(1);
     expect((await stack.client.getWorkingMemory(taskKey)).entries.plan?.value).toBe('v1');
-    await expect(stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'stale', expectedVersion: 0 })).rejects.toMatchObject({
+    await expect(
+      stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'stale', expectedVersion: 0 }),
+    ).rejects.toMatchObject({
       name: 'WorkingMemoryConflictError',
       currentVersion: 1,
       message: 'working memory "plan": expected version 0 but the current version is 1',
     });
     await stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'v2', expectedVersion: 1 });
     const result = await stack.client.result(taskKey);
-    const read = result.steps.find((s) => s.id === 'read')!.output as { memory: Record<string, { value: string; version: number }> };
+    const read = result.steps.find((s) => s.id === 'read')!.output as {
+      memory: Record<string, { value: string; version: number }>;
+    };
     expect(read.memory.plan).toEqual({ value: 'v2', version: 2 });
   });
 
@@ -141,19 +161,74 @@ describe('task workflow', () => {
     expect(result.steps.find((s) => s.id === 'after')!.status).toBe('skipped');
     expect(result.steps.find((s) => s.id === 'other')!.status).toBe('completed');
     const history = await stack.client.handle(taskKey).fetchHistory();
-    const badScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityId === 'step-bad')!;
-    const badStarted = history.events!.find((e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === badScheduled.eventId?.toString());
+    const badScheduled = history.events!.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityId === 'step-bad',
+    )!;
+    const badStarted = history.events!.find(
+      (e) =>
+        e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() ===
+        badScheduled.eventId?.toString(),
+    );
     // Non-retryable: 'bad' ran exactly once (retries would show attempt > 1); it wrote nothing.
     expect(badStarted?.activityTaskStartedEventAttributes?.attempt).toBe(1);
     expect((await notesOf(taskKey)).map((n) => n.entity_id)).toEqual(['other']);
   });
 
+  it('typed agents: bad input and bad output fail the step once, naming the field; nothing is written', async () => {
+    const taskKey = 'typed-io';
+    await stack.client.startTask({
+      taskKey,
+      goal: 'typed input and output',
+      onStepFailure: 'skip',
+      rolePolicies: { typed: fast },
+      steps: [
+        { id: 'good', role: 'typed', title: 'good', input: { company: 'acme' } },
+        { id: 'bad-input', role: 'typed', title: 'bad input', input: { company: 42 } },
+        {
+          id: 'bad-output',
+          role: 'typed',
+          title: 'bad output',
+          input: { company: 'initech', verdict: 'bogus' },
+        },
+      ],
+    });
+    const result = await stack.client.result(taskKey);
+    const step = (id: string) => result.steps.find((s) => s.id === id)!;
+    // The input schema's default filled in `verdict`; the output is the parsed one.
+    expect(step('good')).toMatchObject({ status: 'completed', output: { company: 'acme', verdict: 'ok' } });
+    expect(step('bad-input').status).toBe('failed');
+    expect(step('bad-input').error).toMatch(/step input\.company: .*expected string/);
+    expect(step('bad-output').status).toBe('failed');
+    expect(step('bad-output').error).toMatch(/step output\.verdict: /);
+    const history = await stack.client.handle(taskKey).fetchHistory();
+    for (const id of ['step-bad-input', 'step-bad-output']) {
+      const scheduled = history.events!.find(
+        (e) => e.activityTaskScheduledEventAttributes?.activityId === id,
+      )!;
+      const started = history.events!.find(
+        (e) =>
+          e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() ===
+          scheduled.eventId?.toString(),
+      );
+      // Non-retryable: one attempt each.
+      expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(1);
+    }
+    // The bad output's append was buffered but never committed.
+    expect((await notesOf(taskKey)).map((n) => n.entity_id)).toEqual(['acme']);
+  });
+
   it('fail policy fails the task with the step’s error and records a failed episode', async () => {
     const taskKey = 'invalid-fail';
-    await stack.client.startTask({ taskKey, goal: 'bad output', steps: [{ id: 'bad', role: 'echo', title: 'garbage', input: { invalid: true } }] });
+    await stack.client.startTask({
+      taskKey,
+      goal: 'bad output',
+      steps: [{ id: 'bad', role: 'echo', title: 'garbage', input: { invalid: true } }],
+    });
     const err = await stack.client.result(taskKey).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/step bad \(echo\) failed: .*fields\.text/);
+    expect(String((err as WorkflowFailedError).cause?.message)).toMatch(
+      /step bad \(echo\) failed: .*fields\.text/,
+    );
     const [episode] = await listEpisodes(db.pool, { taskKey });
     expect(episode?.outcome).toBe('failed');
   });
@@ -170,7 +245,9 @@ describe('task workflow', () => {
     await stack.client.startTask({
       taskKey: 'sender',
       goal: 'send',
-      steps: [{ id: 'say', role: 'echo', title: 'say hello', input: { sendTo: 'listener', toTask: 'receiver' } }],
+      steps: [
+        { id: 'say', role: 'echo', title: 'say hello', input: { sendTo: 'listener', toTask: 'receiver' } },
+      ],
     });
     expect((await stack.client.result('sender')).status).toBe('completed');
     const received = await stack.client.result('receiver');
@@ -180,7 +257,12 @@ describe('task workflow', () => {
 
   it('cancellation cancels the running step and records a cancelled episode', async () => {
     const taskKey = 'cancel-me';
-    await stack.client.startTask({ taskKey, goal: 'to be cancelled', steps: [{ id: 'wait', role: 'slow', title: 'wait forever' }], rolePolicies: { slow: { heartbeatMs: 2000 } } });
+    await stack.client.startTask({
+      taskKey,
+      goal: 'to be cancelled',
+      steps: [{ id: 'wait', role: 'slow', title: 'wait forever' }],
+      rolePolicies: { slow: { heartbeatMs: 2000 } },
+    });
     await new Promise((r) => setTimeout(r, 1000));
     await stack.client.cancel(taskKey);
     await expect(stack.client.result(taskKey)).rejects.toThrow();
@@ -199,16 +281,29 @@ describe('task workflow', () => {
     }));
     // The gate holds the reader until every message below has been sent (≈2–3 s).
     steps.push({ id: 'gate', role: 'slow', title: 'hold the reader', input: { ms: 6000 } });
-    steps.push({ id: 'read', role: 'listener', title: 'read everything', dependsOn: [`s${chain - 1}`, 'gate'] });
+    steps.push({
+      id: 'read',
+      role: 'listener',
+      title: 'read everything',
+      dependsOn: [`s${chain - 1}`, 'gate'],
+    });
     await stack.client.startTask({ taskKey, goal: 'a long chain', steps });
     // Messages and memory writes arrive while the task runs and switches runs.
     const sent: string[] = [];
     let version = 0;
     for (let i = 0; i < 12; i++) {
       const id = `ctx-${i}`;
-      await stack.client.sendContext(taskKey, { id, fromRole: 'human', toRole: 'listener', type: 'tick', content: i });
+      await stack.client.sendContext(taskKey, {
+        id,
+        fromRole: 'human',
+        toRole: 'listener',
+        type: 'tick',
+        content: i,
+      });
       sent.push(id);
-      const entry = await stack.client.updateWorkingMemory(taskKey, { key: 'counter', value: i, expectedVersion: version }).catch(() => undefined);
+      const entry = await stack.client
+        .updateWorkingMemory(taskKey, { key: 'counter', value: i, expectedVersion: version })
+        .catch(() => undefined);
       if (entry) version = entry.version;
       await new Promise((r) => setTimeout(r, 150));
     }
@@ -216,7 +311,10 @@ describe('task workflow', () => {
     expect(result.status).toBe('completed');
     expect(result.continuedAsNew).toBeGreaterThan(0);
     expect(result.steps.filter((s) => s.status === 'completed')).toHaveLength(chain + 2);
-    const read = result.steps.find((s) => s.id === 'read')!.output as { inbox: string[]; memory: Record<string, { version: number }> };
+    const read = result.steps.find((s) => s.id === 'read')!.output as {
+      inbox: string[];
+      memory: Record<string, { version: number }>;
+    };
     expect(read.inbox).toEqual(sent);
     expect(read.memory.counter?.version).toBe(version);
     expect(await notesOf(taskKey)).toHaveLength(chain);

@@ -14,47 +14,15 @@
  * database time of the decision, so "expires in" never depends on a client's clock.
  */
 
-export interface Fence {
-  resource: string;
-  token: number;
-}
+// The shapes agents see live in the sandbox-safe layer (src/shared/agentTypes.ts).
+import type { ClaimGrant } from '../../shared/agentTypes';
+export type { ClaimGrant, ClaimHeld, ClaimResult, Fence, WorkGrant } from '../../shared/agentTypes';
 
 export interface ClaimOptions {
   holder: string;
   /** Lease length from the database's now, 1 ms to 7 days. */
   ttlMs: number;
 }
-
-/** The caller holds the claim. */
-export interface ClaimGrant {
-  granted: true;
-  /** `renewed`: the caller already held it (same token, lease extended). */
-  outcome: 'granted' | 'expired-takeover' | 'renewed';
-  resource: string;
-  holder: string;
-  token: number;
-  acquiredAt: string;
-  expiresAt: string;
-  checkedAt: string;
-  expiresInMs: number;
-  /** expired-takeover: whose lapsed lease this grant replaced. */
-  previousHolder?: string;
-}
-
-/** Someone else holds the claim, until `expiresAt`. */
-export interface ClaimHeld {
-  granted: false;
-  outcome: 'held';
-  resource: string;
-  holder: string;
-  token: number;
-  acquiredAt: string;
-  expiresAt: string;
-  checkedAt: string;
-  expiresInMs: number;
-}
-
-export type ClaimResult = ClaimGrant | ClaimHeld;
 
 /** A claim row as it stands (null fields: the resource was never granted). */
 export interface ClaimState {
@@ -80,12 +48,6 @@ export type RenewResult =
 export type ReleaseResult =
   | { released: true; state: ClaimState }
   | { released: false; reason: ClaimRefusal; current: ClaimState | null };
-
-/** A grant from nextFree: the resource is `<kind>/<id>`. */
-export interface WorkGrant extends ClaimGrant {
-  kind: string;
-  id: string;
-}
 
 export const CLAIM_LIMITS = {
   maxNameLength: 512,

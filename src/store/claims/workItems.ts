@@ -17,14 +17,14 @@ import {
   type ClaimOptions,
   type WorkGrant,
 } from './types';
+import type { NextFreeSource } from '../../shared/agentTypes';
+
+export type { NextFreeSource };
 
 const NEXT_SQL = {
   name: 'cairn_claim_next_v1',
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim_next($1::text[], $2, $3, $4::int) r`,
 };
-
-/** Where nextFree looks: candidate ids of the kind, in order, or its registered work items. */
-export type NextFreeSource = readonly string[] | { workItems: true };
 
 /**
  * Claims the first free `<kind>/<id>`: among `from` (ids, in the given order) or, with

@@ -29,6 +29,7 @@ import {
   type Withdrawals,
 } from '../../shared/reducer';
 import type { Queryable } from '../pool';
+import { assertReadGrant } from '../readGrant';
 import { observationColumns, parseObservationRow } from './rows';
 import { loadSnapshot, saveSnapshots, SNAPSHOT_EVERY, type Snapshot } from './snapshots';
 
@@ -84,6 +85,8 @@ export async function getEntityState(
 
   const required = Math.max(opts.minVersion ?? 0, opts.asOfVersion ?? 0);
   const head = await waitForVersion(db, ref, required, opts.waitMs ?? 0);
+  // Nothing there: make sure that is not just a connection with no read grant (never silently empty).
+  if (head === 0) await assertReadGrant(db, formatEntityRef(ref));
   let target = opts.asOfVersion ?? head;
   if (opts.asOfTime !== undefined) target = await versionAtTime(db, ref, opts.asOfTime, head);
 
