@@ -39,8 +39,6 @@ export default defineConfig({
           ...shared,
           name: 'package',
           include: ['test/package/**/*.test.ts'],
-          // typedAppend.test.ts waits for the typed agent API (issue #9's other half); see its header.
-          exclude: ['test/package/typedAppend.test.ts'],
           globalSetup: withPackage,
           // Packing (with its build) and installing take minutes on a busy machine.
           testTimeout: 180_000,

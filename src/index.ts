@@ -10,7 +10,9 @@
  * - Run them: `migrate(databaseUrl)` once, then `createWorker({ config, pool, registry, agents })`
  *   with `createPool(databaseUrl)` and `loadConfig(process.env)`.
  * - Start tasks and collect results: `CairnClient.connect(config)`; read entity state with
- *   `getEntityState`.
+ *   `readEntity(pool, type, id)` (typed by the handle; agents use `ctx.memory.entity`).
+ * - Model-driven agents: `cairnTools(ctx)` from `@cairn-memory/cairn/ai` (AI SDK tools bound to a
+ *   step); other processes reach the same tools over MCP (`cairn mcp`).
  * - Errors: every class below has a stable `name`; once an error has crossed Temporal, match on
  *   its failure type (`FAILURE_TYPES`), not on the class.
  *
@@ -19,13 +21,45 @@
  */
 
 // Agents and observation types.
-export { defineAgent, type AgentDefinition, type AgentContext, type AgentMemoryView } from './agent';
+export {
+  defineAgent,
+  type AgentSpec,
+  type AgentDefinition,
+  type AgentContext,
+  type AgentMemoryView,
+  type AppendOptions,
+  type TargetedOptions,
+  type TypedEntityState,
+  type TypedFieldState,
+  type EntityReadOptions,
+  type ReadTypes,
+  type FieldsOf,
+} from './agent';
+export type { AgentCoordination, AgentEpisodicMemory, ProposalSpec } from './agentCoordination';
 export {
   defineObservationType,
   ObservationTypeRegistry,
+  isObservationType,
   type ObservationType,
   type ObservationTypeSpec,
+  type FieldsInput,
+  type FieldsOutput,
+  type MergedFieldsOutput,
 } from './shared/observationTypes';
+export type {
+  ClaimResult,
+  ClaimGrant,
+  ClaimHeld,
+  Fence,
+  WorkGrant,
+  NextFreeSource,
+  FreshnessOptions,
+  FreshEntityState,
+  Freshness,
+  FieldAge,
+  EpisodeQuery,
+  FoundEpisode,
+} from './shared/agentTypes';
 
 // Running: configuration, database, worker.
 export { loadConfig, configSchema, ConfigError, type CairnConfig } from './config';
@@ -34,15 +68,16 @@ export { createPool, type PoolOptions } from './store/pool';
 export { createWorker, type CreateWorkerOptions, type CairnWorker } from './worker';
 
 // Orchestrating: starting tasks, talking to them, reading what agents wrote.
-export { CairnClient, type StartedTask } from './client';
-export { getEntityState, type EntityStateOptions } from './store/observations/read';
-export { policyResolverFor } from './shared/reducer';
+export { CairnClient, TaskInputError, TaskFailedError, type StartedTask } from './client';
+export { readEntity } from './readEntity';
+export type { EntityStateOptions } from './store/observations/read';
 
 // Errors and the failure-type table.
 export {
   FAILURE_TYPES,
   isRetryableFailureType,
   CairnError,
+  AgentValidationError,
   ObservationValidationError,
   UnknownObservationTypeError,
   PayloadTooLargeError,

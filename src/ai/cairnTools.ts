@@ -53,7 +53,7 @@ export interface CairnToolsOptions extends StepSessionOptions {
 }
 
 /** The Cairn tool set as AI SDK tools bound to this agent step. */
-export function cairnTools(ctx: AgentContext, opts: CairnToolsOptions = {}): ToolSet {
+export function cairnTools(ctx: AgentContext<unknown>, opts: CairnToolsOptions = {}): ToolSet {
   return aiTools(stepSession(ctx, opts), opts.model);
 }
 

@@ -18,7 +18,7 @@ export interface StepSessionOptions {
 const BUFFERED =
   'buffered: written when this step completes, in one transaction; a decision is refused then if what you read has changed';
 
-export function stepSession(ctx: AgentContext, opts: StepSessionOptions = {}): CairnSession {
+export function stepSession(ctx: AgentContext<unknown>, opts: StepSessionOptions = {}): CairnSession {
   const ownTask = ctx.task.taskKey;
   const session: CairnSession = {
     identity: {

@@ -10,3 +10,4 @@
  */
 export { runAgentStep, type AgentStepRun, type InboxMessage, type RunAgentStepOptions } from './runAgentStep';
 export { runTask, type RunTaskOptions } from './runTask';
+export { scriptedModel, type ScriptedTurn } from '../ai/scripted';

@@ -132,6 +132,12 @@ describe("the user project's worker, run from node_modules with plain node", () 
     });
   });
 
+  it("runs the user's unit test of its agents with the /testing helpers (no Temporal)", async () => {
+    const { stdout } = await node(['--test', 'dist/agents.check.js'], env);
+    expect(stdout).toMatch(/# pass 2/);
+    expect(stdout).toMatch(/# fail 0/);
+  });
+
   it('loaded the prebuilt workflow bundle instead of bundling at start-up', () => {
     // Temporal's bundler logs this line (at INFO, which the worker prints) whenever it bundles.
     expect(worker.output()).toMatch(/worker ready/);

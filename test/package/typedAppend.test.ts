@@ -1,10 +1,6 @@
 /**
- * A misspelt field is a compile error in a user's project, checked with tsc's diagnostics.
- *
- * NOT YET IN THE RUN: vitest.config.ts excludes this file from the `package` project. It is
- * written against the typed agent API (`ctx.append(type, entityId, fields)`), the other half of
- * issue #9, built on another branch; the integrator enables it (removes the exclude) after merging
- * that branch. It is kept out rather than skipped so no run reports a skipped test.
+ * A misspelt field is a compile error in a user's project, checked with tsc's diagnostics: the
+ * typed append (`ctx.append(type, entityId, fields)`) of the installed package.
  */
 import { expect, it } from 'vitest';
 import { addFixture, tsc } from './userProject';
