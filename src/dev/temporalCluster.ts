@@ -7,7 +7,16 @@
  * which is valid YAML, so no YAML library is needed at run time.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -92,7 +101,12 @@ export interface ClusterDatabase {
  * cluster needs (own databases and ports, loopback only, no metrics or pprof listeners that would
  * clash with other servers on the machine).
  */
-export function clusterConfig(o: { db: ClusterDatabase; ports: ClusterPorts; shards: number; dynamicConfigFile: string }) {
+export function clusterConfig(o: {
+  db: ClusterDatabase;
+  ports: ClusterPorts;
+  shards: number;
+  dynamicConfigFile: string;
+}) {
   const sql = (database: string, maxConns: number) => ({
     sql: {
       pluginName: 'postgres12',
@@ -116,7 +130,10 @@ export function clusterConfig(o: { db: ClusterDatabase; ports: ClusterPorts; sha
       defaultStore: 'postgres-default',
       visibilityStore: 'postgres-visibility',
       numHistoryShards: o.shards,
-      datastores: { 'postgres-default': sql(o.db.database, 20), 'postgres-visibility': sql(o.db.visibilityDatabase, 4) },
+      datastores: {
+        'postgres-default': sql(o.db.database, 20),
+        'postgres-visibility': sql(o.db.visibilityDatabase, 4),
+      },
     },
     global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
     services: {
@@ -131,7 +148,12 @@ export function clusterConfig(o: { db: ClusterDatabase; ports: ClusterPorts; sha
       masterClusterName: 'active',
       currentClusterName: 'active',
       clusterInformation: {
-        active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${b}` },
+        active: {
+          enabled: true,
+          initialFailoverVersion: 1,
+          rpcName: 'frontend',
+          rpcAddress: `127.0.0.1:${b}`,
+        },
       },
     },
     dcRedirectionPolicy: { policy: 'noop' },
@@ -209,6 +231,8 @@ export async function startTemporalCluster(o: {
     }
     await sleep(250);
   }
-  o.log(`Temporal cluster (pid ${pid}, ${o.shards ?? 4} history shards, Postgres) on ${address}; logs: ${logFile}`);
+  o.log(
+    `Temporal cluster (pid ${pid}, ${o.shards ?? 4} history shards, Postgres) on ${address}; logs: ${logFile}`,
+  );
   return cluster;
 }
