@@ -169,8 +169,34 @@ export interface TemporalCluster {
 }
 
 /**
+ * The environment for the server's embedded config template (what the temporalio/server image
+ * renders from its variables) that moves every listener onto private loopback ports from `base`.
+ */
+export function privatePortsEnvironment(base: number): Record<string, string> {
+  return {
+    BIND_ON_IP: '127.0.0.1',
+    TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
+    FRONTEND_GRPC_PORT: String(base),
+    HISTORY_GRPC_PORT: String(base + 1),
+    MATCHING_GRPC_PORT: String(base + 2),
+    WORKER_GRPC_PORT: String(base + 3),
+    FRONTEND_HTTP_PORT: String(base + 4),
+    INTERNAL_FRONTEND_GRPC_PORT: String(base + 5),
+    INTERNAL_FRONTEND_HTTP_PORT: String(base + 6),
+    FRONTEND_MEMBERSHIP_PORT: String(base + 10),
+    HISTORY_MEMBERSHIP_PORT: String(base + 11),
+    MATCHING_MEMBERSHIP_PORT: String(base + 12),
+    WORKER_MEMBERSHIP_PORT: String(base + 13),
+    INTERNAL_FRONTEND_MEMBERSHIP_PORT: String(base + 15),
+  };
+}
+
+/**
  * Starts the server on an already set-up schema (see the cluster tier's setup, which runs the
- * compose file's own schema script) and waits for the frontend port.
+ * compose file's own schema script) and waits for the frontend port. With `environment` the
+ * server renders its embedded config template from those variables, as the temporalio/server
+ * image does (so a compose service's environment can be run as is); otherwise it gets a config
+ * file from clusterConfig().
  */
 export async function startTemporalCluster(o: {
   binaries: TemporalServerBinaries;
@@ -180,6 +206,8 @@ export async function startTemporalCluster(o: {
   shards?: number;
   /** Dynamic config as YAML text (e.g. the compose file's `configs` content). */
   dynamicConfigYaml: string;
+  /** Variables for the embedded config template; DYNAMIC_CONFIG_FILE_PATH is set here. */
+  environment?: Record<string, string>;
   startupTimeoutMs?: number;
   log: (m: string) => void;
 }): Promise<TemporalCluster> {
@@ -187,8 +215,9 @@ export async function startTemporalCluster(o: {
   mkdirSync(configDir, { recursive: true });
   const dynamicConfigFile = path.join(configDir, 'dynamic.yaml');
   writeFileSync(dynamicConfigFile, o.dynamicConfigYaml);
+  const configFile = path.join(configDir, 'development.yaml');
   const config = clusterConfig({ db: o.db, ports: o.ports, shards: o.shards ?? 4, dynamicConfigFile });
-  writeFileSync(path.join(configDir, 'development.yaml'), JSON.stringify(config, null, 2));
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
 
   const address = `127.0.0.1:${o.ports.base}`;
   if (await isListening(o.ports.base, '127.0.0.1')) throw new Error(`port ${o.ports.base} is already in use`);
@@ -196,8 +225,24 @@ export async function startTemporalCluster(o: {
   const fd = openSync(logFile, 'w');
   let child: ChildProcess;
   try {
-    const args = ['--root', o.dataDir, '--config', 'config', '--env', 'development', 'start'];
-    child = spawn(o.binaries.server, args, { cwd: o.dataDir, detached: true, stdio: ['ignore', fd, fd] });
+    const args = o.environment
+      ? ['--allow-no-auth', 'start']
+      : ['--config-file', configFile, '--allow-no-auth', 'start'];
+    // Only the template's variables (plus PATH/HOME), so nothing from the caller's env leaks in.
+    const env = o.environment
+      ? {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          ...o.environment,
+          DYNAMIC_CONFIG_FILE_PATH: dynamicConfigFile,
+        }
+      : process.env;
+    child = spawn(o.binaries.server, args, {
+      cwd: o.dataDir,
+      env,
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
     child.on('error', () => {});
   } finally {
     closeSync(fd);

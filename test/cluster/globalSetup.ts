@@ -2,8 +2,9 @@
  * The cluster tier's services: the Temporal server at the version docker-compose.yml pins, built
  * once with `go install` and cached, on fresh Postgres databases of its own with 4 history shards.
  * The schemas and the namespace are made by the compose file's own `temporal-setup` and
- * `temporal-namespace` scripts, run against this build, and the dynamic config is the compose
- * file's, so what users `docker compose up` is what these tests run.
+ * `temporal-namespace` scripts, run against this build; the server renders its config from the
+ * compose's `temporal` environment (as the image does) with the compose's dynamic config, so what
+ * users `docker compose up` is what these tests run (only hosts, logins, names and ports differ).
  */
 import path from 'node:path';
 import pg from 'pg';
@@ -13,11 +14,12 @@ import { findOrBuildTemporalCli } from '../../src/dev/temporalCli';
 import {
   findOrBuildTemporalServer,
   pinnedServerVersion,
+  privatePortsEnvironment,
   startTemporalCluster,
   type ClusterDatabase,
 } from '../../src/dev/temporalCluster';
 import { splitDatabaseUrl } from '../../src/store/database';
-import { compose, composeText, root, runServiceScript, toolShims } from './compose';
+import { compose, composeText, root, runServiceScript, serviceEnv, toolShims } from './compose';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -79,12 +81,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const dynamicConfigYaml = compose.configs?.['temporal-dynamic-config']?.content;
   if (!dynamicConfigYaml) throw new Error('docker-compose.yml has no temporal-dynamic-config content');
+  // The compose's `temporal` service environment, pointed at local Postgres and private ports.
+  const environment = {
+    ...serviceEnv('temporal'),
+    POSTGRES_SEEDS: db.host,
+    DB_PORT: String(db.port),
+    POSTGRES_USER: db.user,
+    DBNAME: db.database,
+    VISIBILITY_DBNAME: db.visibilityDatabase,
+    LOG_LEVEL: 'warn',
+    ...privatePortsEnvironment(BASE_PORT),
+  };
   const cluster = await startTemporalCluster({
     binaries,
     dataDir,
     db,
     ports: { base: BASE_PORT },
     dynamicConfigYaml,
+    environment,
     log,
   });
   try {
