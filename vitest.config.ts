@@ -24,7 +24,7 @@ export default defineConfig({
           name: 'cluster',
           include: ['test/cluster/**/*.test.ts'],
           globalSetup: ['test/cluster/globalSetup.ts'],
-          hookTimeout: 15 * 60_000,
+          hookTimeout: 30 * 60_000, // a cold `go install` took 25 min on a loaded 2-core box
         },
       },
     ],
