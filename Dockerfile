@@ -1,6 +1,7 @@
 # Cairn worker image (used by docker-compose.yml as `cairn-worker`).
 # bin/cairn.js runs the TypeScript sources through tsx, so there is no build step.
-FROM node:20-slim
+# Node 22 (LTS); Node 20 is past end of life.
+FROM node:22-slim
 
 WORKDIR /app
 ENV NODE_ENV=production
@@ -13,9 +14,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --include=dev && npm cache clean --force
 
 COPY . .
-# Expose the package's own bin as node_modules/.bin/cairn so `npx cairn …` resolves locally on any
-# npm version instead of looking the name up on the registry.
-RUN ln -sf ../../bin/cairn.js node_modules/.bin/cairn
 
+# The files stay root-owned and read-only to the worker: run the bin with node directly (npx would
+# try to install the package and chmod its bin, which fails as USER node).
 USER node
-CMD ["node", "bin/cairn.js", "worker"]
+CMD ["node", "/app/bin/cairn.js", "worker"]

@@ -2,6 +2,7 @@
  * docker-compose.yml cannot be run here (no Docker engine), so check what can drift statically:
  * services and ports, the official images, start-up ordering, the worker's environment against
  * src/config.ts, and the registered search attributes against src/shared/searchAttributes.ts.
+ * (The cluster tier, test/cluster, runs the compose's scripts and worker command for real.)
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -62,10 +63,18 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('publishes Postgres on 5432, Temporal on 7233 and the UI on 8080', () => {
-    expect(ports(service('postgres'))).toContain('5432:5432');
-    expect(ports(service('temporal'))).toContain('7233:7233');
-    expect(ports(service('temporal-ui'))).toContain('8080:8080');
+  it('publishes Postgres on 15432 (not a local Postgres’s 5432), Temporal on 7233 and the UI on 8080, on loopback only', () => {
+    expect(ports(service('postgres'))).toEqual(['127.0.0.1:15432:5432']);
+    expect(ports(service('temporal'))).toEqual(['127.0.0.1:7233:7233']);
+    expect(ports(service('temporal-ui'))).toEqual(['127.0.0.1:8080:8080']);
+    for (const [name, s] of Object.entries(services)) {
+      for (const p of ports(s)) expect(p, `${name} publishes ${p}`).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('checks Postgres health over TCP, not the init-time socket', () => {
+    const test = service('postgres').healthcheck?.test as string[];
+    expect(test.join(' ')).toMatch(/pg_isready -h 127\.0\.0\.1\b/);
   });
 
   it('uses the official images, not the deprecated auto-setup image', () => {
@@ -87,11 +96,16 @@ describe('docker-compose.yml', () => {
       BIND_ON_IP: '0.0.0.0',
     });
     const setup = commandText(service('temporal-setup'));
-    expect(env(service('temporal-setup')).SQL_PLUGIN).toBe('postgres12');
-    for (const db of ['temporal', 'temporal_visibility']) {
-      expect(setup).toContain(`--db ${db} create`);
-      expect(setup).toContain(`--db ${db} setup-schema`);
-      expect(setup).toContain(`--db ${db} update-schema`);
+    expect(env(service('temporal-setup'))).toMatchObject({
+      SQL_PLUGIN: 'postgres12',
+      DBNAME: 'temporal',
+      VISIBILITY_DBNAME: 'temporal_visibility',
+    });
+    for (const db of ['DBNAME', 'VISIBILITY_DBNAME']) {
+      // Each step retries (a fresh Postgres may still be settling when it first reports healthy).
+      expect(setup).toContain(`retry temporal-sql-tool --db "$$${db}" create`);
+      expect(setup).toContain(`retry temporal-sql-tool --db "$$${db}" setup-schema`);
+      expect(setup).toContain(`retry temporal-sql-tool --db "$$${db}" update-schema`);
     }
   });
 
@@ -118,7 +132,8 @@ describe('docker-compose.yml', () => {
   it('gives the worker exactly the configuration variables of src/config.ts', () => {
     const worker = service('cairn-worker');
     expect(worker.build).toBeDefined();
-    expect(commandText(worker)).toBe('npx cairn worker --no-migrate');
+    // The built bin with node, not npx (which would install into its cache and chmod /app as USER node).
+    expect(commandText(worker)).toBe('node /app/bin/cairn.js worker --no-migrate');
 
     const keys = Object.keys(env(worker)).sort();
     const known = Object.keys(configSchema.shape);
@@ -127,6 +142,7 @@ describe('docker-compose.yml', () => {
       'DATABASE_URL',
       'TEMPORAL_ADDRESS',
       'TEMPORAL_NAMESPACE',
+      'TEMPORAL_UI_URL',
     ]);
     for (const key of keys) expect(known, `${key} is not a variable in configSchema`).toContain(key);
     // And the values pass the schema itself.
@@ -139,7 +155,7 @@ describe('docker-compose.yml', () => {
     expect(login).toBe('cairn_worker');
     expect(login).not.toBe(owner);
     const migrator = service('cairn-migrate');
-    expect(commandText(migrator)).toBe('npx cairn migrate');
+    expect(commandText(migrator)).toBe('node /app/bin/cairn.js migrate');
     expect(new URL(env(migrator).DATABASE_URL!).username).toBe(owner);
     const deps = service('cairn-worker').depends_on as Record<string, { condition?: string }>;
     expect(deps['cairn-migrate']?.condition).toBe('service_completed_successfully');
@@ -165,5 +181,14 @@ describe('docker-compose.yml', () => {
     );
     expect(registered).toEqual(SEARCH_ATTRIBUTES);
     expect(script).toMatch(/namespace create -n default\b/);
+  });
+
+  it('builds the worker on a current Node LTS and runs it as a non-root user with the bin directly', () => {
+    const dockerfile = readFileSync(path.join(__dirname, '..', '..', 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM node:(22|24)-slim$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    const instructions = dockerfile.split('\n').filter((l) => !l.startsWith('#'));
+    expect(instructions.join('\n')).not.toMatch(/npx/);
+    expect(dockerfile).toMatch(/^CMD \["node", "\/app\/bin\/cairn\.js", "worker"\]$/m);
   });
 });
