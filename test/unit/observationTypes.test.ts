@@ -97,16 +97,17 @@ describe('ObservationTypeRegistry', () => {
     expect(() => registry.register(clash)).toThrow(/company.profile@1 is already registered/);
   });
 
-  it('resolves policies per schema version, falling back to last-writer-wins', () => {
+  it('resolves policies per schema version, and never guesses one for what it does not know', () => {
     const registry = new ObservationTypeRegistry([profileV1, profileV2]);
     expect(registry.policyOf('company.profile', 1, 'tags')).toBe('set-union');
     expect(registry.policyOf('company.profile', 2, 'tags')).toBe('last-writer-wins');
     expect(registry.policyOf('company.profile', 2, 'headcount')).toBe('first-writer-wins');
-    expect(registry.policyOf('company.profile', 1, 'undeclared')).toBe('last-writer-wins');
-    expect(registry.policyOf('company.unknown', 1, 'tags')).toBe('last-writer-wins');
+    // Unknown: undefined, so readers use the stored policies (never a last-writer-wins guess).
+    expect(registry.policyOf('company.profile', 1, 'undeclared')).toBeUndefined();
+    expect(registry.policyOf('company.unknown', 1, 'tags')).toBeUndefined();
     // Not Object.prototype.toString / constructor.
-    expect(registry.policyOf('company.profile', 1, 'toString')).toBe('last-writer-wins');
-    expect(registry.policyOf('company.profile', 1, 'constructor')).toBe('last-writer-wins');
+    expect(registry.policyOf('company.profile', 1, 'toString')).toBeUndefined();
+    expect(registry.policyOf('company.profile', 1, 'constructor')).toBeUndefined();
   });
 });
 

@@ -38,7 +38,7 @@ describe('parseTaskInput', () => {
       maxAttempts: 7,
       initialRetryMs: 1000,
       timeoutMs: 300_000,
-      heartbeatMs: 30_000,
+      heartbeatMs: 10_000,
       scheduleToStartMs: 300_000,
     });
     expect(r.task.defaultRolePolicy.scheduleToStartMs).toBe(300_000);
