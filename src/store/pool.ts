@@ -12,6 +12,7 @@
  * in BEGIN … COMMIT that sets them first. See docs/production.md "Connection discipline".
  */
 import { escapeLiteral, Pool, type PoolClient, type QueryConfig } from 'pg';
+import { configureHeadWait } from './headWait';
 
 /** The NOLOGIN role the application acts as; created and granted by migration 001. */
 export const APP_ROLE = 'cairn_app';
@@ -42,6 +43,14 @@ export interface PoolOptions {
   scopes?: 'all';
   /** Called when an idle pooled connection fails (e.g. the server restarted); the pool drops it. */
   onIdleError?: (err: Error) => void;
+  /**
+   * Direct connection for LISTEN, which wakes minVersion waits (src/store/headWait.ts). Default:
+   * the pool's own URL. Behind PgBouncer in transaction mode give a URL past it
+   * (CAIRN_PG_LISTEN_URL); `null`: no LISTEN, waits poll outside transactions.
+   */
+  listenUrl?: string | null;
+  /** Longest sleep between two head checks of a minVersion wait (default 250 ms, 1 s with LISTEN). */
+  headPollMaxMs?: number;
 }
 
 const roleName = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -102,6 +111,11 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   });
   const setup: TransactionSetup = { role, allScopes: opts.scopes === 'all' };
   setups.set(pool, setup);
+  configureHeadWait(pool, {
+    listenUrl: opts.listenUrl === undefined ? databaseUrl : opts.listenUrl,
+    role,
+    ...(opts.headPollMaxMs !== undefined ? { pollMaxMs: opts.headPollMaxMs } : {}),
+  });
   // Without a listener an idle client's error would crash the process; the pool already
   // discards the broken client, and the next query opens a fresh one.
   pool.on('error', opts.onIdleError ?? (() => undefined));
@@ -199,8 +213,7 @@ export async function beginWithScopes(
 ): Promise<void> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
   const raw =
-    (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ??
-    (client.query.bind(client));
+    (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ?? client.query.bind(client);
   await raw(`BEGIN; ${setupSql(setup, scopes)}`);
 }
 

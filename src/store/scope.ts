@@ -15,7 +15,8 @@ import type { EntityState, PolicyResolver } from '../shared/entityState';
 import { ScopeDeniedError, VersionNotReachedError } from '../shared/errors';
 import { formatEntityRef, type EntityRef } from '../shared/observation';
 import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
-import { getEntityState, type EntityStateOptions } from './observations/read';
+import { waitForHeadOutside } from './headWait';
+import { getEntityState, getEntityVersion, type EntityStateOptions } from './observations/read';
 import { beginWithScopes, pgError, type Queryable } from './pool';
 
 /** SQLSTATEs raised by migration 006's trigger. */
@@ -113,10 +114,26 @@ export async function readEntityInScope(
   ref: EntityRef,
   opts?: EntityStateOptions,
 ): Promise<EntityState> {
+  // A read-after-write wait happens before the read's transaction, not inside it: no connection
+  // idles in a transaction while the writer has yet to commit (src/store/headWait.ts).
+  const required = Math.max(opts?.minVersion ?? 0, opts?.asOfVersion ?? 0);
+  let readOpts = opts;
+  if (required > 0 && (opts?.waitMs ?? 0) > 0) {
+    try {
+      await waitForHeadOutside(pool, ref, required, opts?.waitMs ?? 0, () =>
+        withScope(pool, grant, (c) => getEntityVersion(c, ref)),
+      );
+    } catch (err) {
+      if (err instanceof VersionNotReachedError && err.currentVersion === 0)
+        await withScope(pool, grant, (c) => refuseIfOutOfScope(c, grant, role, ref));
+      throw err;
+    }
+    readOpts = { ...opts, waitMs: 0 };
+  }
   return withScope(pool, grant, async (client) => {
     let state: EntityState;
     try {
-      state = await getEntityState(client, policyOf, ref, opts);
+      state = await getEntityState(client, policyOf, ref, readOpts);
     } catch (err) {
       if (err instanceof VersionNotReachedError && err.currentVersion === 0)
         await refuseIfOutOfScope(client, grant, role, ref);
