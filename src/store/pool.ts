@@ -94,6 +94,8 @@ export function poolSizeFor(opts: {
   return Math.max(2, Math.min(MAX_DERIVED_POOL, opts.activityConcurrency + 2));
 }
 export const DEFAULT_POOL_MAX = 10;
+/** The Temporal SDK's default maxConcurrentActivityTaskExecutions. */
+export const TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY = 100;
 /** A derived size never exceeds this: Postgres' default max_connections is 100. */
 const MAX_DERIVED_POOL = 50;
 
