@@ -54,13 +54,21 @@ export const configSchema = z.object({
   CAIRN_DB_RETRY_MS: retryBudget.default(180_000),
   /** How long CairnClient calls retry an unreachable Temporal frontend (UNAVAILABLE). */
   CAIRN_TEMPORAL_RETRY_MS: retryBudget.default(180_000),
-  /** The worker's Postgres pool size; a step holds a connection only while it reads or commits. */
+  /**
+   * The worker's Postgres pool size; a step holds a connection only while it reads or commits.
+   * Unset: derived from the worker's activity concurrency (src/store/pool.ts poolSizeFor).
+   */
   CAIRN_PG_POOL_MAX: z.coerce
     .number({ message: 'must be a number' })
     .int('must be a whole number')
     .min(1, 'must be at least 1')
     .max(1000, 'must be at most 1000')
-    .default(10),
+    .optional(),
+  /**
+   * Direct Postgres URL for LISTEN (wakes minVersion waits), e.g. past PgBouncer, whose
+   * transaction mode cannot carry LISTEN; `off`: poll instead. Unset: DATABASE_URL.
+   */
+  CAIRN_PG_LISTEN_URL: z.union([z.literal('off'), postgresUrl]).optional(),
   /** How long to wait for a Postgres connection before retrying (see CAIRN_DB_RETRY_MS). */
   CAIRN_PG_CONNECT_TIMEOUT_MS: z.coerce
     .number({ message: 'must be a number of milliseconds' })
@@ -103,8 +111,10 @@ export type CairnConfig = {
   dbRetryMs?: number;
   /** CAIRN_TEMPORAL_RETRY_MS; absent means the default (180 s). */
   temporalRetryMs?: number;
-  /** CAIRN_PG_POOL_MAX: the worker's pool size (default 10). */
+  /** CAIRN_PG_POOL_MAX: the worker's pool size (unset: derived from its concurrency). */
   pgPoolMax?: number;
+  /** CAIRN_PG_LISTEN_URL: a URL, null for `off`; absent: DATABASE_URL. */
+  pgListenUrl?: string | null;
   /** CAIRN_PG_CONNECT_TIMEOUT_MS (default 10 s). */
   pgConnectTimeoutMs?: number;
   /** TLS or mTLS to the Temporal frontend (temporal.toml profile, TEMPORAL_TLS_* variables); absent: plain. */
@@ -159,7 +169,10 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
     temporalCli: c.TEMPORAL_CLI,
     dbRetryMs: c.CAIRN_DB_RETRY_MS,
     temporalRetryMs: c.CAIRN_TEMPORAL_RETRY_MS,
-    pgPoolMax: c.CAIRN_PG_POOL_MAX,
+    ...(c.CAIRN_PG_POOL_MAX !== undefined ? { pgPoolMax: c.CAIRN_PG_POOL_MAX } : {}),
+    ...(c.CAIRN_PG_LISTEN_URL !== undefined
+      ? { pgListenUrl: c.CAIRN_PG_LISTEN_URL === 'off' ? null : c.CAIRN_PG_LISTEN_URL }
+      : {}),
     pgConnectTimeoutMs: c.CAIRN_PG_CONNECT_TIMEOUT_MS,
     ...(profile.tls !== undefined ? { temporalTls: profile.tls } : {}),
     ...(profile.apiKey !== undefined ? { temporalApiKey: profile.apiKey } : {}),

@@ -5,6 +5,12 @@
  * Runs as the connecting login (the schema owner, or a superuser on a development machine),
  * never as the application role. Safe when several processes start at once: the whole run
  * holds a session advisory lock, so a second migrator waits, then finds nothing left to do.
+ *
+ * Rolling deploys: a migration is breaking unless its file carries the line
+ * `-- cairn: non-breaking` (it only adds what older code ignores: a table, a nullable column, an
+ * index, a trigger that changes no result older code relies on). The flag is recorded per
+ * migration, so older code meeting a database that is ahead only by non-breaking migrations
+ * keeps running; ahead by a breaking one, it refuses with a message naming it.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -31,7 +37,13 @@ export interface MigrationFile {
   name: string;
   sql: string;
   checksum: string;
+  /** False when the file carries NON_BREAKING_MARKER: older code may run against it. */
+  breaking: boolean;
 }
+
+/** The line that declares a migration safe for code that predates it (see the module comment). */
+export const NON_BREAKING_MARKER = '-- cairn: non-breaking';
+const NON_BREAKING_LINE = /^-- cairn: non-breaking\s*$/m;
 
 export interface MigrateOptions {
   log?: (message: string) => void;
@@ -66,15 +78,26 @@ export async function readMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Prom
     }
     // Normalize line endings so a checkout with CRLF does not look like an edited migration.
     const sql = (await readFile(path.join(dir, file), 'utf8')).replace(/\r\n/g, '\n');
-    files.push({ version, name: file.slice(0, -'.sql'.length), sql, checksum: sha256(sql) });
+    files.push({
+      version,
+      name: file.slice(0, -'.sql'.length),
+      sql,
+      checksum: sha256(sql),
+      breaking: !NON_BREAKING_LINE.test(sql),
+    });
   }
   return files;
 }
 
-export async function migrate(
-  databaseUrl: string,
-  opts: MigrateOptions = {},
-): Promise<{ applied: string[]; version: number }> {
+export interface MigrateResult {
+  applied: string[];
+  /** The database's schema version after the run (above the code's when it is ahead). */
+  version: number;
+  /** Migrations the database has that this code does not know: all non-breaking, or it throws. */
+  ahead: string[];
+}
+
+export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const log = opts.log ?? (() => undefined);
   const files = await readMigrations(opts.migrationsDir);
   const client = new Client({ connectionString: databaseUrl, application_name: 'cairn-migrate' });
@@ -102,16 +125,22 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
       checksum   text not null,
       applied_at timestamptz not null default clock_timestamp()
     );
+    -- Rows recorded before the flag existed count as breaking: the safe reading.
+    alter table cairn.schema_migrations add column if not exists breaking boolean not null default true;
     reset client_min_messages;`);
-  const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
-    'select version, name, checksum from cairn.schema_migrations order by version',
+  const { rows } = await client.query<{ version: number; name: string; checksum: string; breaking: boolean }>(
+    'select version, name, checksum, breaking from cairn.schema_migrations order by version',
   );
   const newest = files.length;
   const current = rows.length === 0 ? 0 : rows[rows.length - 1]!.version;
-  if (current > newest) {
+  const ahead = rows.filter((r) => r.version > newest);
+  const breaking = ahead.filter((r) => r.breaking);
+  if (breaking.length > 0) {
     throw new MigrationError(
       'SCHEMA_AHEAD',
-      `database schema is at version ${current} but this code only knows up to ${newest}; upgrade cairn`,
+      `database schema is at version ${current} but this code only knows up to ${newest}, and ` +
+        `${breaking.map((r) => r.name).join(', ')} ${breaking.length === 1 ? 'is a breaking migration' : 'are breaking migrations'}: ` +
+        'code this old must not run against it; upgrade cairn',
     );
   }
   for (const [i, row] of rows.entries()) {
@@ -121,7 +150,8 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
         `cairn.schema_migrations has no version ${i + 1} but has ${row.version}; the migration history is damaged`,
       );
     }
-    const file = files[i]!;
+    const file = files[i];
+    if (file === undefined) continue; // ahead of this code, non-breaking (checked above)
     if (row.checksum !== file.checksum || row.name !== file.name) {
       throw new MigrationError(
         'CHECKSUM_MISMATCH',
@@ -136,8 +166,8 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
       await client.query('begin');
       await client.query(file.sql);
       await client.query(
-        'insert into cairn.schema_migrations (version, name, checksum) values ($1, $2, $3)',
-        [file.version, file.name, file.checksum],
+        'insert into cairn.schema_migrations (version, name, checksum, breaking) values ($1, $2, $3, $4)',
+        [file.version, file.name, file.checksum, file.breaking],
       );
       await client.query('commit');
     } catch (err) {
@@ -149,8 +179,13 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
     }
     applied.push(file.name);
   }
-  if (applied.length === 0) log(`schema is up to date at version ${current}`);
-  return { applied, version: newest };
+  if (ahead.length > 0)
+    log(
+      `database schema is at version ${current}, ahead of this code (${newest}) by non-breaking ` +
+        `migrations only (${ahead.map((r) => r.name).join(', ')}); running`,
+    );
+  else if (applied.length === 0) log(`schema is up to date at version ${current}`);
+  return { applied, version: Math.max(current, newest), ahead: ahead.map((r) => r.name) };
 }
 
 function sha256(text: string): string {

@@ -1,10 +1,18 @@
 /**
- * Postgres connections for the application. Every pooled connection runs as the `cairn_app`
+ * Postgres connections for the application. Every application query runs as the `cairn_app`
  * role, so the database's grants are what the application can do (read the observation log,
  * write it only through cairn.append_observation(s), never update or delete it), even when the
  * login is a superuser on a development machine.
+ *
+ * The role is set per transaction (`SET LOCAL ROLE`), never per session, so Cairn works behind
+ * PgBouncer in transaction pooling mode and managed proxies, which hand each transaction to any
+ * server connection and do not carry the startup packet's options. Every statement runs in such
+ * a transaction: a checked-out client's BEGIN carries the role (and the pool's scope settings),
+ * and a statement sent outside a transaction (pool.query, or a client's lone query) is wrapped
+ * in BEGIN … COMMIT that sets them first. See docs/production.md "Connection discipline".
  */
-import { Pool, type PoolClient } from 'pg';
+import { escapeLiteral, Pool, type PoolClient, type QueryConfig } from 'pg';
+import { configureHeadWait } from './headWait';
 
 /** The NOLOGIN role the application acts as; created and granted by migration 001. */
 export const APP_ROLE = 'cairn_app';
@@ -15,7 +23,7 @@ export type DbClient = PoolClient;
 export type Queryable = Pool | PoolClient;
 
 export interface PoolOptions {
-  /** Maximum connections (default 10). */
+  /** Maximum connections (default: poolSizeFor's default, 10). */
   max?: number;
   /**
    * How long to wait for a connection (a new one, or a free one from a full pool) before failing
@@ -28,36 +36,87 @@ export interface PoolOptions {
   /** Shown in pg_stat_activity (default `cairn`). */
   applicationName?: string;
   /**
-   * `'all'`: an explicit grant of every scope for the session, for engineers' tools and test
+   * `'all'`: an explicit grant of every scope to each transaction, for engineers' tools and test
    * helpers. Without it the application role reads and writes nothing outside a transaction
    * run by withScope (src/store/scope.ts), whose grant replaces this one.
    */
   scopes?: 'all';
   /** Called when an idle pooled connection fails (e.g. the server restarted); the pool drops it. */
   onIdleError?: (err: Error) => void;
+  /**
+   * Direct connection for LISTEN, which wakes minVersion waits (src/store/headWait.ts). Default:
+   * the pool's own URL. Behind PgBouncer in transaction mode give a URL past it
+   * (CAIRN_PG_LISTEN_URL); `null`: no LISTEN, waits poll outside transactions.
+   */
+  listenUrl?: string | null;
+  /** Longest sleep between two head checks of a minVersion wait (default 250 ms, 1 s with LISTEN). */
+  headPollMaxMs?: number;
 }
 
 const roleName = /^[a-z_][a-z0-9_]{0,62}$/;
-/** Session defaults of the scope settings read by migration 006's policies and trigger. */
-const ALL_SCOPES_STARTUP = '-c cairn.read_scopes={*} -c cairn.write_scopes={*}';
+
+/** What every transaction of a pool sets first: its role and, for `scopes: 'all'`, every scope. */
+interface TransactionSetup {
+  role: string | null;
+  allScopes: boolean;
+}
+
+const setups = new WeakMap<Pool, TransactionSetup>();
+/** The client's own query method, before createPool wrapped it. */
+const RAW_QUERY = Symbol('cairn.rawQuery');
+
+/** The statements that follow BEGIN: role, then scope settings (transaction-local, all of them). */
+function setupSql(setup: TransactionSetup, scopes?: { read: string; write: string }): string {
+  const parts: string[] = [];
+  if (setup.role !== null) parts.push(`SET LOCAL ROLE ${setup.role}`);
+  const s = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  if (s)
+    parts.push(
+      `SELECT set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true),` +
+        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
+    );
+  return parts.join('; ');
+}
+
+/**
+ * The worker's pool size: one connection per concurrently running step (Temporal's
+ * maxConcurrentActivityTaskExecutions) plus a few for the workflow-facing activities, unless
+ * configured (CAIRN_PG_POOL_MAX). A step holds a connection only while it reads or commits, so
+ * this is an upper bound, not a reservation; cap it with the setting when Postgres (or
+ * PgBouncer's pool) has fewer slots.
+ */
+export function poolSizeFor(opts: {
+  configured?: number | undefined;
+  activityConcurrency?: number | undefined;
+}): number {
+  if (opts.configured !== undefined) return opts.configured;
+  if (opts.activityConcurrency === undefined) return DEFAULT_POOL_MAX;
+  return Math.max(2, Math.min(MAX_DERIVED_POOL, opts.activityConcurrency + 2));
+}
+export const DEFAULT_POOL_MAX = 10;
+/** The Temporal SDK's default maxConcurrentActivityTaskExecutions. */
+export const TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY = 100;
+/** A derived size never exceeds this: Postgres' default max_connections is 100. */
+const MAX_DERIVED_POOL = 50;
 
 export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   const role = opts.applicationRole === undefined ? APP_ROLE : opts.applicationRole;
   if (role !== null && !roleName.test(role))
     throw new Error(`applicationRole must be a plain role name, got "${role}"`);
   const { connectionString, options } = splitOptions(databaseUrl);
-  // The role is set in the startup packet (`-c role=…`), which is SET ROLE applied before the
-  // first query: no extra round trip, no window where a query runs as the login, and RESET ROLE
-  // or DISCARD ALL return to cairn_app rather than to the login.
-  const startup = [options, role === null ? undefined : `-c role=${role}`, opts.scopes === 'all' ? ALL_SCOPES_STARTUP : undefined]
-    .filter(Boolean)
-    .join(' ');
   const pool = new Pool({
     connectionString,
-    max: opts.max ?? 10,
+    max: opts.max ?? DEFAULT_POOL_MAX,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'cairn',
-    ...(startup ? { options: startup } : {}),
+    ...(options ? { options } : {}),
+  });
+  const setup: TransactionSetup = { role, allScopes: opts.scopes === 'all' };
+  setups.set(pool, setup);
+  configureHeadWait(pool, {
+    listenUrl: opts.listenUrl === undefined ? databaseUrl : opts.listenUrl,
+    role,
+    ...(opts.headPollMaxMs !== undefined ? { pollMaxMs: opts.headPollMaxMs } : {}),
   });
   // Without a listener an idle client's error would crash the process; the pool already
   // discards the broken client, and the next query opens a fresh one.
@@ -68,13 +127,102 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   // destroys a client that is no longer queryable when it is released.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    if (setupSql(setup) !== '') guardClient(client, setup);
   });
   return pool;
 }
 
+const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;]*;?\s*$/i;
+const ENDS_TRANSACTION = /^\s*(commit|rollback|end|abort)\b/i;
+
+type QueryFn = (...args: unknown[]) => unknown;
+
+/**
+ * In a transaction (or a failed one). pg records the status from ReadyForQuery only after it
+ * has run the connect callback, so a fresh client's first query sees null: outside.
+ */
+function inTransaction(client: PoolClient): boolean {
+  const status = client.getTransactionStatus() as string | null;
+  return status === 'T' || status === 'E';
+}
+
+/**
+ * Wraps a pooled client's query so that no statement runs as the login: a BEGIN gets the
+ * setup appended (one round trip), a statement outside any transaction runs in its own
+ * BEGIN+setup … COMMIT, and statements inside a transaction pass through (it was set up at
+ * BEGIN). pg-pool's own pool.query goes through here too, callback and all.
+ */
+function guardClient(client: PoolClient, setup: TransactionSetup): void {
+  const raw = client.query.bind(client) as unknown as QueryFn;
+  const tail = `; ${setupSql(setup)}`;
+  Object.defineProperty(client, RAW_QUERY, { value: raw });
+  const guarded = (...args: unknown[]): unknown => {
+    const cb =
+      typeof args[args.length - 1] === 'function'
+        ? (args.pop() as (e: unknown, r?: unknown) => void)
+        : undefined;
+    const first = args[0];
+    // Streams and cursors (submittables) are not used by Cairn; refuse rather than run them as the login.
+    if (
+      typeof first === 'object' &&
+      first !== null &&
+      typeof (first as { submit?: unknown }).submit === 'function'
+    )
+      throw new Error('cairn pool: submittable queries are not supported (they would bypass the role)');
+    const text = typeof first === 'string' ? first : (first as QueryConfig | undefined)?.text;
+    const values = typeof first === 'string' ? args[1] : (first as QueryConfig | undefined)?.values;
+    const noValues = values === undefined || (Array.isArray(values) && values.length === 0);
+    let run: Promise<unknown>;
+    if (typeof text === 'string' && noValues && BEGIN_ONLY.test(text)) {
+      run = raw(text.replace(/;?\s*$/, '') + tail) as Promise<unknown>;
+    } else if (inTransaction(client) || (typeof text === 'string' && ENDS_TRANSACTION.test(text))) {
+      run = raw(...args) as Promise<unknown>;
+    } else {
+      run = (async () => {
+        await raw(`BEGIN${tail}`);
+        try {
+          const result = await (raw(...args) as Promise<unknown>);
+          await raw('COMMIT');
+          return result;
+        } catch (err) {
+          await (raw('ROLLBACK') as Promise<unknown>).catch(() => undefined);
+          throw err;
+        }
+      })();
+    }
+    // A BEGIN that came back as a multi-statement batch returns an array: its caller wants BEGIN's.
+    const shaped = run.then((r: unknown): unknown =>
+      Array.isArray(r) && typeof text === 'string' && BEGIN_ONLY.test(text) ? (r[0] as unknown) : r,
+    );
+    if (!cb) return shaped;
+    shaped.then(
+      (r) => cb(undefined, r),
+      (e: unknown) => cb(e),
+    );
+    return undefined;
+  };
+  client.query = guarded as unknown as PoolClient['query'];
+}
+
+/**
+ * Starts a transaction on a pooled client with the pool's role and the given scope lists
+ * (Postgres array literals) in one round trip: withScope's BEGIN.
+ */
+export async function beginWithScopes(
+  pool: Pool,
+  client: PoolClient,
+  scopes: { read: string; write: string },
+): Promise<void> {
+  const setup = setups.get(pool) ?? { role: null, allScopes: false };
+  const raw =
+    (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ?? client.query.bind(client);
+  await raw(`BEGIN; ${setupSql(setup, scopes)}`);
+}
+
 /**
  * pg lets the connection string's `options` override the config's, so a URL that carries its
- * own `options` is merged with ours instead of silently dropping the role.
+ * own `options` is passed on as the config's (PgBouncer refuses the startup parameter unless
+ * told to ignore it: Cairn itself no longer needs it).
  */
 function splitOptions(databaseUrl: string): { connectionString: string; options: string | undefined } {
   let url: URL;
@@ -152,7 +300,16 @@ const TRANSIENT_SQLSTATES = new Set([
 ]);
 
 /** Socket-level errors of an unreachable or vanished server. */
-const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+const TRANSIENT_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
 
 /** pg's own messages for a connection that died or never came (they carry no code). */
 const TRANSIENT_MESSAGES = [
@@ -168,7 +325,8 @@ export function isTransientDbError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     if (typeof e !== 'object') return false;
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NODE_CODES.has(code))) return true;
+    if (typeof code === 'string' && (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NODE_CODES.has(code)))
+      return true;
     if (typeof message === 'string' && TRANSIENT_MESSAGES.some((m) => m.test(message))) return true;
     // AggregateError (a connect that tried IPv4 and IPv6) and wrapped causes.
     const errors = (e as { errors?: unknown }).errors;

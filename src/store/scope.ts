@@ -5,17 +5,19 @@
  * settings for one transaction and turns the database's refusals into ScopeDeniedErrors.
  *
  * Without settings the application role reads nothing and writes nothing. Engineers' tools and
- * test helpers opt into every scope explicitly (createPool's `scopes: 'all'`); the setting of a
- * transaction run by withScope replaces that session default, so a step is bound by its grant
- * whatever pool it runs on.
+ * test helpers opt into every scope explicitly (createPool's `scopes: 'all'`, set at each
+ * transaction's start); a transaction run by withScope sets its grant instead, so a step is bound
+ * by its grant whatever pool it runs on. All settings are transaction-local: nothing of one
+ * transaction's scope survives into the next one on the same (or a PgBouncer-shared) connection.
  */
-import { escapeLiteral, type Pool, type PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { EntityState, PolicyResolver } from '../shared/entityState';
 import { ScopeDeniedError, VersionNotReachedError } from '../shared/errors';
 import { formatEntityRef, type EntityRef } from '../shared/observation';
 import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
-import { getEntityState, type EntityStateOptions } from './observations/read';
-import { pgError, type Queryable } from './pool';
+import { waitForHeadOutside } from './headWait';
+import { getEntityState, getEntityVersion, type EntityStateOptions } from './observations/read';
+import { beginWithScopes, pgError, type Queryable } from './pool';
 
 /** SQLSTATEs raised by migration 006's trigger. */
 export const SCOPE_SQLSTATE = {
@@ -40,12 +42,12 @@ export async function withScope<T>(
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    // A simple-protocol batch (no parameters allowed there), hence literals; scopeListLiteral
-    // quotes each name and escapeLiteral the whole.
-    await client.query(
-      `BEGIN; SELECT set_config('cairn.read_scopes', ${escapeLiteral(scopeListLiteral(grant.read))}, true),` +
-        ` set_config('cairn.write_scopes', ${escapeLiteral(scopeListLiteral(grant.write))}, true)`,
-    );
+    // BEGIN, the pool's role and both settings in one round trip (a simple-protocol batch, so
+    // literals: scopeListLiteral quotes each name, beginWithScopes escapes the whole).
+    await beginWithScopes(pool, client, {
+      read: scopeListLiteral(grant.read),
+      write: scopeListLiteral(grant.write),
+    });
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
@@ -112,10 +114,26 @@ export async function readEntityInScope(
   ref: EntityRef,
   opts?: EntityStateOptions,
 ): Promise<EntityState> {
+  // A read-after-write wait happens before the read's transaction, not inside it: no connection
+  // idles in a transaction while the writer has yet to commit (src/store/headWait.ts).
+  const required = Math.max(opts?.minVersion ?? 0, opts?.asOfVersion ?? 0);
+  let readOpts = opts;
+  if (required > 0 && (opts?.waitMs ?? 0) > 0) {
+    try {
+      await waitForHeadOutside(pool, ref, required, opts?.waitMs ?? 0, () =>
+        withScope(pool, grant, (c) => getEntityVersion(c, ref)),
+      );
+    } catch (err) {
+      if (err instanceof VersionNotReachedError && err.currentVersion === 0)
+        await withScope(pool, grant, (c) => refuseIfOutOfScope(c, grant, role, ref));
+      throw err;
+    }
+    readOpts = { ...opts, waitMs: 0 };
+  }
   return withScope(pool, grant, async (client) => {
     let state: EntityState;
     try {
-      state = await getEntityState(client, policyOf, ref, opts);
+      state = await getEntityState(client, policyOf, ref, readOpts);
     } catch (err) {
       if (err instanceof VersionNotReachedError && err.currentVersion === 0)
         await refuseIfOutOfScope(client, grant, role, ref);

@@ -8,7 +8,13 @@ import path from 'node:path';
 import { Client, escapeIdentifier } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrlFor, ensureDatabase } from '../../src/store/database';
-import { DEFAULT_MIGRATIONS_DIR, migrate, MigrationError, readMigrations } from '../../src/store/migrate';
+import {
+  DEFAULT_MIGRATIONS_DIR,
+  migrate,
+  MigrationError,
+  NON_BREAKING_MARKER,
+  readMigrations,
+} from '../../src/store/migrate';
 import { createEmptyDatabase } from '../helpers/database';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -52,7 +58,7 @@ describe('migrate', () => {
     const db = await emptyDb();
     const log: string[] = [];
     const first = await migrate(db.url, { log: (m) => log.push(m) });
-    expect(first).toEqual({ applied: names, version: files.length });
+    expect(first).toEqual({ applied: names, version: files.length, ahead: [] });
     expect(names[0]).toBe('001_observation_log');
     expect(log).toEqual(names.map((n) => `applying migration ${n}`));
 
@@ -63,7 +69,7 @@ describe('migrate', () => {
     expect(recorded).toEqual(files.map((f) => ({ version: f.version, name: f.name, checksum: f.checksum })));
 
     const again = await migrate(db.url);
-    expect(again).toEqual({ applied: [], version: files.length });
+    expect(again).toEqual({ applied: [], version: files.length, ahead: [] });
     expect(await query(db.url, 'select count(*)::int as n from cairn.schema_migrations')).toEqual([
       { n: files.length },
     ]);
@@ -95,8 +101,92 @@ describe('migrate', () => {
     expect(err).toBeInstanceOf(MigrationError);
     expect(err).toMatchObject({ code: 'SCHEMA_AHEAD', name: 'MigrationError' });
     expect((err as Error).message).toBe(
-      `database schema is at version ${ahead} but this code only knows up to ${files.length}; upgrade cairn`,
+      `database schema is at version ${ahead} but this code only knows up to ${files.length}, and from_the_future is a breaking migration: code this old must not run against it; upgrade cairn`,
     );
+  });
+
+  /** A copy of the migrations with `extra` files after the repository's, applied to a fresh database. */
+  async function dbAheadBy(extra: { name: string; sql: string }[]) {
+    const db = await emptyDb();
+    const dir = await migrationsCopy();
+    for (const [i, e] of extra.entries())
+      await writeFile(
+        path.join(dir, `${String(files.length + 1 + i).padStart(3, '0')}_${e.name}.sql`),
+        e.sql,
+      );
+    await migrate(db.url, { migrationsDir: dir });
+    return db;
+  }
+
+  it('lets older code run against a database ahead only by non-breaking migrations', async () => {
+    const db = await dbAheadBy([
+      { name: 'add_note', sql: `${NON_BREAKING_MARKER}\ncreate table cairn.future_note (x int);\n` },
+      {
+        name: 'add_index',
+        sql: `-- adds an index\n${NON_BREAKING_MARKER}\ncreate index on cairn.future_note (x);\n`,
+      },
+    ]);
+    const n = files.length;
+    const pad = (v: number) => String(v).padStart(3, '0');
+    const log: string[] = [];
+    // The repository's migrations are "the older code" here.
+    const result = await migrate(db.url, { log: (m) => log.push(m) });
+    expect(result).toEqual({
+      applied: [],
+      version: n + 2,
+      ahead: [`${pad(n + 1)}_add_note`, `${pad(n + 2)}_add_index`],
+    });
+    expect(log).toEqual([
+      `database schema is at version ${n + 2}, ahead of this code (${n}) by non-breaking migrations only (${pad(n + 1)}_add_note, ${pad(n + 2)}_add_index); running`,
+    ]);
+    expect(
+      await query(
+        db.url,
+        'select version, breaking from cairn.schema_migrations where version > $1 order by version',
+        [n],
+      ),
+    ).toEqual([
+      { version: n + 1, breaking: false },
+      { version: n + 2, breaking: false },
+    ]);
+    // The checksums of what the older code does know are still checked.
+    const edited = await migrationsCopy();
+    await appendFile(path.join(edited, '001_observation_log.sql'), '\n-- edited\n');
+    await expect(migrate(db.url, { migrationsDir: edited })).rejects.toMatchObject({
+      code: 'CHECKSUM_MISMATCH',
+    });
+  });
+
+  it('stops older code at a breaking migration, naming it, even after non-breaking ones', async () => {
+    const db = await dbAheadBy([
+      { name: 'add_note', sql: `${NON_BREAKING_MARKER}\ncreate table cairn.future_note (x int);\n` },
+      // The marker must be a line of its own: mentioning it in a comment does not count.
+      { name: 'drop_note', sql: `-- not "${NON_BREAKING_MARKER}"\ndrop table cairn.future_note;\n` },
+    ]);
+    const n = files.length;
+    const err = await migrate(db.url).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'MigrationError', code: 'SCHEMA_AHEAD' });
+    expect((err as Error).message).toBe(
+      `database schema is at version ${n + 2} but this code only knows up to ${n}, and ${String(n + 2).padStart(3, '0')}_drop_note is a breaking migration: code this old must not run against it; upgrade cairn`,
+    );
+  });
+
+  it('reads the marker from the file and records it per migration', async () => {
+    const dir = await migrationsCopy();
+    await writeFile(
+      path.join(dir, `${String(files.length + 1).padStart(3, '0')}_x.sql`),
+      `select 1;\n${NON_BREAKING_MARKER}  \n`,
+    );
+    const read = await readMigrations(dir);
+    expect(read.at(-1)).toMatchObject({
+      name: `${String(files.length + 1).padStart(3, '0')}_x`,
+      breaking: false,
+    });
+    // Unmarked is breaking: the safe default for every existing migration.
+    expect(
+      read.slice(0, files.length).every((f) => f.breaking === !f.sql.includes(NON_BREAKING_MARKER)),
+    ).toBe(true);
+    expect(files[0]!.breaking).toBe(true);
   });
 
   it('refuses when an applied migration file was edited afterwards', async () => {

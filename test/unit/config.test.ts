@@ -12,7 +12,6 @@ describe('configuration', () => {
       temporalCli: undefined,
       dbRetryMs: 180_000,
       temporalRetryMs: 180_000,
-      pgPoolMax: 10,
       pgConnectTimeoutMs: 10_000,
     });
   });
@@ -20,6 +19,13 @@ describe('configuration', () => {
   it('reads the retry budgets in milliseconds', () => {
     const c = loadConfig({ CAIRN_DB_RETRY_MS: '5000', CAIRN_TEMPORAL_RETRY_MS: '0' });
     expect([c.dbRetryMs, c.temporalRetryMs]).toEqual([5000, 0]);
+  });
+
+  it('reads the pool size and the LISTEN URL (off: poll)', () => {
+    const c = loadConfig({ CAIRN_PG_POOL_MAX: '7', CAIRN_PG_LISTEN_URL: 'postgres://root@db:5432/cairn' });
+    expect([c.pgPoolMax, c.pgListenUrl]).toEqual([7, 'postgres://root@db:5432/cairn']);
+    expect(loadConfig({ CAIRN_PG_LISTEN_URL: 'off' }).pgListenUrl).toBeNull();
+    expect(() => loadConfig({ CAIRN_PG_LISTEN_URL: 'mysql://x' })).toThrow(/CAIRN_PG_LISTEN_URL/);
   });
 
   it('treats empty values as unset', () => {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createPool } from '../../store/pool';
+import { createPool, poolSizeFor, TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY } from '../../store/pool';
 import { createWorker } from '../../worker';
 import type { Command } from '../command';
 import { UsageError } from '../command';
@@ -26,7 +26,12 @@ export const workerCommand: Command = {
     // Migrating is safe when several workers start at once (advisory lock), so workers do it.
     if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
     installConciseRuntime((line) => ctx.io.out(line), 'INFO');
-    const pool = createPool(config.databaseUrl, { max: config.pgPoolMax, connectTimeoutMs: config.pgConnectTimeoutMs });
+    const pool = createPool(config.databaseUrl, {
+      // The CLI's workers run with the SDK's default activity concurrency.
+      max: poolSizeFor({ configured: config.pgPoolMax, activityConcurrency: TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY }),
+      connectTimeoutMs: config.pgConnectTimeoutMs,
+      ...(config.pgListenUrl !== undefined ? { listenUrl: config.pgListenUrl } : {}),
+    });
     try {
       const worker = await createWorker({ config, pool, registry: mod.types, agents, serveTasks: !values['no-tasks'] });
       const stop = () => void worker.shutdown();
