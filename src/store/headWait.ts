@@ -1,7 +1,7 @@
 /**
  * Read-after-write waits (`minVersion` / `asOfVersion` with `waitMs`) outside any transaction:
  * the head is checked in short transactions of its own, and between checks the waiter sleeps
- * until migration 008's trigger NOTIFYs that the entity's head moved (delivered at commit), or
+ * until migration 012's trigger NOTIFYs that the entity's head moved (delivered at commit), or
  * a fallback poll interval passes, or the deadline. No connection sits idle in a transaction,
  * and no pooled connection is held while waiting.
  *
@@ -36,7 +36,7 @@ export function configureHeadWait(pool: Pool, s: HeadWaitSettings): void {
   settings.set(pool, s);
 }
 
-/** The notification payload for an entity (see migration 008). */
+/** The notification payload for an entity (see migration 012). */
 export function headKey(ref: EntityRef): string {
   return createHash('md5').update(`${ref.entityType}\u001f${ref.entityId}`, 'utf8').digest('hex');
 }

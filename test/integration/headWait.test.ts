@@ -1,6 +1,6 @@
 /**
  * minVersion waits happen outside any transaction and are woken by NOTIFY on head changes
- * (migration 008), not by polling: with the fallback poll set to 30 s, a waiter still returns
+ * (migration 012), not by polling: with the fallback poll set to 30 s, a waiter still returns
  * right after the append commits, and meanwhile no connection of its pool is idle in a transaction.
  */
 import type { Pool } from 'pg';
