@@ -88,10 +88,22 @@ export interface BenchEnv {
   close(): Promise<void>;
 }
 
-export async function createBenchEnv(opts: { config: CairnConfig; sizes: BenchSizes; log: (line: string) => void }): Promise<BenchEnv> {
-  const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + Math.random().toString(36).slice(2, 6);
+export async function createBenchEnv(opts: {
+  config: CairnConfig;
+  sizes: BenchSizes;
+  log: (line: string) => void;
+}): Promise<BenchEnv> {
+  const runId =
+    new Date()
+      .toISOString()
+      .replace(/[-:.TZ]/g, '')
+      .slice(0, 14) + Math.random().toString(36).slice(2, 6);
   const pool = createPool(opts.config.databaseUrl, { max: 4, applicationName: 'cairn-bench', scopes: 'all' });
-  const ownerPool = createPool(opts.config.databaseUrl, { max: 2, applicationRole: null, applicationName: 'cairn-bench-owner' });
+  const ownerPool = createPool(opts.config.databaseUrl, {
+    max: 2,
+    applicationRole: null,
+    applicationName: 'cairn-bench-owner',
+  });
   await registerObservationTypes(pool, benchTypes);
 
   let temporal: Promise<TemporalEnv> | undefined;
@@ -101,7 +113,10 @@ export async function createBenchEnv(opts: { config: CairnConfig; sizes: BenchSi
   const startTemporal = async (): Promise<TemporalEnv> => {
     quietTemporalRuntime();
     // Its own pool, so activities in flight never queue behind the Postgres benchmarks.
-    workerPool = createPool(opts.config.databaseUrl, { max: opts.sizes.concurrency + 2, applicationName: 'cairn-bench-worker' });
+    workerPool = createPool(opts.config.databaseUrl, {
+      max: opts.sizes.concurrency + 2,
+      applicationName: 'cairn-bench-worker',
+    });
     const t0 = Date.now();
     const worker = await createWorker({
       config: opts.config,
@@ -115,7 +130,9 @@ export async function createBenchEnv(opts: { config: CairnConfig; sizes: BenchSi
     running = worker.run();
     // A worker that dies would otherwise surface only as workflows that never finish.
     running.catch((err: unknown) => opts.log(`bench worker stopped: ${String(err)}`));
-    opts.log(`worker serving ${worker.taskQueues.join(', ')} (bundled in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    opts.log(
+      `worker serving ${worker.taskQueues.join(', ')} (bundled in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
     const client = await CairnClient.connect(opts.config);
     return { client, worker };
   };

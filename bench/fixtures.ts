@@ -49,7 +49,12 @@ const STATUSES = ['new', 'open', 'closed'] as const;
 const TAGS = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
 
 /** Fields of the i-th `bench.item`: small, varied, deterministic. */
-export function benchFields(i: number): { n: number; label: string; score: number; status: (typeof STATUSES)[number] } {
+export function benchFields(i: number): {
+  n: number;
+  label: string;
+  score: number;
+  status: (typeof STATUSES)[number];
+} {
   return {
     n: i,
     label: `observation ${i} of a synthetic entity`,

@@ -95,8 +95,10 @@ export interface Metric {
 export type BenchEntry = Benchmark | Metric;
 
 export function defineBenchmark<S = void>(spec: BenchmarkSpec<S>): Benchmark {
-  if (!Number.isInteger(spec.ops) || spec.ops < 1) throw new Error(`benchmark ${spec.name}: ops must be a positive integer`);
-  if (spec.baseline && spec.baseline.unit !== spec.unit) throw new Error(`benchmark ${spec.name}: baseline ${spec.baseline.name} has another unit`);
+  if (!Number.isInteger(spec.ops) || spec.ops < 1)
+    throw new Error(`benchmark ${spec.name}: ops must be a positive integer`);
+  if (spec.baseline && spec.baseline.unit !== spec.unit)
+    throw new Error(`benchmark ${spec.name}: baseline ${spec.baseline.name} has another unit`);
   const setup = spec.setup;
   const prepare = spec.prepare;
   const teardown = spec.teardown;
@@ -183,7 +185,9 @@ interface TimedState {
 
 export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOptions): Promise<ResultRow[]> {
   const log = opts.log ?? (() => undefined);
-  const timed: TimedState[] = entries.filter((e): e is Benchmark => e.kind === 'timed').map((bench) => ({ bench, state: undefined, ready: false, warmup: null, samples: [] }));
+  const timed: TimedState[] = entries
+    .filter((e): e is Benchmark => e.kind === 'timed')
+    .map((bench) => ({ bench, state: undefined, ready: false, warmup: null, samples: [] }));
   const metricValues = new Map<Metric, { value: number | null; error?: string }>();
   try {
     for (const t of timed) {
@@ -214,7 +218,9 @@ export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOpt
           log(`round ${round} ${t.bench.name} failed: ${t.error}`);
         }
       }
-      log(`${round === 0 ? 'warm-up round' : `round ${round}/${opts.rounds}`} done (${fmtSeconds(performance.now() - r0)})`);
+      log(
+        `${round === 0 ? 'warm-up round' : `round ${round}/${opts.rounds}`} done (${fmtSeconds(performance.now() - r0)})`,
+      );
     }
     for (const e of entries) {
       if (e.kind !== 'metric') continue;
@@ -265,7 +271,13 @@ export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOpt
       p95: t.samples.length ? percentile(t.samples, 95) : null,
       samples: t.samples,
       warmup: t.warmup,
-      baseline: e.baseline ? { name: e.baseline.name, median: baseState?.samples.length ? median(baseState.samples) : null, label: labelOf(e.baseline) } : null,
+      baseline: e.baseline
+        ? {
+            name: e.baseline.name,
+            median: baseState?.samples.length ? median(baseState.samples) : null,
+            label: labelOf(e.baseline),
+          }
+        : null,
       ratio: baseState && !t.error && !baseState.error ? pairedRatio(t.samples, baseState.samples) : null,
       ...(t.error !== undefined ? { error: t.error } : {}),
     });
@@ -286,10 +298,14 @@ async function timeRound(bench: Benchmark, state: unknown, info: RoundInfo): Pro
   return latencies && latencies.length ? median(latencies) : elapsed / info.ops;
 }
 
-function finishRow(e: BenchEntry, r: Omit<ResultRow, 'group' | 'name' | 'goal' | 'verdict' | 'note'>): ResultRow {
+function finishRow(
+  e: BenchEntry,
+  r: Omit<ResultRow, 'group' | 'name' | 'goal' | 'verdict' | 'note'>,
+): ResultRow {
   let verdict: ResultRow['verdict'] = 'report';
   let error = r.error;
-  if (error === undefined && e.goal && r.ratio === null) error = `no ratio: baseline ${e.baseline?.name ?? '(none)'} has no result`;
+  if (error === undefined && e.goal && r.ratio === null)
+    error = `no ratio: baseline ${e.baseline?.name ?? '(none)'} has no result`;
   if (error !== undefined) verdict = 'error';
   else if (e.goal && r.ratio !== null) verdict = meetsGoal(e.goal, r.ratio) ? 'meets' : 'below';
   return {
@@ -341,7 +357,11 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** Runs `total` calls of `fn` with at most `concurrency` in flight; returns each call's latency (ms). */
-export async function runConcurrently(total: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+export async function runConcurrently(
+  total: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<number[]> {
   const latencies: number[] = new Array<number>(total);
   let next = 0;
   const lane = async () => {
@@ -368,7 +388,11 @@ export function fmtSeconds(ms: number): string {
 /** The message and its causes (a WorkflowFailedError says little without them). */
 function errorText(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4; e = (e as { cause?: unknown }).cause) {
+  for (
+    let e: unknown = err;
+    e !== undefined && e !== null && parts.length < 4;
+    e = (e as { cause?: unknown }).cause
+  ) {
     parts.push(e instanceof Error ? e.message : JSON.stringify(e));
   }
   return parts.join(': ');

@@ -13,7 +13,8 @@ export const RAW_TABLE = 'bench_raw.observations';
 /** (Re)creates bench_raw.observations from the real table's definition. */
 export async function createRawTable(ownerPool: pg.Pool): Promise<void> {
   const exists = await ownerPool.query(`select to_regclass('cairn.observations') is not null as ok`);
-  if (!(exists.rows[0] as { ok: boolean }).ok) throw new Error('cairn.observations does not exist: run the migrations first');
+  if (!(exists.rows[0] as { ok: boolean }).ok)
+    throw new Error('cairn.observations does not exist: run the migrations first');
   await ownerPool.query(`
     create schema if not exists bench_raw;
     drop table if exists ${RAW_TABLE};
@@ -106,9 +107,26 @@ export async function insertRawSingle(db: pg.Pool, row: RawRow, p: RawProvenance
     name: 'bench_raw_insert_single',
     text: SINGLE_SQL,
     values: [
-      BENCH_ENTITY_TYPE, row.entityId, row.entityVersion, benchItem.name, benchItem.version, 'assertion', row.fieldsJson, 'task',
-      p.taskKey, p.workflowId, p.runId, p.activityId, p.attempt, p.agentId, p.role, row.observedAt,
-      row.idempotencyKey, row.contentHash, row.prevHash, row.chainHash,
+      BENCH_ENTITY_TYPE,
+      row.entityId,
+      row.entityVersion,
+      benchItem.name,
+      benchItem.version,
+      'assertion',
+      row.fieldsJson,
+      'task',
+      p.taskKey,
+      p.workflowId,
+      p.runId,
+      p.activityId,
+      p.attempt,
+      p.agentId,
+      p.role,
+      row.observedAt,
+      row.idempotencyKey,
+      row.contentHash,
+      row.prevHash,
+      row.chainHash,
     ],
   });
 }
@@ -119,10 +137,26 @@ export async function insertRawBatch(db: pg.Pool, rows: readonly RawRow[], p: Ra
     name: 'bench_raw_insert_batch',
     text: BATCH_SQL,
     values: [
-      BENCH_ENTITY_TYPE, rows.map((r) => r.entityId), rows.map((r) => r.entityVersion), benchItem.name, benchItem.version, 'assertion',
-      rows.map((r) => r.fieldsJson), 'task', p.taskKey, p.workflowId, p.runId, p.activityId, p.attempt, p.agentId, p.role,
-      rows.map((r) => r.observedAt), rows.map((r) => r.idempotencyKey), rows.map((r) => r.contentHash),
-      rows.map((r) => r.prevHash), rows.map((r) => r.chainHash),
+      BENCH_ENTITY_TYPE,
+      rows.map((r) => r.entityId),
+      rows.map((r) => r.entityVersion),
+      benchItem.name,
+      benchItem.version,
+      'assertion',
+      rows.map((r) => r.fieldsJson),
+      'task',
+      p.taskKey,
+      p.workflowId,
+      p.runId,
+      p.activityId,
+      p.attempt,
+      p.agentId,
+      p.role,
+      rows.map((r) => r.observedAt),
+      rows.map((r) => r.idempotencyKey),
+      rows.map((r) => r.contentHash),
+      rows.map((r) => r.prevHash),
+      rows.map((r) => r.chainHash),
     ],
   });
 }

@@ -36,7 +36,14 @@ export interface ResultsFile {
   startedAt: string;
   durationSeconds: number;
   options: { rounds: number; quick: boolean; only: string | null };
-  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; platform: string; postgres: string | null };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memoryGb: number;
+    node: string;
+    platform: string;
+    postgres: string | null;
+  };
   rows: readonly ResultRow[];
 }
 

@@ -15,5 +15,13 @@ export { machineInfo, renderReport, writeResults, type ResultsFile } from './rep
 
 export function allBenchmarks(env: BenchEnv): BenchEntry[] {
   const calibration = calibrationBenchmarks(env);
-  return [...calibration.all, ...observationLogBenchmarks(env, calibration), ...taskBenchmarks(env, calibration), ...scopeBenchmarks(env), ...claimBenchmarks(env), ...readSetBenchmarks(env), ...mcpBenchmarks(env)];
+  return [
+    ...calibration.all,
+    ...observationLogBenchmarks(env, calibration),
+    ...taskBenchmarks(env, calibration),
+    ...scopeBenchmarks(env),
+    ...claimBenchmarks(env),
+    ...readSetBenchmarks(env),
+    ...mcpBenchmarks(env),
+  ];
 }

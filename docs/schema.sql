@@ -45,7 +45,8 @@ create table cairn.context_messages (
   acked_at timestamp with time zone,
   acked_by_workflow_id text,
   acked_by_activity_id text,
-  constraint context_messages_pkey PRIMARY KEY (id)
+  admitted_by text,
+  constraint context_messages_pkey PRIMARY KEY (task_key, id)
 );
 
 create table cairn.context_messages_archive (
@@ -63,7 +64,7 @@ create table cairn.context_messages_archive (
   acked_by_workflow_id text,
   acked_by_activity_id text,
   archived_at timestamp with time zone not null default clock_timestamp(),
-  constraint context_messages_archive_pkey PRIMARY KEY (id)
+  constraint context_messages_archive_pkey PRIMARY KEY (task_key, id)
 );
 
 create table cairn.effects (
@@ -148,6 +149,24 @@ create table cairn.episodes (
   constraint episodes_pkey PRIMARY KEY (id),
   constraint episodes_summary_shape CHECK (((kind = 'summary'::text) = (summary IS NOT NULL))),
   constraint episodes_workflow_id_key UNIQUE (workflow_id)
+);
+
+create table cairn.mcp_agents (
+  id uuid not null default gen_random_uuid(),
+  agent_id text not null,
+  role text not null,
+  read_scopes text[] not null,
+  write_scopes text[] not null,
+  task_key text,
+  token_hash text not null,
+  token_hint text not null,
+  created_at timestamp with time zone not null default clock_timestamp(),
+  revoked_at timestamp with time zone,
+  constraint mcp_agents_agent_id_check CHECK ((agent_id ~ '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$'::text)),
+  constraint mcp_agents_pkey PRIMARY KEY (id),
+  constraint mcp_agents_role_check CHECK ((role ~ '^[a-z][a-z0-9_-]{0,62}$'::text)),
+  constraint mcp_agents_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
+  constraint mcp_agents_token_hash_key UNIQUE (token_hash)
 );
 
 create table cairn.observation_flags (
@@ -274,6 +293,7 @@ create table cairn.schema_migrations (
   name text not null,
   checksum text not null,
   applied_at timestamp with time zone not null default clock_timestamp(),
+  breaking boolean not null default true,
   constraint schema_migrations_pkey PRIMARY KEY (version)
 );
 
@@ -286,6 +306,37 @@ create table cairn.stale_refusals (
   constraint stale_refusals_pkey PRIMARY KEY (id),
   constraint stale_refusals_read_set_id_fkey FOREIGN KEY (read_set_id) REFERENCES cairn.read_sets(id),
   constraint stale_refusals_read_set_id_key UNIQUE (read_set_id)
+);
+
+create table cairn.step_completions (
+  workflow_id text not null,
+  activity_id text not null,
+  run_id text not null,
+  attempt integer not null,
+  task_key text not null,
+  role text not null,
+  scope text not null,
+  result jsonb not null,
+  observation_ids uuid[] not null,
+  read_set_id uuid,
+  committed_at timestamp with time zone not null default clock_timestamp(),
+  constraint step_completions_attempt_check CHECK ((attempt >= 0)),
+  constraint step_completions_pkey PRIMARY KEY (workflow_id, activity_id),
+  constraint step_completions_result_check CHECK ((jsonb_typeof(result) = 'object'::text))
+);
+alter table cairn.step_completions enable row level security;
+
+create table cairn.task_keys (
+  task_key text not null,
+  workflow_id text not null,
+  first_run_id text not null,
+  bound_at timestamp with time zone not null default clock_timestamp(),
+  outcome text,
+  result jsonb,
+  ended_at timestamp with time zone,
+  constraint task_keys_end_shape CHECK (((outcome IS NULL) = (ended_at IS NULL))),
+  constraint task_keys_outcome_check CHECK ((outcome = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]))),
+  constraint task_keys_pkey PRIMARY KEY (task_key)
 );
 
 create table cairn.work_items (
@@ -306,10 +357,10 @@ create table cairn.work_items (
 -- Indexes
 CREATE UNIQUE INDEX claim_events_pkey ON cairn.claim_events USING btree (seq);
 CREATE UNIQUE INDEX claims_pkey ON cairn.claims USING btree (resource);
-CREATE UNIQUE INDEX context_messages_archive_pkey ON cairn.context_messages_archive USING btree (id);
+CREATE UNIQUE INDEX context_messages_archive_pkey ON cairn.context_messages_archive USING btree (task_key, id);
 CREATE INDEX context_messages_archive_task ON cairn.context_messages_archive USING btree (task_key, created_at);
 CREATE INDEX context_messages_inbox ON cairn.context_messages USING btree (to_role, task_key) WHERE (acked_at IS NULL);
-CREATE UNIQUE INDEX context_messages_pkey ON cairn.context_messages USING btree (id);
+CREATE UNIQUE INDEX context_messages_pkey ON cairn.context_messages USING btree (task_key, id);
 CREATE INDEX context_messages_task ON cairn.context_messages USING btree (task_key, created_at);
 CREATE UNIQUE INDEX effects_pkey ON cairn.effects USING btree (key);
 CREATE UNIQUE INDEX entity_heads_pkey ON cairn.entity_heads USING btree (entity_type, entity_id);
@@ -324,6 +375,9 @@ CREATE UNIQUE INDEX episodes_pkey ON cairn.episodes USING btree (id);
 CREATE INDEX episodes_tags_idx ON cairn.episodes USING gin (tags);
 CREATE INDEX episodes_task_key ON cairn.episodes USING btree (task_key);
 CREATE UNIQUE INDEX episodes_workflow_id_key ON cairn.episodes USING btree (workflow_id);
+CREATE INDEX mcp_agents_agent_id_idx ON cairn.mcp_agents USING btree (agent_id);
+CREATE UNIQUE INDEX mcp_agents_pkey ON cairn.mcp_agents USING btree (id);
+CREATE UNIQUE INDEX mcp_agents_token_hash_key ON cairn.mcp_agents USING btree (token_hash);
 CREATE UNIQUE INDEX observation_flags_pkey ON cairn.observation_flags USING btree (idempotency_key, flag, read_set_id);
 CREATE UNIQUE INDEX observation_read_sets_pkey ON cairn.observation_read_sets USING btree (idempotency_key, read_set_id);
 CREATE INDEX observation_read_sets_read_set_idx ON cairn.observation_read_sets USING btree (read_set_id);
@@ -349,6 +403,9 @@ CREATE INDEX read_sets_task_key_idx ON cairn.read_sets USING btree (task_key, cr
 CREATE UNIQUE INDEX schema_migrations_pkey ON cairn.schema_migrations USING btree (version);
 CREATE UNIQUE INDEX stale_refusals_pkey ON cairn.stale_refusals USING btree (id);
 CREATE UNIQUE INDEX stale_refusals_read_set_id_key ON cairn.stale_refusals USING btree (read_set_id);
+CREATE UNIQUE INDEX step_completions_pkey ON cairn.step_completions USING btree (workflow_id, activity_id);
+CREATE INDEX step_completions_task_key_idx ON cairn.step_completions USING btree (task_key, committed_at);
+CREATE UNIQUE INDEX task_keys_pkey ON cairn.task_keys USING btree (task_key);
 CREATE INDEX work_items_pending_idx ON cairn.work_items USING btree (kind, seq) WHERE (done_at IS NULL);
 CREATE UNIQUE INDEX work_items_pkey ON cairn.work_items USING btree (kind, id);
 CREATE UNIQUE INDEX work_items_resource_idx ON cairn.work_items USING btree (resource);
@@ -365,6 +422,8 @@ CASE
     WHEN (scope = 'task'::text) THEN ('task:'::text || task_key)
     ELSE scope
 END = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+create policy step_completions_read_in_scope on cairn.step_completions as permissive for select to cairn_app
+  using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 
 -- Triggers
 CREATE TRIGGER claim_events_append_only BEFORE DELETE OR UPDATE ON cairn.claim_events FOR EACH ROW EXECUTE FUNCTION cairn.refuse_claim_delete();
@@ -377,6 +436,7 @@ CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON c
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER effects_guard BEFORE DELETE OR UPDATE ON cairn.effects FOR EACH ROW EXECUTE FUNCTION cairn.effects_guard();
 CREATE TRIGGER effects_no_truncate BEFORE TRUNCATE ON cairn.effects FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
+CREATE TRIGGER entity_heads_notify AFTER INSERT OR UPDATE OF version ON cairn.entity_heads FOR EACH ROW EXECUTE FUNCTION cairn.notify_head_moved();
 CREATE TRIGGER entity_snapshots_bind BEFORE INSERT OR UPDATE ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_bind();
 CREATE TRIGGER entity_snapshots_set_scope BEFORE INSERT ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_set_scope();
 CREATE TRIGGER episode_summary_members_append_only BEFORE DELETE OR UPDATE ON cairn.episode_summary_members FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -404,6 +464,9 @@ CREATE TRIGGER read_sets_append_only BEFORE DELETE OR UPDATE ON cairn.read_sets 
 CREATE TRIGGER read_sets_no_truncate BEFORE TRUNCATE ON cairn.read_sets FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER stale_refusals_append_only BEFORE DELETE OR UPDATE ON cairn.stale_refusals FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER stale_refusals_no_truncate BEFORE TRUNCATE ON cairn.stale_refusals FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER step_completions_append_only BEFORE DELETE OR UPDATE ON cairn.step_completions FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER step_completions_no_truncate BEFORE TRUNCATE ON cairn.step_completions FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER task_keys_guard BEFORE DELETE OR UPDATE ON cairn.task_keys FOR EACH ROW EXECUTE FUNCTION cairn.task_keys_guard();
 
 -- Views
 create view cairn.active_quarantines as SELECT q.id,
@@ -674,13 +737,11 @@ begin
     returning m.id, m.task_key, m.from_task, m.from_role, m.to_role, m.type, m.content, m.sent_by_workflow_id,
               m.sent_by_activity_id, m.created_at, m.acked_at, m.acked_by_workflow_id, m.acked_by_activity_id
   ),
-  -- An id already archived (the same message delivered again after its first copy was
-  -- archived) keeps its first archived copy.
   archived as (
     insert into cairn.context_messages_archive (id, task_key, from_task, from_role, to_role, type, content,
       sent_by_workflow_id, sent_by_activity_id, created_at, acked_at, acked_by_workflow_id, acked_by_activity_id)
     select * from moved
-    on conflict (id) do nothing
+    on conflict (task_key, id) do nothing
   )
   select count(*)::int into v_moved from moved;
   perform set_config('cairn.archiving_messages', 'off', true);
@@ -1330,6 +1391,27 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.mcp_agent_for_token(p_token_hash text)
+ RETURNS TABLE(id uuid, agent_id text, role text, read_scopes text[], write_scopes text[], task_key text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select a.id, a.agent_id, a.role, a.read_scopes, a.write_scopes, a.task_key
+    from cairn.mcp_agents a
+   where a.token_hash = p_token_hash and a.revoked_at is null
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.notify_head_moved()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  perform pg_notify('cairn_heads', md5(new.entity_type || E'\x1f' || new.entity_id));
+  return null;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.observation_types_hash()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1559,6 +1641,19 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.record_step_completion(p_workflow_id text, p_activity_id text, p_run_id text, p_attempt integer, p_task_key text, p_role text, p_result jsonb, p_observation_ids uuid[], p_read_set_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  insert into cairn.step_completions
+    (workflow_id, activity_id, run_id, attempt, task_key, role, scope, result, observation_ids, read_set_id)
+  values
+    (p_workflow_id, p_activity_id, p_run_id, p_attempt, p_task_key, p_role, 'task:' || p_task_key, p_result,
+     p_observation_ids, p_read_set_id)
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.refuse_claim_delete()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1729,6 +1824,21 @@ CREATE OR REPLACE FUNCTION cairn.scope_grant(p_access text)
  STABLE PARALLEL SAFE
 AS $function$ select nullif(pg_catalog.current_setting('cairn.' || p_access || '_scopes', true), '')::text[] $function$;
 
+CREATE OR REPLACE FUNCTION cairn.step_completion(p_workflow_id text, p_activity_id text)
+ RETURNS TABLE(result jsonb, attempt integer, committed_at timestamp with time zone)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform pg_advisory_xact_lock(hashtextextended('cairn.step:' || p_workflow_id || ':' || p_activity_id, 0));
+  return query
+    select c.result, c.attempt, c.committed_at
+      from cairn.step_completions c
+     where c.workflow_id = p_workflow_id and c.activity_id = p_activity_id;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.take_claim(p_resource text, p_holder text, p_ttl_ms integer)
  RETURNS cairn.claims
  LANGUAGE plpgsql
@@ -1755,6 +1865,21 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.task_keys_guard()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if tg_op = 'DELETE' then
+    raise exception 'cairn.task_keys rows are never deleted';
+  end if;
+  if (new.task_key, new.workflow_id, new.first_run_id) is distinct from (old.task_key, old.workflow_id, old.first_run_id)
+     or old.outcome is not null then
+    raise exception 'cairn.task_keys: a key stays bound to its workflow and ends once (key %)', old.task_key;
+  end if;
+  return new;
+end $function$;
+
 CREATE OR REPLACE FUNCTION cairn.type_definition_hash(p_name text, p_version integer, p_entity text, p_policies jsonb, p_json_schema jsonb)
  RETURNS text
  LANGUAGE sql
@@ -1776,6 +1901,7 @@ grant INSERT, SELECT on table cairn.observation_types to cairn_app;
 grant INSERT, SELECT on table cairn.quarantine_lifts to cairn_app;
 grant INSERT, SELECT on table cairn.quarantines to cairn_app;
 grant INSERT, SELECT, UPDATE on table cairn.context_messages to cairn_app;
+grant INSERT, SELECT, UPDATE on table cairn.task_keys to cairn_app;
 grant SELECT on table cairn.active_quarantines to cairn_app;
 grant SELECT on table cairn.claim_events to cairn_app;
 grant SELECT on table cairn.claims to cairn_app;
@@ -1788,6 +1914,7 @@ grant SELECT on table cairn.read_set_entries to cairn_app;
 grant SELECT on table cairn.read_sets to cairn_app;
 grant SELECT on table cairn.schema_migrations to cairn_app;
 grant SELECT on table cairn.stale_refusals to cairn_app;
+grant SELECT on table cairn.step_completions to cairn_app;
 grant SELECT on table cairn.work_items to cairn_app;
 grant USAGE on schema cairn to cairn_app;
 grant execute on function cairn.acting_as_application() to public;
@@ -1819,12 +1946,15 @@ grant execute on function cairn.fields_problem(p_fields jsonb, p_kind text, p_sc
 grant execute on function cairn.granted_result(r cairn.claims) to public;
 grant execute on function cairn.hash_chain(start text, content_hash text) to public;
 grant execute on function cairn.hash_chain_step(state text[], start text, content_hash text) to public;
+grant execute on function cairn.mcp_agent_for_token(p_token_hash text) to cairn_app;
+grant execute on function cairn.notify_head_moved() to public;
 grant execute on function cairn.observation_types_hash() to public;
 grant execute on function cairn.provenance_hash(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text, p_idempotency_key text) to public;
 grant execute on function cairn.raise_idempotency_conflict(item_index integer, key text, existing_id uuid) to public;
 grant execute on function cairn.raise_scope_error(p_code text, p_message text, p_access text, p_role text, p_scope text, p_granted text[], p_entity text, p_entity_scope text) to public;
 grant execute on function cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[]) to cairn_app;
 grant execute on function cairn.record_stale_refusal(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entries jsonb, p_keys text[], p_conflicts jsonb) to cairn_app;
+grant execute on function cairn.record_step_completion(p_workflow_id text, p_activity_id text, p_run_id text, p_attempt integer, p_task_key text, p_role text, p_result jsonb, p_observation_ids uuid[], p_read_set_id uuid) to cairn_app;
 grant execute on function cairn.refuse_claim_delete() to public;
 grant execute on function cairn.refuse_evidence_change() to public;
 grant execute on function cairn.refuse_memory_change() to public;
@@ -1836,5 +1966,7 @@ grant execute on function cairn.renew_claim(p_resource text, p_holder text, p_to
 grant execute on function cairn.save_entity_snapshots(p_entity_type text, p_entity_id text, p_versions integer[], p_states jsonb[]) to cairn_app;
 grant execute on function cairn.scope_grant(p_access text) to cairn_app;
 grant execute on function cairn.scope_grant(p_access text) to public;
+grant execute on function cairn.step_completion(p_workflow_id text, p_activity_id text) to cairn_app;
+grant execute on function cairn.task_keys_guard() to public;
 grant execute on function cairn.type_definition_hash(p_name text, p_version integer, p_entity text, p_policies jsonb, p_json_schema jsonb) to cairn_app;
 grant execute on function cairn.type_definition_hash(p_name text, p_version integer, p_entity text, p_policies jsonb, p_json_schema jsonb) to public;

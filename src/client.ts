@@ -158,21 +158,23 @@ export class CairnClient {
     let handle;
     try {
       // Safe to repeat: the workflow id is fixed and an existing run is used (USE_EXISTING).
-      handle = await this.retrying(() => this.temporal.workflow.start<typeof taskWorkflow>('taskWorkflow', {
-        taskQueue: taskWorkflowQueue(this.config.taskQueuePrefix),
-        workflowId,
-        // The parsed form: what the workflow keeps (it parses again, strictly, and gets the same).
-        args: [{ task: task, taskQueuePrefix: this.config.taskQueuePrefix }],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        staticSummary: task.goal.slice(0, 200),
-        staticDetails: `Task \`${task.taskKey}\` — ${task.steps.length} planned steps for roles ${roles.join(', ')}`,
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: TaskKeyAttribute, value: task.taskKey },
-          { key: TaskStatusAttribute, value: 'running' },
-          { key: RolesAttribute, value: roles },
-        ]),
-      }));
+      handle = await this.retrying(() =>
+        this.temporal.workflow.start<typeof taskWorkflow>('taskWorkflow', {
+          taskQueue: taskWorkflowQueue(this.config.taskQueuePrefix),
+          workflowId,
+          // The parsed form: what the workflow keeps (it parses again, strictly, and gets the same).
+          args: [{ task: task, taskQueuePrefix: this.config.taskQueuePrefix }],
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          staticSummary: task.goal.slice(0, 200),
+          staticDetails: `Task \`${task.taskKey}\` — ${task.steps.length} planned steps for roles ${roles.join(', ')}`,
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: TaskKeyAttribute, value: task.taskKey },
+            { key: TaskStatusAttribute, value: 'running' },
+            { key: RolesAttribute, value: roles },
+          ]),
+        }),
+      );
     } catch (err) {
       // REJECT_DUPLICATE refuses a finished key: idempotent, report the finished task instead.
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -26,7 +26,9 @@ export async function readEntity<S extends ReadTypes>(
   if (first === undefined) throw new TypeError('readEntity: give at least one observation type');
   const other = list.find((t) => t.entity !== first.entity);
   if (other !== undefined)
-    throw new TypeError(`readEntity: ${first.key} is about ${first.entity}, ${other.key} about ${other.entity}`);
+    throw new TypeError(
+      `readEntity: ${first.key} is about ${first.entity}, ${other.key} about ${other.entity}`,
+    );
   const state = await getEntityState(
     db,
     policyResolverFor(new ObservationTypeRegistry(list)),

@@ -84,7 +84,8 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
   // Cairn's own types (votes, decisions, summaries) are registered alongside.
   await registerObservationTypes(opts.pool, withCoordinationTypes(opts.registry));
   const ownsConnection = !opts.connection;
-  const connection = opts.connection ?? (await NativeConnection.connect(temporalConnectionOptions(opts.config)));
+  const connection =
+    opts.connection ?? (await NativeConnection.connect(temporalConnectionOptions(opts.config)));
   const namespace = opts.config.temporalNamespace;
   const prefix = opts.config.taskQueuePrefix;
   const agentActivities = createAgentActivities({

@@ -6,7 +6,14 @@ import type { benchNoopWorkflow } from '../workflows/benchNoop';
 import { taskWorkflowQueue } from '../../src/shared/task';
 import type { BenchEnv, TemporalEnv } from '../env';
 import { defineBenchmark, runConcurrently, runSequentially } from '../harness';
-import { benchProvenance, createRawTable, insertRawBatch, insertRawSingle, RawRowMaker, type RawRow } from '../raw';
+import {
+  benchProvenance,
+  createRawTable,
+  insertRawBatch,
+  insertRawSingle,
+  RawRowMaker,
+  type RawRow,
+} from '../raw';
 
 export const CALIBRATION = 'calibration';
 
@@ -45,7 +52,9 @@ export function calibrationBenchmarks(env: BenchEnv) {
       return { maker: new RawRowMaker(`raw:${runId}:batch`), batches: [] };
     },
     prepare(s) {
-      s.batches = Array.from({ length: sizes.batches }, () => Array.from({ length: sizes.batchSize }, (_, i) => s.maker.row(batchEntity(runId, i), i)));
+      s.batches = Array.from({ length: sizes.batches }, () =>
+        Array.from({ length: sizes.batchSize }, (_, i) => s.maker.row(batchEntity(runId, i), i)),
+      );
     },
     async run(s) {
       const p = benchProvenance(runId, 'raw-batch');
@@ -83,7 +92,13 @@ export function calibrationBenchmarks(env: BenchEnv) {
     run: (t, round) => runSequentially(round.ops, () => bareWorkflow(t)),
   });
 
-  return { rawSingle, rawBatch, bareThroughput, bareLatency, all: [rawSingle, rawBatch, bareThroughput, bareLatency] };
+  return {
+    rawSingle,
+    rawBatch,
+    bareThroughput,
+    bareLatency,
+    all: [rawSingle, rawBatch, bareThroughput, bareLatency],
+  };
 }
 
 /** Batches spread over ten entities, as a step writing about several things would. */

@@ -8,14 +8,24 @@ import { policyResolverFor, reduceEntity } from '../../src/shared/reducer';
 import { appendObservations, type AppendContext, type AppendItem } from '../../src/store/observations/append';
 import { getEntityState } from '../../src/store/observations/read';
 import type { BenchEnv } from '../env';
-import { benchFields, benchItem, benchTagged, benchTypes, taggedFields, BENCH_ENTITY_TYPE } from '../fixtures';
+import {
+  benchFields,
+  benchItem,
+  benchTagged,
+  benchTypes,
+  taggedFields,
+  BENCH_ENTITY_TYPE,
+} from '../fixtures';
 import { defineBenchmark, runSequentially, type Benchmark, type BenchmarkSpec } from '../harness';
 import { benchProvenance } from '../raw';
 import { batchEntity, type calibrationBenchmarks } from './calibration';
 
 export const OBSERVATION_LOG = 'observation log';
 
-export function observationLogBenchmarks(env: BenchEnv, calibration: ReturnType<typeof calibrationBenchmarks>): Benchmark[] {
+export function observationLogBenchmarks(
+  env: BenchEnv,
+  calibration: ReturnType<typeof calibrationBenchmarks>,
+): Benchmark[] {
   const { sizes, runId } = env;
   const policyOf = policyResolverFor(benchTypes);
   const n = (x: number) => x.toLocaleString('en-US');
@@ -25,8 +35,18 @@ export function observationLogBenchmarks(env: BenchEnv, calibration: ReturnType<
     idempotencyPrefix: `bench:${runId}:${activityId}:${calls++}`,
     observedAt: new Date().toISOString(),
   });
-  const item = (entityId: string, i: number): AppendItem => ({ entityType: BENCH_ENTITY_TYPE, entityId, type: benchItem.name, fields: benchFields(i) });
-  const tagged = (entityId: string, i: number): AppendItem => ({ entityType: BENCH_ENTITY_TYPE, entityId, type: benchTagged.name, fields: taggedFields(i) });
+  const item = (entityId: string, i: number): AppendItem => ({
+    entityType: BENCH_ENTITY_TYPE,
+    entityId,
+    type: benchItem.name,
+    fields: benchFields(i),
+  });
+  const tagged = (entityId: string, i: number): AppendItem => ({
+    entityType: BENCH_ENTITY_TYPE,
+    entityId,
+    type: benchTagged.name,
+    fields: taggedFields(i),
+  });
 
   const histories = new Map<string, Promise<EntityRef>>();
   /** An entity with `size` observations of one type, built once per run with batched appends. */
@@ -67,10 +87,13 @@ export function observationLogBenchmarks(env: BenchEnv, calibration: ReturnType<
     goal: { atLeast: 0.7 },
     setup: async () => ({ batches: [] }),
     prepare(s) {
-      s.batches = Array.from({ length: sizes.batches }, () => Array.from({ length: sizes.batchSize }, (_, i) => item(batchEntity(runId, i), i)));
+      s.batches = Array.from({ length: sizes.batches }, () =>
+        Array.from({ length: sizes.batchSize }, (_, i) => item(batchEntity(runId, i), i)),
+      );
     },
     async run(s) {
-      for (const batch of s.batches) await appendObservations(env.pool, benchTypes, batch, appendCtx('batch'));
+      for (const batch of s.batches)
+        await appendObservations(env.pool, benchTypes, batch, appendCtx('batch'));
     },
   });
 
@@ -95,13 +118,18 @@ export function observationLogBenchmarks(env: BenchEnv, calibration: ReturnType<
     async run(ref) {
       const rows = await scanEntity(env, ref);
       const state = reduceEntity(ref, rows.map(toReducible), policyOf);
-      if (state.version !== sizes.history) throw new Error(`reduced to version ${state.version}, expected ${sizes.history}`);
+      if (state.version !== sizes.history)
+        throw new Error(`reduced to version ${state.version}, expected ${sizes.history}`);
     },
   });
 
   // The first read of an entity folds its history and writes snapshots (in the warm-up round);
   // measured reads start from the newest snapshot.
-  const read = (kind: 'item' | 'tagged', size: number, extra: Partial<Pick<BenchmarkSpec<EntityRef>, 'baseline' | 'goal'>> = {}) =>
+  const read = (
+    kind: 'item' | 'tagged',
+    size: number,
+    extra: Partial<Pick<BenchmarkSpec<EntityRef>, 'baseline' | 'goal'>> = {},
+  ) =>
     defineBenchmark<EntityRef>({
       name: `entity read p50 (getEntityState)${kind === 'tagged' ? ', set-union' : ''}, ${n(size)} history`,
       group: OBSERVATION_LOG,
@@ -135,7 +163,18 @@ export function observationLogBenchmarks(env: BenchEnv, calibration: ReturnType<
   const reduceTaggedSmall = reducePerObservation(sizes.smallHistory);
   const reduceTaggedBig = reducePerObservation(sizes.taggedHistory, reduceTaggedSmall);
 
-  return [appendSingle, appendBatch, reduce, scan, readBig, readSmall, readTaggedBig, readTaggedSmall, reduceTaggedBig, reduceTaggedSmall];
+  return [
+    appendSingle,
+    appendBatch,
+    reduce,
+    scan,
+    readBig,
+    readSmall,
+    readTaggedBig,
+    readTaggedSmall,
+    reduceTaggedBig,
+    reduceTaggedSmall,
+  ];
 }
 
 /** "Does not grow with the history": the ratio to the small-history baseline is about 1. */
@@ -154,7 +193,9 @@ async function buildHistory(
     const items = Array.from({ length: count }, (_, i) => item(entityId, done + i));
     await appendObservations(env.pool, benchTypes, items, appendCtx(`history-${entityId}`));
   }
-  env.log(`built ${entityId}: ${size.toLocaleString('en-US')} observations in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  env.log(
+    `built ${entityId}: ${size.toLocaleString('en-US')} observations in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   return { entityType: BENCH_ENTITY_TYPE, entityId };
 }
 

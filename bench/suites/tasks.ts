@@ -11,7 +11,10 @@ import type { calibrationBenchmarks } from './calibration';
 
 export const TASKS = 'task workflows';
 
-export function taskBenchmarks(env: BenchEnv, calibration: ReturnType<typeof calibrationBenchmarks>): BenchEntry[] {
+export function taskBenchmarks(
+  env: BenchEnv,
+  calibration: ReturnType<typeof calibrationBenchmarks>,
+): BenchEntry[] {
   const { sizes, runId } = env;
   let seq = 0;
   /** Starts a task and waits for its result; fails loudly if the task did not complete. */
@@ -19,7 +22,8 @@ export function taskBenchmarks(env: BenchEnv, calibration: ReturnType<typeof cal
     const taskKey = `bench-${runId}-task${steps}-${seq++}`;
     await t.client.startTask(benchTask(taskKey, steps));
     const result = await t.client.result(taskKey);
-    if (result.status !== 'completed') throw new Error(`task ${taskKey} ended ${result.status}: ${JSON.stringify(result.steps)}`);
+    if (result.status !== 'completed')
+      throw new Error(`task ${taskKey} ended ${result.status}: ${JSON.stringify(result.steps)}`);
     return taskWorkflowId(taskKey);
   };
 

@@ -13,7 +13,12 @@ export const companyProfile = defineObservationType({
     employees: z.number().int().nonnegative().optional(),
     sources: z.array(z.string().max(500)).max(50).optional(),
   },
-  policies: { headquarters: 'last-writer-wins', employees: 'max', name: 'first-writer-wins', sources: 'set-union' },
+  policies: {
+    headquarters: 'last-writer-wins',
+    employees: 'max',
+    name: 'first-writer-wins',
+    sources: 'set-union',
+  },
 });
 
 export const riskAssessment = defineObservationType({
@@ -46,4 +51,9 @@ export const reportSummary = defineObservationType({
   fields: { text: z.string().min(1).max(5000), risk: z.enum(['low', 'medium', 'high']) },
 });
 
-export const dueDiligenceTypes = new ObservationTypeRegistry([companyProfile, riskAssessment, complianceReview, reportSummary]);
+export const dueDiligenceTypes = new ObservationTypeRegistry([
+  companyProfile,
+  riskAssessment,
+  complianceReview,
+  reportSummary,
+]);

@@ -15,7 +15,11 @@ export async function bringUpDatabase(config: CairnConfig, log: (m: string) => v
   const { created } = await ensureDatabase(config.databaseUrl);
   if (created) log(`created database ${new URL(config.databaseUrl).pathname.slice(1)}`);
   const { applied, version } = await migrate(config.databaseUrl, { log });
-  log(applied.length ? `applied migrations: ${applied.join(', ')}` : `database schema is current (version ${version})`);
+  log(
+    applied.length
+      ? `applied migrations: ${applied.join(', ')}`
+      : `database schema is current (version ${version})`,
+  );
 }
 
 export async function bringUpTemporal(

@@ -1,8 +1,12 @@
 /** Plain-text tables for engineers; `--json` output bypasses this entirely. */
 
 export function renderTable(headers: string[], rows: (string | number | null | undefined)[][]): string {
-  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c)).replace(/\s+/g, ' ')));
-  const widths = headers.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length))));
+  const cells = rows.map((r) =>
+    r.map((c) => (c === null || c === undefined ? '' : String(c)).replace(/\s+/g, ' ')),
+  );
+  const widths = headers.map((h, i) =>
+    Math.min(60, Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length))),
+  );
   const fmt = (r: string[]) =>
     r
       .map((c, i) => {

@@ -27,7 +27,9 @@ export async function ensurePostgresRunning(databaseUrl: string, log: (m: string
     for (const version of readdirSync('/etc/postgresql')) {
       log(`Postgres is not answering; starting cluster ${version}/main with pg_ctlcluster`);
       try {
-        execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], { stdio: 'inherit' });
+        execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], {
+          stdio: 'inherit',
+        });
       } catch {
         // fall through to the check below, which reports clearly
       }

@@ -10,7 +10,6 @@ import type { AgentStepInput, StepResult } from './task';
 
 export type { AdmitMessagesInput, BindTaskKeyInput, BindTaskKeyOutcome, EpisodeInput } from './episode';
 
-
 export interface AgentActivities {
   /** Runs one step of an agent: loads its view, calls the agent, appends its output atomically. */
   runAgentStep(input: AgentStepInput): Promise<StepResult>;

@@ -31,7 +31,9 @@ export function canonicalJson(value: Json): string {
     // The stack ran out (JSON nested thousands deep, which the store refuses since migration
     // 007 but an older row may hold): a clear error rather than "Maximum call stack size exceeded".
     if (err instanceof RangeError)
-      throw new TypeError('canonicalJson: value nested too deeply to encode (Cairn stores at most 32 levels)');
+      throw new TypeError(
+        'canonicalJson: value nested too deeply to encode (Cairn stores at most 32 levels)',
+      );
     throw err;
   }
 }

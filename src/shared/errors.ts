@@ -235,7 +235,8 @@ export class FencingTokenStaleError extends CairnError {
 function currentLease(c: FencingTokenStaleError['current']): string {
   if (c.holder === null) return '';
   if (c.releasedAt) return `; token ${c.token} of ${c.holder} was released at ${c.releasedAt}`;
-  const ended = c.expiresAt !== null && c.checkedAt !== null && Date.parse(c.expiresAt) <= Date.parse(c.checkedAt);
+  const ended =
+    c.expiresAt !== null && c.checkedAt !== null && Date.parse(c.expiresAt) <= Date.parse(c.checkedAt);
   return ended
     ? `; token ${c.token} of ${c.holder} expired at ${c.expiresAt}`
     : `; token ${c.token} is held by ${c.holder} until ${c.expiresAt}`;

@@ -90,8 +90,14 @@ export type ReducibleObservation = Pick<
 > & { provenance: Pick<Provenance, 'agentId' | 'role' | 'taskKey'> };
 
 export const entityRefSchema = z.object({
-  entityType: z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be lower-case letters, digits, _ . - (max 63)'),
-  entityId: z.string().min(1).max(256).refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters'),
+  entityType: z
+    .string()
+    .regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be lower-case letters, digits, _ . - (max 63)'),
+  entityId: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters'),
 });
 
 /** Parse `type/id` as used on the command line. */

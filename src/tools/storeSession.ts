@@ -250,7 +250,10 @@ export function createStoreSession(
           const byTask = new Map<string, string[]>();
           for (const m of msgs) byTask.set(m.taskKey, [...(byTask.get(m.taskKey) ?? []), m.id]);
           for (const [task, ids] of byTask)
-            await acknowledgeMessages(c, task, ids, { workflowId: '', activityId: `mcp/${conn().sessionId}` });
+            await acknowledgeMessages(c, task, ids, {
+              workflowId: '',
+              activityId: `mcp/${conn().sessionId}`,
+            });
         }
         return msgs.map((m) => ({
           id: m.id,

@@ -7,7 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-export function ensureDebianPackage(pkg: string, binaries: readonly string[], log: (m: string) => void): void {
+export function ensureDebianPackage(
+  pkg: string,
+  binaries: readonly string[],
+  log: (m: string) => void,
+): void {
   if (binaries.some((b) => existsSync(b))) return;
   if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) return;
   const install = () =>

@@ -22,7 +22,12 @@ let stack: TestStack;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  stack = await startTestStack({ pool: db.pool, databaseUrl: db.url, registry: dueDiligenceTypes, agents: [...dueDiligenceAgents, ...testAgents.filter((a) => a.role !== 'echo')] });
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: dueDiligenceTypes,
+    agents: [...dueDiligenceAgents, ...testAgents.filter((a) => a.role !== 'echo')],
+  });
 });
 
 afterAll(async () => {
@@ -46,7 +51,9 @@ function cairn(args: string[], env: Record<string, string> = {}) {
 
 describe('cairn CLI', () => {
   it('a bad variable stops with one line naming it, not a stack trace', async () => {
-    const failure = await cairn(['task', 'list'], { TEMPORAL_ADDRESS: 'nowhere' }).catch((e: { code: number; stderr: string }) => e);
+    const failure = await cairn(['task', 'list'], { TEMPORAL_ADDRESS: 'nowhere' }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(failure).toMatchObject({ code: 2 });
     const stderr = (failure as { stderr: string }).stderr.trim();
     expect(stderr.split('\n')).toHaveLength(1);
@@ -67,9 +74,24 @@ describe('cairn CLI', () => {
     const file = path.join(dir, 'plan.json');
     writeFileSync(file, JSON.stringify(plan));
     const started = await cairn(['task', 'start', '--file', file, '--json']);
-    expect(JSON.parse(started.stdout)).toMatchObject({ taskKey: 'cli-plan', workflowId: 'cairn-task-cli-plan' });
+    expect(JSON.parse(started.stdout)).toMatchObject({
+      taskKey: 'cli-plan',
+      workflowId: 'cairn-task-cli-plan',
+    });
 
-    await cairn(['task', 'send', 'cli-plan', '--to', 'listener', '--type', 'style', '--content', '{"tone":"brief"}', '--id', 'cli-msg-1']);
+    await cairn([
+      'task',
+      'send',
+      'cli-plan',
+      '--to',
+      'listener',
+      '--type',
+      'style',
+      '--content',
+      '{"tone":"brief"}',
+      '--id',
+      'cli-msg-1',
+    ]);
     const status = await cairn(['task', 'status', 'cli-plan']);
     expect(status.stdout).toMatch(/task cli-plan: running/);
     expect(status.stdout).toMatch(/gate\s+slow\s+hold\s+running/);
@@ -77,8 +99,12 @@ describe('cairn CLI', () => {
 
     const result = JSON.parse((await cairn(['task', 'result', 'cli-plan', '--json'])).stdout) as TaskResult;
     expect(result.status).toBe('completed');
-    expect(result.steps.find((s) => s.id === 'read')?.output).toMatchObject({ contents: [{ tone: 'brief' }] });
-    const messages = await db.pool.query("SELECT from_role, acked_by_activity_id FROM cairn.context_messages WHERE id = 'cli-msg-1'");
+    expect(result.steps.find((s) => s.id === 'read')?.output).toMatchObject({
+      contents: [{ tone: 'brief' }],
+    });
+    const messages = await db.pool.query(
+      "SELECT from_role, acked_by_activity_id FROM cairn.context_messages WHERE id = 'cli-msg-1'",
+    );
     expect(messages.rows).toEqual([{ from_role: 'human', acked_by_activity_id: 'step-read' }]);
   });
 
@@ -90,10 +116,15 @@ describe('cairn CLI', () => {
     // Visibility is eventually consistent: poll briefly for the completed status.
     let listed: { taskKey: string; status: string; roles: string[] }[] = [];
     for (let i = 0; i < 20 && !listed.some((t) => t.taskKey === 'cli-1'); i++) {
-      listed = JSON.parse((await cairn(['task', 'list', '--status', 'completed', '--role', 'analyst', '--json'])).stdout);
+      listed = JSON.parse(
+        (await cairn(['task', 'list', '--status', 'completed', '--role', 'analyst', '--json'])).stdout,
+      );
       if (!listed.some((t) => t.taskKey === 'cli-1')) await new Promise((r) => setTimeout(r, 500));
     }
-    expect(listed.find((t) => t.taskKey === 'cli-1')).toMatchObject({ status: 'completed', roles: ['analyst', 'researcher', 'writer'] });
+    expect(listed.find((t) => t.taskKey === 'cli-1')).toMatchObject({
+      status: 'completed',
+      roles: ['analyst', 'researcher', 'writer'],
+    });
 
     const entity = await cairn(['entity', 'company/acme', '--json']);
     expect(JSON.parse(entity.stdout).fields.headquarters.policy).toBe('last-writer-wins');

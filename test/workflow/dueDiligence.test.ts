@@ -16,7 +16,12 @@ let stack: TestStack;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  stack = await startTestStack({ pool: db.pool, databaseUrl: db.url, registry: dueDiligenceTypes, agents: dueDiligenceAgents });
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: dueDiligenceTypes,
+    agents: dueDiligenceAgents,
+  });
 });
 
 afterAll(async () => {
@@ -40,7 +45,9 @@ describe('due-diligence task', () => {
       ['assess', 'completed'],
       ['report', 'completed'],
     ]);
-    expect(result.steps.find((s) => s.id === 'report')?.output).toEqual({ text: 'Due diligence on acme: risk medium.' });
+    expect(result.steps.find((s) => s.id === 'report')?.output).toEqual({
+      text: 'Due diligence on acme: risk medium.',
+    });
 
     const { rows } = await db.pool.query(
       `SELECT entity_type, entity_id, type, kind, task_key, workflow_id, run_id, activity_id, attempt, agent_id, role
@@ -56,7 +63,12 @@ describe('due-diligence task', () => {
     }
     const decision = rows.find((r) => r.type === 'company.risk');
     // The analyst failed once on purpose; its observation is written once, by attempt 2.
-    expect(decision).toMatchObject({ kind: 'decision', role: 'analyst', attempt: 2, activity_id: 'step-assess' });
+    expect(decision).toMatchObject({
+      kind: 'decision',
+      role: 'analyst',
+      attempt: 2,
+      activity_id: 'step-assess',
+    });
 
     const messages = await listMessages(db.pool, { taskKey });
     expect(messages.map((m) => `${m.fromRole}->${m.toRole}:${m.type}`).sort()).toEqual([
@@ -71,6 +83,8 @@ describe('due-diligence task', () => {
     expect(episode!.observationIds).toHaveLength(4);
 
     // A finished task is not rerun: starting its key again is idempotent and says so.
-    await expect(stack.client.startTask(dueDiligenceTask(taskKey))).resolves.toMatchObject({ alreadyFinished: true });
+    await expect(stack.client.startTask(dueDiligenceTask(taskKey))).resolves.toMatchObject({
+      alreadyFinished: true,
+    });
   });
 });

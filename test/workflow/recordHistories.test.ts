@@ -21,7 +21,12 @@ let stack: TestStack;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  stack = await startTestStack({ pool: db.pool, databaseUrl: db.url, registry: dueDiligenceTypes, agents: [...dueDiligenceAgents, ...testAgents.filter((a) => a.role !== 'echo')] });
+  stack = await startTestStack({
+    pool: db.pool,
+    databaseUrl: db.url,
+    registry: dueDiligenceTypes,
+    agents: [...dueDiligenceAgents, ...testAgents.filter((a) => a.role !== 'echo')],
+  });
 });
 
 afterAll(async () => {
@@ -39,7 +44,13 @@ it('histories of representative runs replay against the current code', async () 
       { id: 'read', role: 'listener', title: 'read', dependsOn: ['gate'] },
     ],
   });
-  await stack.client.sendContext('replay-memory', { id: 'r1', fromRole: 'human', toRole: 'listener', type: 'note', content: 'hi' });
+  await stack.client.sendContext('replay-memory', {
+    id: 'r1',
+    fromRole: 'human',
+    toRole: 'listener',
+    type: 'note',
+    content: 'hi',
+  });
   await stack.client.updateWorkingMemory('replay-memory', { key: 'k', value: 1, expectedVersion: 0 });
   const histories = [];
   for (const key of ['replay-dd', 'replay-memory']) {
@@ -48,7 +59,10 @@ it('histories of representative runs replay against the current code', async () 
     histories.push({ workflowId: handle.workflowId, history: await handle.fetchHistory() });
   }
   const results = [];
-  for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: inject('cairnTest').workflowBundlePath } }, histories)) {
+  for await (const r of Worker.runReplayHistories(
+    { workflowBundle: { codePath: inject('cairnTest').workflowBundlePath } },
+    histories,
+  )) {
     results.push(r);
   }
   expect(results.map((r) => r.error)).toEqual([undefined, undefined]);
@@ -56,7 +70,11 @@ it('histories of representative runs replay against the current code', async () 
     for (const { workflowId, history } of histories) {
       // Append-only (flag wx): 0.1.0's stored histories guard runs in flight; never re-record them.
       try {
-        writeFileSync(path.join(__dirname, '..', 'replay', 'histories', `${workflowId}.json`), historyToJSON(history), { flag: 'wx' });
+        writeFileSync(
+          path.join(__dirname, '..', 'replay', 'histories', `${workflowId}.json`),
+          historyToJSON(history),
+          { flag: 'wx' },
+        );
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }

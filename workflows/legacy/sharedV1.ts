@@ -9,7 +9,14 @@ import type { Json } from '../../src/shared/observation';
 import { scopePatternProblem } from '../../src/shared/scopes';
 
 const jsonSchema: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
+  z.union([
+    z.null(),
+    z.boolean(),
+    z.number(),
+    z.string(),
+    z.array(jsonSchema),
+    z.record(z.string(), jsonSchema),
+  ]),
 );
 
 const name = (what: string) =>
@@ -35,7 +42,11 @@ export type Step = z.output<typeof stepSpecSchema>;
 export const rolePolicySchema = z.object({
   maxAttempts: z.number().int().min(1).max(100).default(3),
   initialRetryMs: z.number().int().min(10).default(1000),
-  timeoutMs: z.number().int().min(100).default(5 * 60_000),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .default(5 * 60_000),
   heartbeatMs: z.number().int().min(100).default(30_000),
 });
 
@@ -63,7 +74,15 @@ export const taskInputSchema = z.object({
   onStepFailure: z.enum(['fail', 'skip']).default('fail'),
   maxAddedSteps: z.number().int().min(0).max(1000).default(50),
   scopes: z.array(z.string()).default(['task']),
-  roleScopes: z.record(roleSchema, z.object({ read: z.array(scopePatternSchema).optional(), write: z.array(scopePatternSchema).optional() })).optional(),
+  roleScopes: z
+    .record(
+      roleSchema,
+      z.object({
+        read: z.array(scopePatternSchema).optional(),
+        write: z.array(scopePatternSchema).optional(),
+      }),
+    )
+    .optional(),
 });
 export type TaskInput = z.input<typeof taskInputSchema>;
 export type ParsedTaskInput = z.output<typeof taskInputSchema>;

@@ -134,7 +134,11 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
     publish();
     try {
       const result = await agentActivities(task, args.taskQueuePrefix, role).runAgentStep.executeWithOptions(
-        { ...activityOptions(task, args.taskQueuePrefix, role), activityId: `step-${step.spec.id}`, summary: `${role}: ${step.spec.title}` },
+        {
+          ...activityOptions(task, args.taskQueuePrefix, role),
+          activityId: `step-${step.spec.id}`,
+          summary: `${role}: ${step.spec.title}`,
+        },
         [
           {
             taskKey: task.taskKey,
@@ -154,7 +158,11 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
       state.deliveredCount += inbox.length;
       const outbound = absorb(result);
       // Context for another task travels as a signal to that task's workflow.
-      await Promise.all(outbound.map((msg) => getExternalWorkflowHandle(taskWorkflowId(msg.toTask!)).signal(contextSignal, msg)));
+      await Promise.all(
+        outbound.map((msg) =>
+          getExternalWorkflowHandle(taskWorkflowId(msg.toTask!)).signal(contextSignal, msg),
+        ),
+      );
     } catch (err) {
       // Undelivered context goes back to the inbox for the role's next step.
       state.pendingMessages.unshift(...inbox);
@@ -164,7 +172,8 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
       }
       step.status = 'failed';
       step.error = failureMessage(err);
-      if (task.onStepFailure === 'fail') taskFailure ??= `step ${step.spec.id} (${role}) failed: ${step.error}`;
+      if (task.onStepFailure === 'fail')
+        taskFailure ??= `step ${step.spec.id} (${role}) failed: ${step.error}`;
     } finally {
       running--;
       changes++;
@@ -179,7 +188,8 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
       if (state.observationIds.length < MAX_LINKED_OBSERVATIONS) state.observationIds.push(o.id);
     }
     for (const msg of result.messages) {
-      if (msg.toTask !== undefined && msg.toTask !== task.taskKey) outbound.push({ ...msg, fromTask: task.taskKey });
+      if (msg.toTask !== undefined && msg.toTask !== task.taskKey)
+        outbound.push({ ...msg, fromTask: task.taskKey });
       else receive(msg);
     }
     for (const proposal of result.proposedSteps) {
@@ -204,7 +214,10 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
     for (;;) {
       settleBlockedSteps(state.steps, task.onStepFailure);
       const suggestCan = workflowInfo().continueAsNewSuggested;
-      const ready = taskFailure || suggestCan ? [] : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
+      const ready =
+        taskFailure || suggestCan
+          ? []
+          : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
       for (const step of ready) {
         running++;
         pending.push(runStep(step));
@@ -234,12 +247,20 @@ export async function legacyTaskWorkflowV1(args: TaskWorkflowArgsV1): Promise<Ta
   }
   await finish(task, state, outcome);
   if (outcome === 'failed') {
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.AgentFailed, nonRetryable: true, message: taskFailure ?? 'task failed' });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.AgentFailed,
+      nonRetryable: true,
+      message: taskFailure ?? 'task failed',
+    });
   }
   return resultOf(task, state, outcome);
 }
 
-async function finish(task: ParsedTaskInput, state: CarriedStateV1, outcome: TaskResult['status']): Promise<void> {
+async function finish(
+  task: ParsedTaskInput,
+  state: CarriedStateV1,
+  outcome: TaskResult['status'],
+): Promise<void> {
   upsertSearchAttributes([{ key: TaskStatusAttribute, value: outcome }]);
   setCurrentDetails(renderStepTable(task.goal, state.steps, outcome));
   const info = workflowInfo();
@@ -286,7 +307,12 @@ function settleBlockedSteps(steps: StepStateV1[], _policy: ParsedTaskInput['onSt
       if (step.status !== 'pending') continue;
       const blocker = step.spec.dependsOn.find((id) => {
         const dep = steps.find((s) => s.spec.id === id);
-        return dep === undefined || dep.status === 'failed' || dep.status === 'skipped' || dep.status === 'cancelled';
+        return (
+          dep === undefined ||
+          dep.status === 'failed' ||
+          dep.status === 'skipped' ||
+          dep.status === 'cancelled'
+        );
       });
       if (blocker !== undefined) {
         step.status = 'skipped';
@@ -320,7 +346,11 @@ function activityOptions(task: ParsedTaskInput, prefix: string, role: string) {
   };
 }
 
-function agentActivities(task: ParsedTaskInput, prefix: string, role: string): ActivityInterfaceFor<AgentActivities> {
+function agentActivities(
+  task: ParsedTaskInput,
+  prefix: string,
+  role: string,
+): ActivityInterfaceFor<AgentActivities> {
   return proxyActivities<AgentActivities>(activityOptions(task, prefix, role));
 }
 
@@ -350,7 +380,11 @@ function resultOf(task: ParsedTaskInput, state: CarriedStateV1, status: TaskResu
   };
 }
 
-function statusView(task: ParsedTaskInput, state: CarriedStateV1, status: TaskStatusView['status']): TaskStatusView {
+function statusView(
+  task: ParsedTaskInput,
+  state: CarriedStateV1,
+  status: TaskStatusView['status'],
+): TaskStatusView {
   return {
     taskKey: task.taskKey,
     goal: task.goal,
@@ -386,4 +420,3 @@ function checkMemoryWriteSafe(memory: WorkingMemory, write: Parameters<typeof ch
     return false;
   }
 }
-

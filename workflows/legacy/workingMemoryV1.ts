@@ -15,7 +15,11 @@ export const MAX_MEMORY_VALUE_CHARS = 32_000;
 /** Throws an ApplicationFailure (so the update is rejected, not the workflow task) when stale. */
 export function checkMemoryWrite(memory: WorkingMemory, write: MemoryWrite): void {
   if (typeof write.key !== 'string' || write.key.length === 0 || write.key.length > 200) {
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.ValidationFailed, message: 'memory key must be 1-200 characters', nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.ValidationFailed,
+      message: 'memory key must be 1-200 characters',
+      nonRetryable: true,
+    });
   }
   const current = memory.entries[write.key]?.version ?? 0;
   if (write.expectedVersion !== current) {
@@ -27,16 +31,28 @@ export function checkMemoryWrite(memory: WorkingMemory, write: MemoryWrite): voi
     });
   }
   if (current === 0 && Object.keys(memory.entries).length >= MAX_MEMORY_KEYS) {
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.PayloadTooLarge, message: `working memory holds at most ${MAX_MEMORY_KEYS} keys`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.PayloadTooLarge,
+      message: `working memory holds at most ${MAX_MEMORY_KEYS} keys`,
+      nonRetryable: true,
+    });
   }
   if (JSON.stringify(write.value ?? null).length > MAX_MEMORY_VALUE_CHARS) {
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.PayloadTooLarge, message: `working memory values are limited to ${MAX_MEMORY_VALUE_CHARS} characters; store large data as observations`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.PayloadTooLarge,
+      message: `working memory values are limited to ${MAX_MEMORY_VALUE_CHARS} characters; store large data as observations`,
+      nonRetryable: true,
+    });
   }
 }
 
 export function applyMemoryWrite(memory: WorkingMemory, write: MemoryWrite): MemoryEntry {
   checkMemoryWrite(memory, write);
-  const entry: MemoryEntry = { value: write.value ?? null, version: write.expectedVersion + 1, updatedBy: write.writer ?? 'client' };
+  const entry: MemoryEntry = {
+    value: write.value ?? null,
+    version: write.expectedVersion + 1,
+    updatedBy: write.writer ?? 'client',
+  };
   memory.entries[write.key] = entry;
   return entry;
 }

@@ -17,16 +17,23 @@ export const BENCH_DATABASE = 'cairn_bench';
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'Run the benchmarks (fresh cairn_bench database, Temporal dev server) and print medians and ratios.',
+  summary:
+    'Run the benchmarks (fresh cairn_bench database, Temporal dev server) and print medians and ratios.',
   usage: 'cairn bench [--only SUBSTRING] [--quick] [--rounds N] [--json]',
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: argv,
-      options: { only: { type: 'string' }, quick: { type: 'boolean' }, rounds: { type: 'string' }, json: { type: 'boolean' } },
+      options: {
+        only: { type: 'string' },
+        quick: { type: 'boolean' },
+        rounds: { type: 'string' },
+        json: { type: 'boolean' },
+      },
     });
     const quick = values.quick ?? false;
     const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
-    if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000)) throw new UsageError('--rounds must be an integer from 1 to 1000');
+    if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000))
+      throw new UsageError('--rounds must be an integer from 1 to 1000');
     const json = values.json ?? false;
     // With --json, stdout carries only the JSON; progress goes to stderr either way.
     const log = (m: string) => ctx.io.err(`  ${m}`);
@@ -44,7 +51,10 @@ export const benchCommand: Command = {
       // Its own task queues, so a development worker on the same server never takes bench work.
       taskQueuePrefix: `${base.taskQueuePrefix}-bench`,
     };
-    const sizes = { ...(quick ? bench.QUICK_SIZES : bench.FULL_SIZES), ...(rounds !== undefined ? { rounds } : {}) };
+    const sizes = {
+      ...(quick ? bench.QUICK_SIZES : bench.FULL_SIZES),
+      ...(rounds !== undefined ? { rounds } : {}),
+    };
 
     ctx.io.err(`» database ${BENCH_DATABASE} (recreated, so every run starts from the same table sizes)`);
     await recreateDatabase(config.databaseUrl);
@@ -55,12 +65,15 @@ export const benchCommand: Command = {
     let rows: Awaited<ReturnType<typeof bench.runBenchmarks>>;
     try {
       const entries = bench.selectEntries(bench.allBenchmarks(env), values.only);
-      if (entries.length === 0) throw new UsageError(`no benchmark matches --only ${JSON.stringify(values.only)}`);
+      if (entries.length === 0)
+        throw new UsageError(`no benchmark matches --only ${JSON.stringify(values.only)}`);
       if (entries.some((e) => e.needsTemporal)) {
         ctx.io.err('» temporal');
         server = await bringUpTemporal(config, ctx.root, log, { headless: true });
       }
-      ctx.io.err(`» ${entries.length} benchmarks, ${sizes.rounds} rounds + 1 warm-up, interleaved${quick ? ' (quick: a smoke test, not a measurement)' : ''}`);
+      ctx.io.err(
+        `» ${entries.length} benchmarks, ${sizes.rounds} rounds + 1 warm-up, interleaved${quick ? ' (quick: a smoke test, not a measurement)' : ''}`,
+      );
       rows = await bench.runBenchmarks(entries, { rounds: sizes.rounds, log });
     } finally {
       await env.close();
@@ -82,7 +95,9 @@ export const benchCommand: Command = {
       ctx.io.out('');
       ctx.io.out(bench.renderReport(rows));
       ctx.io.out('');
-      ctx.io.out(`${sizes.rounds} rounds per benchmark after a warm-up; ratios are medians of per-round subject/baseline pairs.`);
+      ctx.io.out(
+        `${sizes.rounds} rounds per benchmark after a warm-up; ratios are medians of per-round subject/baseline pairs.`,
+      );
       ctx.io.out(`Took ${durationSeconds} s on ${results.machine.cpus} CPUs. Results: ${file}`);
     }
     return rows.some((r) => r.verdict === 'error') ? 1 : 0;

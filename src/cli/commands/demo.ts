@@ -42,7 +42,9 @@ export const demoCommand: Command = {
     step('database');
     await bringUpDatabase(config, (m) => out(`  ${m}`));
     step('temporal');
-    const server = await bringUpTemporal(config, ctx.root, (m) => out(`  ${m}`), { keepRunning: values.keep ?? false });
+    const server = await bringUpTemporal(config, ctx.root, (m) => out(`  ${m}`), {
+      keepRunning: values.keep ?? false,
+    });
 
     installConciseRuntime(out);
     const mod = loadAgentModule(ctx.root, undefined);
@@ -57,11 +59,18 @@ export const demoCommand: Command = {
       out(`  serving ${worker.taskQueues.join(', ')}`);
 
       client = await CairnClient.connect(config);
-      const taskKey = values['task-key'] ?? `demo-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 17)}`;
+      const taskKey =
+        values['task-key'] ??
+        `demo-${new Date()
+          .toISOString()
+          .replace(/[-:.TZ]/g, '')
+          .slice(0, 17)}`;
       const company = values.company ?? 'acme';
       // `review`: a compliance step decides alongside the analyst (refused once as stale).
       // `agreement`: analyst and writer must agree on publishing the report.
-      const started = await client.startTask(dueDiligenceTask(taskKey, company, { review: true, agreement: true }));
+      const started = await client.startTask(
+        dueDiligenceTask(taskKey, company, { review: true, agreement: true }),
+      );
       step(
         started.alreadyFinished
           ? `task ${taskKey} had already finished (workflow ${started.workflowId}); showing what it recorded`
@@ -72,7 +81,12 @@ export const demoCommand: Command = {
 
       out();
       step(`result: ${result.status}`);
-      out(renderTable(['step', 'role', 'status', 'output'], result.steps.map((s) => [s.id, s.role, s.status, JSON.stringify(s.output ?? null)])));
+      out(
+        renderTable(
+          ['step', 'role', 'status', 'output'],
+          result.steps.map((s) => [s.id, s.role, s.status, JSON.stringify(s.output ?? null)]),
+        ),
+      );
 
       const observations = await listObservations(pool, { taskKey, limit: 100 });
       out();
@@ -86,7 +100,10 @@ export const demoCommand: Command = {
       step(`entity company/${company} reduced under its field policies (version ${state.version})`);
       out(renderEntityState(state));
 
-      const trace = await traceField(pool, policyOf, ref, 'headquarters', { uiUrl: config.temporalUiUrl, namespace: config.temporalNamespace });
+      const trace = await traceField(pool, policyOf, ref, 'headquarters', {
+        uiUrl: config.temporalUiUrl,
+        namespace: config.temporalNamespace,
+      });
       out();
       step(`trace of company/${company}.headquarters`);
       out(trace ? renderTrace(trace) : '  (no value)');
@@ -98,13 +115,21 @@ export const demoCommand: Command = {
       const messages = await listMessages(pool, { taskKey });
       out();
       step(`context messages (${messages.length})`);
-      out(renderTable(['from', 'to', 'type', 'acknowledged by'], messages.map((m) => [m.fromRole, m.toRole, m.type, m.ackedBy ?? 'unread'])));
+      out(
+        renderTable(
+          ['from', 'to', 'type', 'acknowledged by'],
+          messages.map((m) => [m.fromRole, m.toRole, m.type, m.ackedBy ?? 'unread']),
+        ),
+      );
 
       await showClaimRace({ client, pool, taskKey, company, out, step });
 
       out();
       out(`Temporal UI for this run: ${client.uiUrl(taskWorkflowId(taskKey), started.runId)}`);
-      if (values.keep) out('Worker and server keep running (--keep); Ctrl-C stops the worker, `cairn dev --stop` the server.');
+      if (values.keep)
+        out(
+          'Worker and server keep running (--keep); Ctrl-C stops the worker, `cairn dev --stop` the server.',
+        );
       if (values.keep) {
         await running;
       } else {

@@ -9,7 +9,10 @@ export const devCommand: Command = {
   summary: 'Bring up the development stack: database + migrations, Temporal dev server (built if missing).',
   usage: 'cairn dev [--stop] [--headless]',
   async run(argv, ctx) {
-    const { values } = parseArgs({ args: argv, options: { stop: { type: 'boolean' }, headless: { type: 'boolean' } } });
+    const { values } = parseArgs({
+      args: argv,
+      options: { stop: { type: 'boolean' }, headless: { type: 'boolean' } },
+    });
     const log = (m: string) => ctx.io.out(m);
     if (values.stop) {
       const stopped = await stopTemporalServerFromPidFile(path.join(ctx.root, '.cairn', 'temporal'), log);
@@ -18,8 +21,13 @@ export const devCommand: Command = {
     }
     const config = ctx.config();
     await bringUpDatabase(config, log);
-    const server = await bringUpTemporal(config, ctx.root, log, { keepRunning: true, headless: values.headless ?? false });
-    log(`Temporal: ${server.address}${server.uiUrl ? `, UI ${server.uiUrl}` : ''}${server.startedByUs ? ` (started, pid ${server.pid}; stop with: cairn dev --stop)` : ' (already running)'}`);
+    const server = await bringUpTemporal(config, ctx.root, log, {
+      keepRunning: true,
+      headless: values.headless ?? false,
+    });
+    log(
+      `Temporal: ${server.address}${server.uiUrl ? `, UI ${server.uiUrl}` : ''}${server.startedByUs ? ` (started, pid ${server.pid}; stop with: cairn dev --stop)` : ' (already running)'}`,
+    );
     return 0;
   },
 };

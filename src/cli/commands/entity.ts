@@ -26,7 +26,11 @@ export const entityCommand: Command = {
       opts.minVersion = parseCount('--min-version', values['min-version'], 0);
     if (values.wait !== undefined) opts.waitMs = parseCount('--wait', values.wait, 0);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
+    const pool = createPool(ctx.config().databaseUrl, {
+      max: 2,
+      applicationName: 'cairn-cli',
+      scopes: 'all',
+    });
     try {
       const policyOf = await storedPolicyResolver(pool);
       const state = await getEntityState(pool, policyOf, ref, opts);

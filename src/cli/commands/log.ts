@@ -51,7 +51,11 @@ export const logCommand: Command = {
     if (values['after-seq'] !== undefined)
       filters.afterSeq = parseCount('--after-seq', values['after-seq'], 0);
 
-    const pool = createPool(ctx.config().databaseUrl, { max: 2, applicationName: 'cairn-cli', scopes: 'all' });
+    const pool = createPool(ctx.config().databaseUrl, {
+      max: 2,
+      applicationName: 'cairn-cli',
+      scopes: 'all',
+    });
     try {
       const list = await listObservations(pool, filters);
       if (values.json) {

@@ -103,7 +103,10 @@ export function readPlan(argv: string[]): Plan {
     }
   } else if (values.example === 'due-diligence') {
     source = 'example due-diligence';
-    const example = requireFromRepository<{ dueDiligenceTask(key: string): TaskInput }>('examples/due-diligence/index.ts', '--example');
+    const example = requireFromRepository<{ dueDiligenceTask(key: string): TaskInput }>(
+      'examples/due-diligence/index.ts',
+      '--example',
+    );
     input = example.dueDiligenceTask(need(values.key, '--key'));
   } else {
     throw new UsageError('give --file plan.json or --example due-diligence --key KEY');

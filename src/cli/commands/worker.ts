@@ -14,30 +14,51 @@ export const workerCommand: Command = {
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: argv,
-      options: { agents: { type: 'string' }, roles: { type: 'string' }, 'no-tasks': { type: 'boolean' }, 'no-migrate': { type: 'boolean' } },
+      options: {
+        agents: { type: 'string' },
+        roles: { type: 'string' },
+        'no-tasks': { type: 'boolean' },
+        'no-migrate': { type: 'boolean' },
+      },
     });
     const config = ctx.config();
     const mod = loadAgentModule(ctx.root, values.agents);
-    const wanted = values.roles?.split(',').map((r) => r.trim()).filter(Boolean);
+    const wanted = values.roles
+      ?.split(',')
+      .map((r) => r.trim())
+      .filter(Boolean);
     const agents = wanted ? mod.agents.filter((a) => wanted.includes(a.role)) : mod.agents;
     if (wanted && agents.length !== wanted.length) {
-      throw new UsageError(`unknown role in --roles; the module has: ${mod.agents.map((a) => a.role).join(', ')}`);
+      throw new UsageError(
+        `unknown role in --roles; the module has: ${mod.agents.map((a) => a.role).join(', ')}`,
+      );
     }
     // Migrating is safe when several workers start at once (advisory lock), so workers do it.
     if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
     installConciseRuntime((line) => ctx.io.out(line), 'INFO');
     const pool = createPool(config.databaseUrl, {
       // The CLI's workers run with the SDK's default activity concurrency.
-      max: poolSizeFor({ configured: config.pgPoolMax, activityConcurrency: TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY }),
+      max: poolSizeFor({
+        configured: config.pgPoolMax,
+        activityConcurrency: TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY,
+      }),
       connectTimeoutMs: config.pgConnectTimeoutMs,
       ...(config.pgListenUrl !== undefined ? { listenUrl: config.pgListenUrl } : {}),
     });
     try {
-      const worker = await createWorker({ config, pool, registry: mod.types, agents, serveTasks: !values['no-tasks'] });
+      const worker = await createWorker({
+        config,
+        pool,
+        registry: mod.types,
+        agents,
+        serveTasks: !values['no-tasks'],
+      });
       const stop = () => void worker.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      ctx.io.out(`cairn worker: serving ${worker.taskQueues.join(', ')} on ${config.temporalAddress} (Ctrl-C stops)`);
+      ctx.io.out(
+        `cairn worker: serving ${worker.taskQueues.join(', ')} on ${config.temporalAddress} (Ctrl-C stops)`,
+      );
       await worker.run();
     } finally {
       await pool.end();

@@ -144,7 +144,7 @@ function canonical(value: unknown): string {
 function differingFields(expected: EntityState, stored: unknown): string {
   const storedFields =
     typeof stored === 'object' && stored !== null && 'fields' in stored
-      ? ((stored).fields as Record<string, unknown> | null)
+      ? (stored.fields as Record<string, unknown> | null)
       : null;
   if (typeof storedFields !== 'object' || storedFields === null) return ' (not an entity state)';
   const names = new Set([...Object.keys(expected.fields), ...Object.keys(storedFields)]);
