@@ -10,4 +10,3 @@
  */
 export { runAgentStep, type AgentStepRun, type InboxMessage, type RunAgentStepOptions } from './runAgentStep';
 export { runTask, type RunTaskOptions } from './runTask';
-export { scriptedModel, type ScriptedTurn } from '../ai/scripted';

@@ -99,7 +99,10 @@ it('works as the application through createPool, and has no privileges of its ow
       ),
     );
     expect(stored?.entityVersion).toBe(1);
-    const c = await pool.connect();
+    // The login itself, outside Cairn's pool (which puts every statement under cairn_app): no
+    // superuser, no BYPASSRLS, and once it drops the role it holds no privileges at all.
+    const c = new Client({ connectionString: urlAs(login) });
+    await c.connect();
     try {
       const who = await c.query<{ r: boolean; s: boolean }>(
         `select rolsuper as s, rolbypassrls as r from pg_roles where rolname = session_user`,
@@ -111,7 +114,7 @@ it('works as the application through createPool, and has no privileges of its ow
       });
       await expect(c.query(`update cairn.claims set token = token`)).rejects.toMatchObject({ code: '42501' });
     } finally {
-      c.release(true);
+      await c.end();
     }
   } finally {
     await pool.end();

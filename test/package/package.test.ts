@@ -129,6 +129,7 @@ describe("the user project's worker, run from node_modules with plain node", () 
       status: 'completed',
       version: 2,
       fields: { headquarters: 'Berlin', employees: 120, verdict: 'approve', reason: 'headquarters Berlin' },
+      headquarters: 'Berlin',
     });
   });
 

@@ -3,6 +3,9 @@
  * retries, dedup of context messages, compare-and-set on working memory, failure policies,
  * cross-task context, cancellation with an episode, and continue-as-new losing nothing.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { listEpisodes } from '../../src/store/episodes';
@@ -234,11 +237,12 @@ describe('task workflow', () => {
   });
 
   it('an agent in one task can send context to a role of another task', async () => {
+    const senderDone = path.join(mkdtempSync(path.join(tmpdir(), 'cairn-gate-')), 'sender-done');
     await stack.client.startTask({
       taskKey: 'receiver',
       goal: 'receive',
       steps: [
-        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 3000 } },
+        { id: 'gate', role: 'slow', title: 'hold', input: { untilFile: senderDone } },
         { id: 'read', role: 'listener', title: 'read', dependsOn: ['gate'] },
       ],
     });
@@ -250,6 +254,8 @@ describe('task workflow', () => {
       ],
     });
     expect((await stack.client.result('sender')).status).toBe('completed');
+    // The receiver reads only after the sender's step (and its cross-task signal) completed.
+    writeFileSync(senderDone, '');
     const received = await stack.client.result('receiver');
     const read = received.steps.find((s) => s.id === 'read')!.output as { contents: unknown[] };
     expect(read.contents).toEqual([{ from: 'say' }]);
@@ -263,7 +269,15 @@ describe('task workflow', () => {
       steps: [{ id: 'wait', role: 'slow', title: 'wait forever' }],
       rolePolicies: { slow: { heartbeatMs: 2000 } },
     });
-    await new Promise((r) => setTimeout(r, 1000));
+    // Cancel once the step is really running (a worker started its attempt), not after a guessed delay.
+    const started = async () => {
+      const { raw } = await stack.client.handle(taskKey).describe();
+      // PENDING_ACTIVITY_STATE_STARTED (2)
+      return (raw.pendingActivities ?? []).some(
+        (a) => Number(a.state) === 2 || String(a.state).endsWith('STARTED'),
+      );
+    };
+    await expect.poll(started, { timeout: 30_000 }).toBe(true);
     await stack.client.cancel(taskKey);
     await expect(stack.client.result(taskKey)).rejects.toThrow();
     const [episode] = await listEpisodes(db.pool, { taskKey });
@@ -279,8 +293,9 @@ describe('task workflow', () => {
       title: `step ${i}`,
       dependsOn: i === 0 ? [] : [`s${i - 1}`],
     }));
-    // The gate holds the reader until every message below has been sent (≈2–3 s).
-    steps.push({ id: 'gate', role: 'slow', title: 'hold the reader', input: { ms: 6000 } });
+    // The gate holds the reader until every message below has been sent (the test opens it).
+    const allSent = path.join(mkdtempSync(path.join(tmpdir(), 'cairn-gate-')), 'all-sent');
+    steps.push({ id: 'gate', role: 'slow', title: 'hold the reader', input: { untilFile: allSent } });
     steps.push({
       id: 'read',
       role: 'listener',
@@ -305,8 +320,9 @@ describe('task workflow', () => {
         .updateWorkingMemory(taskKey, { key: 'counter', value: i, expectedVersion: version })
         .catch(() => undefined);
       if (entry) version = entry.version;
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 150)); // spread the sends over the runs
     }
+    writeFileSync(allSent, '');
     const result = await stack.client.result(taskKey);
     expect(result.status).toBe('completed');
     expect(result.continuedAsNew).toBeGreaterThan(0);
