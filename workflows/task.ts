@@ -190,14 +190,6 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     }
   };
 
-  /**
-   * Context accepted for a step's role but not yet admitted (persisted) would miss the step that
-   * is about to start: the step waits for its admission (a batch in flight stays in `arriving`).
-   * Behind a patch: 0.2.0 histories were recorded scheduling without this wait.
-   */
-  const contextStillArriving = (step: StepState): boolean =>
-    state.arriving.some((m) => m.toRole === step.spec.role) && patched('cairn-task-inbox-before-step');
-
   const runStep = async (step: StepState): Promise<void> => {
     const role = step.spec.role;
     const policy = rolePolicyOf(task, role);
@@ -338,9 +330,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
       const ready =
         taskFailure || suggestCan
           ? []
-          : state.steps.filter(
-              (s) => s.status === 'pending' && depsDone(state.steps, s) && !contextStillArriving(s),
-            );
+          : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
       for (const step of ready) {
         running++;
         pending.push(runStep(step));

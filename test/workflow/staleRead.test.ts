@@ -148,6 +148,20 @@ it('a strict decision refused as stale is retried by Temporal and succeeds on re
   expect(notice.skipped).toEqual([]);
   expect(notice.notified).toHaveLength(1);
   expect(new Set(notice.notified[0]!.observationIds)).toEqual(new Set([winner.id, retried.id]));
+  // The task persists context as it arrives (a batch at a time); the reviewer reads what was
+  // admitted before it starts, so open the gate once the notice is stored.
+  await expect
+    .poll(
+      async () =>
+        (
+          await db.pool.query<{ n: number }>(
+            `select count(*)::int as n from cairn.context_messages where task_key = $1 and type = $2`,
+            [taskKey, TAINT_MESSAGE_TYPE],
+          )
+        ).rows[0]!.n,
+      { timeout: 30_000 },
+    )
+    .toBe(1);
   openGate();
 
   const result = await stack.client.result(taskKey);
