@@ -34,6 +34,7 @@ export interface RunAgentStepOptions {
   /** Default: a fresh `test-<uuid>`, so tests do not see each other's task-scoped entities. */
   taskKey?: string;
   goal?: string;
+  /** Default: the agent's role. Running the same step id of a task again is a retry: once committed, it returns the recorded result. */
   stepId?: string;
   /** The task's scopes (default: the agent's declared write scopes, else `task`). */
   scopes?: string[];
@@ -74,7 +75,9 @@ export async function runAgentStep<I, O>(
     // A worker registers its types at start; a step's transaction cannot heal a missing one.
     await registerObservationTypes(pool, withCoordinationTypes(opts.types));
     const taskKey = opts.taskKey ?? `test-${randomUUID()}`;
-    const stepId = opts.stepId ?? 'step';
+    // Per role by default: two agents run in one task are two steps (the same step id again is a
+    // retry of a committed step, which returns its recorded result without running the agent).
+    const stepId = opts.stepId ?? agent.role;
     const workflowId = `cairn-test-${taskKey}`;
     const activityId = `step-${stepId}`;
     const run = createStepRunner({
