@@ -156,14 +156,19 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
 
   const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
 
+  // Behind a patch: 0.2.0 histories were recorded without admissions while a run waited to continue.
+  const admitWhileStepsRun = () => running > 0 && patched('cairn-task-admit-while-steps-run');
+
   /** Persists arriving messages in batches; only ids new to the task reach a step's inbox. */
   const admit = async (drain = false): Promise<void> => {
     if (admitting || state.arriving.length === 0) return;
     admitting = true;
     try {
       // Unless draining (the task is ending), stop when the run should continue as new: what
-      // is left is carried, so a steady stream of signals cannot hold the run open.
-      while (state.arriving.length > 0 && (drain || !continueWanted())) {
+      // is left is carried, so a steady stream of signals cannot hold the run open. But while a
+      // step still runs the run cannot continue as new yet: keep persisting then, or context
+      // would wait unpersisted (and unseen by `cairn inbox`) for as long as the step takes.
+      while (state.arriving.length > 0 && (drain || !continueWanted() || admitWhileStepsRun())) {
         const batch = state.arriving.slice(0, ADMIT_BATCH);
         const { fresh } = await acts.admitMessages({
           taskKey: task.taskKey,
