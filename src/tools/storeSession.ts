@@ -267,23 +267,24 @@ export function createStoreSession(
     },
 
     async claim(resource, ttlMs) {
-      const r = await claim(pool, resource, { holder, ttlMs });
+      // In the session's grant: the claim belongs to its one write scope (migration 013).
+      const r = await inScope(binding.task, (c) => claim(c, resource, { holder, ttlMs }));
       if (r.granted) held.set(resource, r.token);
       return r;
     },
     async renew(resource, ttlMs) {
       const token = held.get(resource);
       if (token === undefined) return { renewed: false, reason: 'not-holder', current: null };
-      return renew(pool, resource, { holder, token, ttlMs });
+      return inScope(binding.task, (c) => renew(c, resource, { holder, token, ttlMs }));
     },
     async release(resource) {
       const token = held.get(resource);
       held.delete(resource);
       if (token === undefined) return false;
-      return (await release(pool, resource, { holder, token })).released;
+      return (await inScope(binding.task, (c) => release(c, resource, { holder, token }))).released;
     },
     async nextFree(kind, from, ttlMs) {
-      const g = await nextFree(pool, kind, from, { holder, ttlMs });
+      const g = await inScope(binding.task, (c) => nextFree(c, kind, from, { holder, ttlMs }));
       if (g) held.set(g.resource, g.token);
       return g;
     },
