@@ -563,8 +563,9 @@ CREATE OR REPLACE FUNCTION cairn.acting_scope()
  STABLE PARALLEL SAFE
 AS $function$
   select coalesce('task:' || nullif(pg_catalog.current_setting('cairn.task_key', true), ''),
-                  (select case when cardinality(w) = 1 and w[1] <> '*' then w[1] end
-                     from (select nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[] as w) g))
+                  case when pg_catalog.cardinality(nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[]) = 1
+                        and (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] <> '*'
+                       then (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] end)
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.append_observation(p_entity_type text, p_entity_id text, p_type text, p_schema_version integer, p_kind text, p_fields jsonb, p_scope text, p_derived_from uuid[], p_source jsonb, p_target_id uuid, p_expected_version integer, p_idempotency_key text, p_content_hash text, p_observed_at timestamp with time zone, p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text)

@@ -267,6 +267,21 @@ describe('the worker’s paths', () => {
     ]);
   });
 
+  it('outside a task a claim belongs to the one write scope of the grant, else to no scope', async () => {
+    const scopeAfter = async (write: string[]) => {
+      const res = `outside-${run}-${write.join('+') || 'none'}`;
+      await withScope(appPool, { read: [], write }, (c) => claim(c, res, { holder: 'mcp/x', ttlMs: 60_000 }));
+      const { rows } = await db.adminPool.query<{ scope: string | null }>(
+        'select scope from cairn.claims where resource = $1',
+        [res],
+      );
+      return rows[0]?.scope;
+    };
+    expect(await scopeAfter(['team:deals'])).toBe('team:deals');
+    expect(await scopeAfter(['team:deals', 'global'])).toBeNull();
+    expect(await scopeAfter([])).toBeNull();
+  });
+
   it('a claim taken over by another task moves to that task’s scope', async () => {
     const res = `handover-${run}`;
     const as = (t: string) => (fn: (c: PoolClient) => Promise<unknown>) =>

@@ -39,13 +39,16 @@ as $$
 $$;
 
 -- The one scope the transaction acts for: its task (cairn.task_key), else its write grant when
--- that names exactly one scope; null otherwise (no grant, several scopes, or '{*}').
+-- that names exactly one scope; null otherwise (no grant, several scopes, or '{*}'). One
+-- expression, no subquery, so that the planner inlines it (a default and a trigger call it on
+-- every claim; not inlined it cost about 15 µs a call).
 create function cairn.acting_scope() returns text
 language sql stable parallel safe
 as $$
   select coalesce('task:' || nullif(pg_catalog.current_setting('cairn.task_key', true), ''),
-                  (select case when cardinality(w) = 1 and w[1] <> '*' then w[1] end
-                     from (select nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[] as w) g))
+                  case when pg_catalog.cardinality(nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[]) = 1
+                        and (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] <> '*'
+                       then (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] end)
 $$;
 
 grant execute on function cairn.bookkeeping_scopes(), cairn.acting_scope() to cairn_app;
