@@ -65,15 +65,25 @@ const setups = new WeakMap<Pool, TransactionSetup>();
 /** The client's own query method, before createPool wrapped it. */
 const RAW_QUERY = Symbol('cairn.rawQuery');
 
+/** Scope settings of one transaction: text[] literals, and the task it acts for (if any). */
+export interface TransactionScopes {
+  read: string;
+  write: string;
+  /** cairn.task_key: the task whose bookkeeping the transaction keeps (migration 013). */
+  taskKey?: string | undefined;
+}
+
 /** The statements that follow BEGIN: role, then scope settings (transaction-local, all of them). */
-function setupSql(setup: TransactionSetup, scopes?: { read: string; write: string }): string {
+function setupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
   const parts: string[] = [];
   if (setup.role !== null) parts.push(`SET LOCAL ROLE ${setup.role}`);
-  const s = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  const s: TransactionScopes | undefined =
+    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
   if (s)
     parts.push(
       `SELECT set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true),` +
-        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
+        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)` +
+        (s.taskKey !== undefined ? `, set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)` : ''),
     );
   return parts.join('; ');
 }
@@ -211,7 +221,7 @@ function guardClient(client: PoolClient, setup: TransactionSetup): void {
 export async function beginWithScopes(
   pool: Pool,
   client: PoolClient,
-  scopes: { read: string; write: string },
+  scopes: TransactionScopes,
 ): Promise<void> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
   const raw =

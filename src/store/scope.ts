@@ -33,11 +33,18 @@ export const SCOPE_SQLSTATE = {
  * Runs `fn` in a transaction whose reads and writes are bounded by `grant`: BEGIN and both
  * settings in one round trip, COMMIT after, ROLLBACK if `fn` throws. A client whose ROLLBACK
  * fails is destroyed rather than returned to the pool.
+ *
+ * `opts.taskKey`: the transaction acts for that task (setting cairn.task_key, migration 013):
+ * it may keep the task's own bookkeeping (context messages, episode, read sets) whatever its
+ * grant says about the task's scope, its claims and work items belong to `task:<key>`, and
+ * every append in it must name that task in its provenance (CNP01). For an agent step's
+ * commit and the task workflow's own activities, never for code acting for someone else.
  */
 export async function withScope<T>(
   pool: Pool,
   grant: ScopeGrant,
   fn: (client: PoolClient) => Promise<T>,
+  opts: { taskKey?: string } = {},
 ): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -47,6 +54,7 @@ export async function withScope<T>(
     await beginWithScopes(pool, client, {
       read: scopeListLiteral(grant.read),
       write: scopeListLiteral(grant.write),
+      taskKey: opts.taskKey,
     });
     const result = await fn(client);
     await client.query('COMMIT');
@@ -61,6 +69,19 @@ export async function withScope<T>(
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * A task's own bookkeeping, by the task workflow's activities (admitting context, recording the
+ * episode): a transaction acting for the task with no grant of its own (it reads and writes no
+ * observations), which row-level security lets keep that task's messages and episode only.
+ */
+export function withTaskBookkeeping<T>(
+  pool: Pool,
+  taskKey: string,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return withScope(pool, { read: [], write: [] }, fn, { taskKey });
 }
 
 /** The ScopeDeniedError a database refusal stands for, or undefined when it is none. */
