@@ -175,7 +175,8 @@ export async function showMcpAgent(opts: {
       policyOf,
       { entityType: 'company', entityId: company },
       'approve',
-      opts.ui,
+      // The sign-off and the decision it rests on; `cairn trace` follows the rest.
+      { ...opts.ui, maxDepth: 1 },
     );
     out(`  trace of the sign-off: the MCP session's call, derived from the model-driven step's decision`);
     if (trace)
