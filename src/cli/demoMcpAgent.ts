@@ -161,6 +161,8 @@ export async function showMcpAgent(opts: {
       out(`  read_entity company/${company} again → version ${state.version}`);
       answer = await decide(state);
     }
+    if (refusals === 0)
+      out('  (nothing landed between its read and its decision this time, so nothing was refused)');
     const written = (answer.value.observations as { id: string; entityVersion: number }[])[0]!;
     out(
       `  append_observations company.signoff → written: observation ${written.id}, company/${company}@${written.entityVersion}`,
