@@ -83,6 +83,26 @@ it('starts a task, reads its status and its result', async () => {
   });
   expect(refused.ok).toBe(false);
   if (!refused.ok) expect(refused.error).toContain('scopes.0');
+
+  // Status, working memory and results come from Temporal, not through RLS: an agent that may
+  // not read in a task's scope is refused them too.
+  const { token: teamToken } = await createMcpAgent(db.adminPool, {
+    agentId: 'team-only-1',
+    role: 'observer',
+    read: ['team:deals', 'global'],
+    write: ['team:deals'],
+  });
+  const teamOnly = await connectHttp(server.url, teamToken);
+  try {
+    for (const tool of ['task_status', 'task_result']) {
+      const r = await call(teamOnly, tool, { taskKey: 'mcp-task-1' });
+      expect(r.ok).toBe(false);
+      if (!r.ok)
+        expect(r.error).toContain('invalid input at taskKey: role observer may not read task mcp-task-1');
+    }
+  } finally {
+    await teamOnly.close();
+  }
 }, 120_000);
 
 it('over stdio, the configured agent starts a task and reads its result', async () => {
