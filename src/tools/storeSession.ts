@@ -334,7 +334,17 @@ export function createStoreSession(
       }
       return client.startTask(input);
     };
+    // Status, working memory and result come from Temporal, not through RLS: the same rule as
+    // a read in the task's scope (the agent's read scopes include `task`) is checked here.
+    const mayReadTask = (taskKey: string) => {
+      if (!grantOf(binding, taskKey).read.includes(resolveScope(TASK_SCOPE, taskKey)))
+        throw new ToolInputError(
+          'taskKey',
+          `role ${binding.role} may not read task ${taskKey}: its read scopes (${binding.read.join(', ') || 'none'}) do not include task`,
+        );
+    };
     session.taskStatus = async (taskKey) => {
+      mayReadTask(taskKey);
       const desc = await client.handle(taskKey).describe();
       if (desc.status.name !== 'RUNNING')
         return { taskKey, running: false, status: desc.status.name.toLowerCase() };
@@ -346,6 +356,7 @@ export function createStoreSession(
       };
     };
     session.taskResult = async (taskKey, { waitMs }) => {
+      mayReadTask(taskKey);
       const desc = await client.handle(taskKey).describe();
       if (desc.status.name !== 'RUNNING') return client.result(taskKey);
       const result = client.result(taskKey);
