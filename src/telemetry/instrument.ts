@@ -11,7 +11,9 @@
  */
 import {
   createNoopMeter,
+  INVALID_SPAN_CONTEXT,
   metrics,
+  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -30,6 +32,16 @@ import type { Queryable } from '../store/pool';
 import { ATTR, EVENT, INSTRUMENTATION_SCOPE, METRIC, OPERATION, SPAN, STORE_ID } from './attributes';
 
 const tracer = trace.getTracer(INSTRUMENTATION_SCOPE);
+/** What the global tracer provider delegates to while none is registered. */
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+/** Handed to the wrapped operation when nothing traces: records nothing, costs nothing. */
+const IDLE_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Whether a tracer provider is registered (the API's no-op path still costs a context and a span). */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_TRACER_PROVIDER;
+}
 
 interface Counters {
   appends: Counter;
@@ -71,7 +83,8 @@ function makeCounters(meter: Meter): Counters {
  * Runs `fn` in an active span; `attrs` is called only when the span records. A thrown error is
  * recorded on the span (status ERROR, `error.type`) and rethrown.
  */
-async function inSpan<T>(name: string, attrs: () => Attributes, fn: (span: Span) => Promise<T>): Promise<T> {
+function inSpan<T>(name: string, attrs: () => Attributes, fn: (span: Span) => Promise<T>): Promise<T> {
+  if (!tracing()) return fn(IDLE_SPAN);
   return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL }, async (span) => {
     if (span.isRecording()) span.setAttributes(attrs());
     try {
