@@ -18,6 +18,7 @@ import type { ObservationTypeRegistry } from './shared/observationTypes';
 import { roleTaskQueue, taskWorkflowQueue } from './shared/task';
 import { registerObservationTypes } from './store/observations/registerTypes';
 import { createPool, poolSizeFor, TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY } from './store/pool';
+import { checkSchemaCompatible, type SchemaCheck } from './store/schemaCheck';
 import { telemetryWorkflowModules, type CairnTelemetry } from './telemetry/setup';
 import { workerDeploymentOptions } from './workerVersioning';
 
@@ -91,6 +92,8 @@ export interface CairnWorker {
   taskQueues: string[];
   /** The Postgres pool the worker's activities use (its own unless one was given). */
   pool: pg.Pool;
+  /** The schema the worker checked at start (ahead: newer non-breaking migrations it runs with). */
+  schema: SchemaCheck;
   /** Runs until shutdown() (or a fatal error). */
   run(): Promise<void>;
   shutdown(): Promise<void>;
@@ -128,6 +131,9 @@ async function startWorkers(
   opts: CreateWorkerOptions & { pool: pg.Pool },
   ownsPool: boolean,
 ): Promise<CairnWorker> {
+  // Code older than a breaking migration, or newer than the schema, stops here with a clear
+  // message, whether or not this process migrated (`cairn worker --no-migrate`).
+  const schema = await checkSchemaCompatible(opts.pool);
   // The worker's types are stored in Postgres so every reader (CLI, other workers) knows them.
   // Cairn's own types (votes, decisions, summaries) are registered alongside.
   await registerObservationTypes(opts.pool, withCoordinationTypes(opts.registry));
@@ -203,6 +209,7 @@ async function startWorkers(
   return {
     taskQueues: workers.map((w) => w.options.taskQueue),
     pool: opts.pool,
+    schema,
     run() {
       running ??= Promise.all(workers.map((w) => w.run()))
         .then(() => undefined)

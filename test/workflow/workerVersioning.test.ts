@@ -219,3 +219,35 @@ it("a worker's own pool follows its activity concurrency (or CAIRN_PG_POOL_MAX) 
   expect(db.pool.ended).toBe(false);
   expect((await db.pool.query('select 1 as one')).rows[0].one).toBe(1);
 });
+
+it('a worker older than a breaking migration the database has does not start, naming it; non-breaking ones it runs with', async () => {
+  const ahead = await createTestDatabase();
+  try {
+    const { rows } = await ahead.adminPool.query<{ n: number }>(
+      'select max(version)::int as n from cairn.schema_migrations',
+    );
+    const n = rows[0]!.n;
+    const name = (v: number, what: string) => `${String(v).padStart(3, '0')}_${what}`;
+    const record = (v: number, what: string, breaking: boolean) =>
+      ahead.adminPool.query(
+        `insert into cairn.schema_migrations (version, name, checksum, breaking) values ($1, $2, 'x', $3)`,
+        [v, name(v, what), breaking],
+      );
+    await record(n + 1, 'add_note', false);
+    const config = testConfig(ahead.url);
+    const older = await createWorker(workerOptions(config, { pool: ahead.pool }));
+    expect(older.schema).toEqual({ version: n + 1, ahead: [name(n + 1, 'add_note')] });
+    void older.run();
+    await older.shutdown();
+
+    await record(n + 2, 'drop_note', true);
+    const err = await createWorker(workerOptions(config, { pool: ahead.pool })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'MigrationError', code: 'SCHEMA_AHEAD' });
+    expect((err as Error).message).toContain(`${name(n + 2, 'drop_note')} is a breaking migration`);
+    // And a worker making its own pool ends it on the way out.
+    const own = await createWorker(workerOptions(config, { pool: undefined })).catch((e: unknown) => e);
+    expect(own).toMatchObject({ code: 'SCHEMA_AHEAD' });
+  } finally {
+    await ahead.drop();
+  }
+});

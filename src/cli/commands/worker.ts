@@ -50,6 +50,10 @@ export const workerCommand: Command = {
       const stop = () => void worker.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      if (worker.schema.ahead.length > 0)
+        ctx.io.out(
+          `cairn worker: database schema is at version ${worker.schema.version}, ahead of this code by non-breaking migrations only (${worker.schema.ahead.join(', ')}); running`,
+        );
       ctx.io.out(
         `cairn worker: serving ${worker.taskQueues.join(', ')} on ${config.temporalAddress} (Ctrl-C stops)`,
       );
