@@ -43,6 +43,7 @@ import {
 } from './shared/taskMessages';
 import type { taskWorkflow } from '../workflows/task';
 import { checkScopePatterns } from './shared/scopes';
+import type { CairnTelemetry } from './telemetry/setup';
 
 export interface StartedTask {
   taskKey: string;
@@ -130,10 +131,20 @@ export class CairnClient {
     private readonly ownedConnection: Connection | undefined,
   ) {}
 
-  static async connect(config: CairnConfig, connection?: Connection): Promise<CairnClient> {
+  static async connect(
+    config: CairnConfig,
+    connection?: Connection,
+    opts: { telemetry?: CairnTelemetry } = {},
+  ): Promise<CairnClient> {
     const conn = connection ?? (await Connection.connect(temporalConnectionOptions(config)));
+    // With telemetry on, a task's trace starts at startTask and follows it into the workflow.
+    const workflow = opts.telemetry?.clientInterceptors() ?? [];
     return new CairnClient(
-      new Client({ connection: conn, namespace: config.temporalNamespace }),
+      new Client({
+        connection: conn,
+        namespace: config.temporalNamespace,
+        ...(workflow.length > 0 ? { interceptors: { workflow } } : {}),
+      }),
       config,
       connection ? undefined : conn,
     );

@@ -32,6 +32,7 @@ import {
 import { isoUtc } from './observations/rows';
 import { pgError, withTransaction, type Queryable } from './pool';
 import { recordReadSet, staleConflictSchema, type RecordedReadSet, type StepProvenance } from './readSets';
+import { countFlaggedStale, tracedCommit } from '../telemetry/instrument';
 
 /** An append item as an agent step buffers it: how it depends on the step's reads. */
 export type StepAppendItem = AppendItem & {
@@ -104,6 +105,7 @@ export async function checkReadReceipt(
   if (plan.entries.length === 0) return null;
   const receipt = await recordReadSet(client, plan);
   if (receipt.refused) throw new RefusedAttempt(receipt.conflicts);
+  countFlaggedStale(receipt);
   return receipt;
 }
 
@@ -116,7 +118,8 @@ const DEADLOCK = '40P01';
  * - deadlocks retried: Postgres broke a lock cycle (40P01) and rolled `run` back; everything in
  *   it is idempotent, so it runs again, a bounded number of times.
  */
-export async function withReadReceipt<T>(
+export const withReadReceipt = tracedCommit(withReadReceiptUntraced);
+async function withReadReceiptUntraced<T>(
   pool: Pool,
   plan: ReadReceiptPlan,
   run: () => Promise<T>,

@@ -32,6 +32,7 @@ import type { Queryable } from '../pool';
 import { assertReadGrant } from '../readGrant';
 import { observationColumns, parseObservationRow } from './rows';
 import { loadSnapshot, saveSnapshots, SNAPSHOT_EVERY, type Snapshot } from './snapshots';
+import { tracedRead } from '../../telemetry/instrument';
 
 export interface ReadStats {
   /** Version of the snapshot the fold started from (0: none, folded from the start). */
@@ -71,7 +72,8 @@ const FOLD_PAGE = 2000;
 const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 250;
 
-export async function getEntityState(
+export const getEntityState = tracedRead(getEntityStateUntraced);
+async function getEntityStateUntraced(
   db: Queryable,
   policyOf: PolicyResolver,
   ref: EntityRef,
