@@ -154,6 +154,20 @@ type QueryFn = (...args: unknown[]) => unknown;
  */
 const openSent = new WeakSet<PoolClient>();
 
+/** After COMMIT / ROLLBACK on a client that may lack the guard (which would forget it itself). */
+export function forgetTransaction(client: PoolClient): void {
+  openSent.delete(client);
+}
+
+/**
+ * Whether statements sent on `client` now run inside a transaction block: its last answer said
+ * so (or it has not answered yet), or its BEGIN is on its way (pipelined, answer not back yet).
+ * Use it instead of getTransactionStatus() === 'I', which only knows the last answer.
+ */
+export function inTransactionBlock(client: PoolClient): boolean {
+  return openSent.has(client) || (client.getTransactionStatus() as string | null) !== 'I';
+}
+
 /**
  * In a transaction (or a failed one), or one whose BEGIN is on its way. pg records the status
  * from ReadyForQuery only after it has run the connect callback, so a fresh client's first
@@ -316,6 +330,8 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
   let begun: Promise<Error | undefined> | undefined;
   try {
     // Not awaited: the pool pipelines, so fn's first statement travels with BEGIN (see withScope).
+    // Marked here too for clients without the role guard (a pool acting as the login).
+    openSent.add(client);
     begun = (client.query('BEGIN') as Promise<unknown>).then(
       () => undefined,
       (err: unknown) => (err instanceof Error ? err : new Error(`BEGIN failed: ${String(err)}`)),
@@ -335,6 +351,7 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     if (beginError) throw beginError;
     throw err;
   } finally {
+    forgetTransaction(client);
     client.release(broken);
   }
 }

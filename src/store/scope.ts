@@ -24,7 +24,7 @@ import {
   type EntityStateOptions,
   type LatestRow,
 } from './observations/read';
-import { beginWithScopes, pgError, queryWithScopes, type Queryable } from './pool';
+import { beginWithScopes, forgetTransaction, pgError, queryWithScopes, type Queryable } from './pool';
 
 /** SQLSTATEs raised by migration 006's trigger. */
 export const SCOPE_SQLSTATE = {
@@ -73,6 +73,7 @@ export async function withScope<T>(
     if (beginError) throw beginError;
     throw err;
   } finally {
+    forgetTransaction(client);
     client.release(broken);
   }
 }
