@@ -141,7 +141,7 @@ const latestSql = () => `
             from (select ${FOLD_COLUMNS}
                     from cairn.observations o
                    where o.entity_type = $1 and o.entity_id = $2
-                     and o.entity_version > coalesce((select version from s), 0)
+                     and o.entity_version > (select coalesce(max(s.version), 0) from s)
                      and o.entity_version <= (select version from h)
                    order by o.entity_version
                    limit $4) r) as rows`;
