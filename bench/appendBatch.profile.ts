@@ -4,7 +4,7 @@
  * unnest of bench/raw.ts, rounds interleaved. Destructive (drops triggers and constraints), so
  * it runs in a database of its own that it creates and drops:
  *
- *   npx tsx bench/appendBatch.profile.ts [--rounds 9]
+ *   npx tsx bench/appendBatch.profile.ts [--rounds 9] [--writers]
  *
  * Not part of `cairn bench`: an experiment that names the remaining cost (see bench/README.md).
  */
@@ -20,7 +20,9 @@ import { benchFields, benchItem, benchTypes, BENCH_ENTITY_TYPE } from './fixture
 import { median } from './harness';
 import { benchProvenance, createRawTable, insertRawBatch, RawRowMaker } from './raw';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '9' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '9' }, writers: { type: 'boolean', default: false } },
+});
 const rounds = Number(values.rounds);
 const DB = 'cairn_append_profile';
 
@@ -104,6 +106,7 @@ async function main(): Promise<void> {
           performance.now() - t0,
         ]);
     }
+    if (values.writers) await concurrentWriters(url.toString(), owner, times);
     const full = median(times.get(variants[0]!.name)!);
     for (const [name, ts] of times)
       console.log(
@@ -114,6 +117,55 @@ async function main(): Promise<void> {
     await owner.end();
     await admin.query(`drop database if exists ${DB}`);
     await admin.end();
+  }
+}
+
+/**
+ * `--writers`: 8 writers × 8 entities, 200 single appends per round, with and without the
+ * head-notify trigger. A transaction that has sent NOTIFY takes a database-wide lock at commit
+ * (the notification queue's), so notifying commits are serialised, WAL flush included.
+ */
+async function concurrentWriters(url: string, owner: pg.Pool, times: Map<string, number[]>): Promise<void> {
+  const lanes = createPool(url, { max: 8, scopes: 'all', applicationName: 'cairn-bench-profile' });
+  let call = 0;
+  try {
+    for (let r = 0; r <= rounds; r++) {
+      for (const notify of [true, false]) {
+        if (!notify) await owner.query('alter table cairn.entity_heads disable trigger entity_heads_notify');
+        const t0 = performance.now();
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, lane) => {
+            while (next < 200) {
+              const i = next++;
+              await appendObservations(
+                lanes,
+                benchTypes,
+                [
+                  {
+                    entityType: BENCH_ENTITY_TYPE,
+                    entityId: `w-${lane}`,
+                    type: benchItem.name,
+                    fields: benchFields(i),
+                  },
+                ],
+                {
+                  provenance: benchProvenance('profile', 'w'),
+                  idempotencyPrefix: `profile:w:${call++}`,
+                  observedAt: new Date().toISOString(),
+                },
+              );
+            }
+          }),
+        );
+        const ms = (performance.now() - t0) / 200;
+        if (!notify) await owner.query('alter table cairn.entity_heads enable trigger entity_heads_notify');
+        const name = `8 writers × 8 entities, ms per append${notify ? '' : ', without the head-notify trigger'}`;
+        if (r > 0) times.set(name, [...(times.get(name) ?? []), ms]);
+      }
+    }
+  } finally {
+    await lanes.end();
   }
 }
 
