@@ -119,44 +119,16 @@ export interface LatestRow {
   rows: FoldRow[];
 }
 
-// A function, not a constant: FOLD_COLUMNS is defined further down.
-const latestSql = () => `
-  with h as (
-    select version from cairn.entity_heads where entity_type = $1 and entity_id = $2
-  ), s as (
-    select s.version, s.state -> 'state' as state
-      from cairn.entity_snapshots s
-      join cairn.observations o
-        on o.entity_type = s.entity_type and o.entity_id = s.entity_id and o.entity_version = s.version
-       and o.chain_hash = s.chain_hash
-     where s.entity_type = $1 and s.entity_id = $2 and s.version <= (select version from h)
-       and s.state -> 'format' = to_jsonb($3::int)
-     order by s.version desc
-     limit 1
-  )
-  select (select version from h) as head,
-         (select version from s) as snapshot_version,
-         (select state from s) as snapshot_state,
-         (select coalesce(json_agg(r order by r.entity_version), '[]'::json)
-            from (select ${FOLD_COLUMNS}
-                    from cairn.observations o
-                   where o.entity_type = $1 and o.entity_id = $2
-                     and o.entity_version > (select coalesce(max(s.version), 0) from s)
-                     and o.entity_version <= (select version from h)
-                   order by o.entity_version
-                   limit $4) r) as rows`;
-
-let latestSqlText: string | undefined;
-
 /**
- * The current state's inputs in one statement (one round trip; with the pool's pipelining, one
- * round trip including its transaction): the head, the newest snapshot bound to its version's
- * chain hash (the same rule as loadSnapshot), and the rows after it, as JSON.
+ * The current state's inputs in one statement, cairn.read_latest (one round trip; with the pool's
+ * pipelining, one round trip including its transaction): the head, the newest snapshot bound to
+ * its version's chain hash (the same rule as loadSnapshot), and the rows after it, as JSON.
  */
-export function latestQuery(ref: EntityRef): { name: string; text: string; values: unknown[] } {
+export function latestQuery(ref: EntityRef): { text: string; values: unknown[] } {
+  // Unnamed: cairn.read_latest (migration 013) keeps its own plans, and an unnamed statement
+  // passes PgBouncer in transaction mode (a named one would collide between client connections).
   return {
-    name: 'cairn_read_latest_v1',
-    text: (latestSqlText ??= latestSql()),
+    text: 'select head, snapshot_version, snapshot_state, rows from cairn.read_latest($1, $2, $3::int, $4::int)',
     values: [ref.entityType, ref.entityId, SNAPSHOT_FORMAT, SNAPSHOT_EVERY],
   };
 }
