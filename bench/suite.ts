@@ -8,9 +8,11 @@ import { claimBenchmarks } from './suites/claims';
 import { observationLogBenchmarks } from './suites/observationLog';
 import { scopeBenchmarks } from './suites/scopes';
 import { taskBenchmarks } from './suites/tasks';
+import { writerBenchmarks } from './suites/writers';
 
 export { createBenchEnv, FULL_SIZES, QUICK_SIZES, type BenchSizes } from './env';
 export { runBenchmarks, selectEntries, type ResultRow } from './harness';
+export { createCpuProbe } from './cpu';
 export { machineInfo, renderReport, writeResults, type ResultsFile } from './report';
 
 export function allBenchmarks(env: BenchEnv): BenchEntry[] {
@@ -21,6 +23,7 @@ export function allBenchmarks(env: BenchEnv): BenchEntry[] {
     ...taskBenchmarks(env, calibration),
     ...scopeBenchmarks(env),
     ...claimBenchmarks(env),
+    ...writerBenchmarks(env),
     ...readSetBenchmarks(env),
     ...mcpBenchmarks(env),
   ];

@@ -16,8 +16,15 @@ import { ScopeDeniedError, VersionNotReachedError } from '../shared/errors';
 import { formatEntityRef, type EntityRef } from '../shared/observation';
 import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
 import { waitForHeadOutside } from './headWait';
-import { getEntityState, getEntityVersion, type EntityStateOptions } from './observations/read';
-import { beginWithScopes, pgError, type Queryable } from './pool';
+import {
+  foldLatest,
+  getEntityState,
+  getEntityVersion,
+  latestQuery,
+  type EntityStateOptions,
+  type LatestRow,
+} from './observations/read';
+import { beginWithScopes, forgetTransaction, pgError, queryWithScopes, type Queryable } from './pool';
 
 /** SQLSTATEs raised by migration 006's trigger. */
 export const SCOPE_SQLSTATE = {
@@ -48,15 +55,19 @@ export async function withScope<T>(
 ): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  let begun: Promise<Error | undefined> | undefined;
   try {
-    // BEGIN, the pool's role and both settings in one round trip (a simple-protocol batch, so
-    // literals: scopeListLiteral quotes each name, beginWithScopes escapes the whole).
-    await beginWithScopes(pool, client, {
-      read: scopeListLiteral(grant.read),
-      write: scopeListLiteral(grant.write),
-      taskKey: opts.taskKey,
-    });
+    // BEGIN, the pool's role and both settings in one simple-protocol batch (so literals:
+    // scopeListLiteral quotes each name, beginWithScopes escapes the whole), not awaited: the
+    // pool pipelines, so fn's first statement travels with it. A failed setup aborts the
+    // transaction, so fn's statements fail too, and the setup's error is the one thrown.
+    begun = beginWithScopes(pool, client, { ...scopeLists(grant), taskKey: opts.taskKey }).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(`BEGIN failed: ${String(err)}`)),
+    );
     const result = await fn(client);
+    const beginError = await begun;
+    if (beginError !== undefined) throw beginError;
     await client.query('COMMIT');
     return result;
   } catch (err) {
@@ -65,8 +76,11 @@ export async function withScope<T>(
     } catch (rollbackErr) {
       broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
     }
+    const beginError = await begun;
+    if (beginError) throw beginError;
     throw err;
   } finally {
+    forgetTransaction(client);
     client.release(broken);
   }
 }
@@ -82,6 +96,10 @@ export function withTaskBookkeeping<T>(
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   return withScope(pool, { read: [], write: [] }, fn, { taskKey });
+}
+
+function scopeLists(grant: ScopeGrant): { read: string; write: string } {
+  return { read: scopeListLiteral(grant.read), write: scopeListLiteral(grant.write) };
 }
 
 /** The ScopeDeniedError a database refusal stands for, or undefined when it is none. */
@@ -150,6 +168,17 @@ export async function readEntityInScope(
       throw err;
     }
     readOpts = { ...opts, waitMs: 0 };
+  }
+  // The everyday read: one statement, with BEGIN, the grant and COMMIT pipelined around it (one
+  // round trip); the general path below when it cannot answer alone (see foldLatest).
+  if (
+    readOpts?.asOfVersion === undefined &&
+    readOpts?.asOfTime === undefined &&
+    readOpts?.without === undefined
+  ) {
+    const { rows } = await queryWithScopes<LatestRow>(pool, scopeLists(grant), latestQuery(ref));
+    const fast = await foldLatest(pool, policyOf, ref, rows[0], readOpts);
+    if (fast) return fast;
   }
   return withScope(pool, grant, async (client) => {
     let state: EntityState;
