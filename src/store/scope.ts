@@ -18,13 +18,14 @@ import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
 import { waitForHeadOutside } from './headWait';
 import {
   foldLatest,
-  getEntityState,
+  getEntityStateUntraced,
   getEntityVersion,
   latestQuery,
   type EntityStateOptions,
   type LatestRow,
 } from './observations/read';
 import { beginWithScopes, forgetTransaction, pgError, queryWithScopes, type Queryable } from './pool';
+import { inReadSpan } from '../telemetry/instrument';
 
 /** SQLSTATEs raised by migration 006's trigger. */
 export const SCOPE_SQLSTATE = {
@@ -145,7 +146,19 @@ export async function entityScope(db: Queryable, ref: EntityRef): Promise<string
  * read is refused with a ScopeDeniedError naming its scope, rather than read as empty (which
  * would invite the agent to start a second entity of the same name).
  */
-export async function readEntityInScope(
+export function readEntityInScope(
+  pool: Pool,
+  grant: ScopeGrant,
+  role: string,
+  policyOf: PolicyResolver,
+  ref: EntityRef,
+  opts?: EntityStateOptions,
+): Promise<EntityState> {
+  // One `cairn.read` span whichever path answers (the one-statement read or the general fold).
+  return inReadSpan(ref, opts, () => readInScope(pool, grant, role, policyOf, ref, opts));
+}
+
+async function readInScope(
   pool: Pool,
   grant: ScopeGrant,
   role: string,
@@ -183,7 +196,7 @@ export async function readEntityInScope(
   return withScope(pool, grant, async (client) => {
     let state: EntityState;
     try {
-      state = await getEntityState(client, policyOf, ref, readOpts);
+      state = await getEntityStateUntraced(client, policyOf, ref, readOpts);
     } catch (err) {
       if (err instanceof VersionNotReachedError && err.currentVersion === 0)
         await refuseIfOutOfScope(client, grant, role, ref);

@@ -218,32 +218,41 @@ type ReadFn = (
   opts?: EntityStateOptions,
 ) => Promise<EntityState>;
 
+/** One `cairn.read` span (attributes, read counter) around a read of `ref`, however it is made. */
+export function inReadSpan(
+  ref: EntityRef,
+  opts: EntityStateOptions | undefined,
+  read: () => Promise<EntityState>,
+): Promise<EntityState> {
+  return inSpan(
+    SPAN.read,
+    () => ({
+      [ATTR.operationName]: OPERATION.search,
+      [ATTR.memoryStoreId]: STORE_ID,
+      [ATTR.entityType]: ref.entityType,
+      [ATTR.entityId]: ref.entityId,
+      ...(opts?.minVersion !== undefined ? { [ATTR.readMinVersion]: opts.minVersion } : {}),
+      ...(opts?.asOfVersion !== undefined ? { [ATTR.readAsOfVersion]: opts.asOfVersion } : {}),
+      ...(opts?.without ? { [ATTR.tainted]: opts.without.ids.size } : {}),
+    }),
+    async (span) => {
+      const state = await read();
+      counters()?.reads.add(1, { [ATTR.entityType]: ref.entityType });
+      if (span.isRecording()) {
+        span.setAttributes({
+          [ATTR.entityVersion]: state.version,
+          [ATTR.memoryRecordCount]: state.version === 0 ? 0 : 1,
+        });
+      }
+      return state;
+    },
+  );
+}
+
 /** getEntityState in a `cairn.read` span. */
 export function tracedRead<F extends ReadFn>(read: F): F {
   const traced = (db: Queryable, policyOf: PolicyResolver, ref: EntityRef, opts?: EntityStateOptions) =>
-    inSpan(
-      SPAN.read,
-      () => ({
-        [ATTR.operationName]: OPERATION.search,
-        [ATTR.memoryStoreId]: STORE_ID,
-        [ATTR.entityType]: ref.entityType,
-        [ATTR.entityId]: ref.entityId,
-        ...(opts?.minVersion !== undefined ? { [ATTR.readMinVersion]: opts.minVersion } : {}),
-        ...(opts?.asOfVersion !== undefined ? { [ATTR.readAsOfVersion]: opts.asOfVersion } : {}),
-        ...(opts?.without ? { [ATTR.tainted]: opts.without.ids.size } : {}),
-      }),
-      async (span) => {
-        const state = await read(db, policyOf, ref, opts);
-        counters()?.reads.add(1, { [ATTR.entityType]: ref.entityType });
-        if (span.isRecording()) {
-          span.setAttributes({
-            [ATTR.entityVersion]: state.version,
-            [ATTR.memoryRecordCount]: state.version === 0 ? 0 : 1,
-          });
-        }
-        return state;
-      },
-    );
+    inReadSpan(ref, opts, () => read(db, policyOf, ref, opts));
   return traced as unknown as F;
 }
 

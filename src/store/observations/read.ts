@@ -80,7 +80,8 @@ const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 250;
 
 export const getEntityState = tracedRead(getEntityStateUntraced);
-async function getEntityStateUntraced(
+/** getEntityState without its span, for callers that trace the read themselves (readEntityInScope). */
+export async function getEntityStateUntraced(
   db: Queryable,
   policyOf: PolicyResolver,
   ref: EntityRef,
