@@ -69,7 +69,6 @@ export const BLAST_LIMITS = { depth: 10, maxDepth: 100, limit: 10_000 } as const
 
 // The walk itself is cairn.downstream (migration 003): one recursive query, documented there.
 const CLOSURE_SQL = {
-  name: 'cairn_downstream_v1',
   text: `select observation_id::text as observation_id, depth, parent_id::text as parent_id, via, root_id::text as root_id,
                 entity_type, entity_id, entity_version, type, kind, task_key, workflow_id, run_id, activity_id,
                 attempt, agent_id, role, walked::int as walked

@@ -11,7 +11,6 @@ import type { Queryable } from './pool';
 // No read setting at all ('' or unset; an explicit empty grant `{}` is a deliberate choice),
 // and a role that row-level security applies to (not a superuser, not the tables' owner).
 const UNGRANTED_SQL = {
-  name: 'cairn_read_ungranted_v1',
   text: `select current_user::text as role,
             nullif(pg_catalog.current_setting('cairn.read_scopes', true), '') is null
             and not exists (select 1 from pg_catalog.pg_roles r

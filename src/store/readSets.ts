@@ -41,7 +41,6 @@ export interface RecordedReadSet {
 }
 
 const RECORD_SQL = {
-  name: 'cairn_record_read_set_v1',
   text: `select read_set_id, refused, conflicts
            from cairn.record_read_set($1, $2, $3, $4::int, $5, $6, $7, $8::text[], $9::text[], $10::int[], $11::text[],
                   $12::text[], $13::text[], $14::text[], $15::text[])`,

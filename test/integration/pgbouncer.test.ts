@@ -206,6 +206,36 @@ describe('behind PgBouncer in transaction mode', () => {
     expect(second).toMatchObject({ granted: false });
   });
 
+  it('serves several client connections sharing one server connection (no named prepared statements collide)', async () => {
+    // Each pool is its own client connection; PgBouncer hands all of them the one server
+    // connection. A named statement prepared by one client would exist there for the next
+    // ("already exists") or be missing for its own next transaction on another server connection.
+    const clients = [pool({ scopes: 'all' }), pool({ scopes: 'all' }), pool({ scopes: 'all' })];
+    for (let round = 0; round < 2; round++) {
+      for (const [i, p] of clients.entries()) {
+        const ref = { entityType: 'memo', entityId: `m-shared-${i}` };
+        await appendObservations(
+          p,
+          registry,
+          [{ ...ref, type: 'bouncer.note', fields: { text: `r${round}` } }],
+          ctx(),
+        );
+        await appendObservations(
+          p,
+          registry,
+          [
+            { ...ref, type: 'bouncer.note', fields: { text: `a${round}` } },
+            { ...ref, type: 'bouncer.note', fields: { text: `b${round}` } },
+          ],
+          ctx(),
+        );
+        const c = await claim(p, `doc/shared-${i}-${round}`, { holder: `H${i}`, ttlMs: 10_000 });
+        expect(c).toMatchObject({ granted: true });
+        expect((await getEntityState(p, policyOf, ref)).version).toBe(3 * (round + 1));
+      }
+    }
+  });
+
   it('does not leak one transaction’s scope into another client’s transaction on the same server connection', async () => {
     const scoped = pool();
     const bare = pool();

@@ -15,17 +15,14 @@ import {
   type RenewResult,
 } from './types';
 
-// Named, so each connection parses and plans them once.
+// Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode).
 const CLAIM_SQL = {
-  name: 'cairn_claim_v1',
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
 };
 const RENEW_SQL = {
-  name: 'cairn_renew_claim_v1',
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.renew_claim($1, $2, $3::bigint, $4::int) r`,
 };
 const RELEASE_SQL = {
-  name: 'cairn_release_claim_v1',
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.release_claim($1, $2, $3::bigint) r`,
 };
 

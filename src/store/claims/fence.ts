@@ -21,7 +21,6 @@ import { checkName, checkToken, type Fence } from './types';
 const FENCE_STALE = 'CNF01';
 
 const CHECK_SQL = {
-  name: 'cairn_check_fences_v2',
   // Sorted by resource, so writers holding several fences lock them in one order (no deadlock);
   // offset 0 keeps the ordered subquery from being flattened away.
   text: `select ${isoUtc('max(c.checked_at)')} as checked_at

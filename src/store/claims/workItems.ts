@@ -22,7 +22,6 @@ import type { NextFreeSource } from '../../shared/agentTypes';
 export type { NextFreeSource };
 
 const NEXT_SQL = {
-  name: 'cairn_claim_next_v1',
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim_next($1::text[], $2, $3, $4::int) r`,
 };
 

@@ -27,13 +27,11 @@ const IDEMPOTENCY_KEY_CONSTRAINT = 'observations_idempotency_key_unique';
 // know comes back (entity, key and hash of each item are ours; a replay has the same ones).
 const RESULT_COLUMNS = `idx, id, entity_version, ${isoUtc('recorded_at')} as recorded_at, replayed`;
 const APPEND_ONE_SQL = {
-  name: 'cairn_append_observation_v1',
   text: `select ${RESULT_COLUMNS}
          from cairn.append_observation($1, $2, $3, $4::int, $5, $6::jsonb, $7, $8::uuid[], $9::jsonb, $10::uuid,
                 $11::int, $12, $13, $14::timestamptz, $15, $16, $17, $18, $19::int, $20, $21)`,
 };
 const APPEND_BATCH_SQL = {
-  name: 'cairn_append_observations_v1',
   text: `select ${RESULT_COLUMNS}
          from cairn.append_observations($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[],
                 $7::text[], $8::text[], $9::jsonb[], $10::uuid[], $11::int[], $12::text[], $13::text[],
