@@ -80,3 +80,41 @@ export async function startTestStack(opts: {
     },
   };
 }
+
+/**
+ * One echo task run by a worker and a client that both connect with `config` (connection
+ * settings under test: TLS, mTLS, an API key). Returns the task's result.
+ */
+export async function runEchoTaskWith(
+  config: CairnConfig,
+  pool: pg.Pool,
+  agents: { echo: AgentDefinition; types: ObservationTypeRegistry },
+  goal: string,
+  text: string,
+): Promise<Awaited<ReturnType<CairnClient['result']>>> {
+  const worker = await createWorker({
+    config,
+    pool,
+    registry: agents.types,
+    agents: [agents.echo],
+    workflowBundle: { codePath: inject('cairnTest').workflowBundlePath },
+    workerOptions: { shutdownGraceTime: '1s' },
+  });
+  const running = worker.run();
+  const client = await CairnClient.connect(config);
+  try {
+    const taskKey = `conn-${randomUUID().slice(0, 8)}`;
+    // A step id of its own: echo writes note/<step id>, and an entity belongs to one task's scope.
+    const stepId = `s${randomUUID().slice(0, 8)}`;
+    await client.startTask({
+      taskKey,
+      goal,
+      steps: [{ id: stepId, role: 'echo', title: 'echo', input: { text } }],
+    });
+    return await client.result(taskKey);
+  } finally {
+    await client.close();
+    await worker.shutdown();
+    await running;
+  }
+}

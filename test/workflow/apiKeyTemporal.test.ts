@@ -10,10 +10,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { CairnClient } from '../../src/client';
 import { loadConfig } from '../../src/config';
-import { createWorker } from '../../src/worker';
 import { startApiKeyProxy, type ApiKeyProxy } from '../helpers/apiKeyProxy';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestCa, type TestCa } from '../helpers/testCerts';
+import { runEchoTaskWith } from '../helpers/temporal';
 import { echo, testTypes } from './agents';
 
 let db: TestDatabase;
@@ -47,32 +47,15 @@ const env = (key: string) => ({
 it('the worker and the client run a task with TEMPORAL_API_KEY against a frontend that checks it', async () => {
   const config = loadConfig(env(apiKey));
   expect(config.temporalApiKey).toBe(apiKey);
-  const worker = await createWorker({
+  const result = await runEchoTaskWith(
     config,
-    pool: db.pool,
-    registry: testTypes,
-    agents: [echo],
-    workflowBundle: { codePath: inject('cairnTest').workflowBundlePath },
-    workerOptions: { shutdownGraceTime: '1s' },
-  });
-  const running = worker.run();
-  const client = await CairnClient.connect(config);
-  try {
-    const taskKey = `key-${randomUUID().slice(0, 8)}`;
-    const stepId = `s${randomUUID().slice(0, 8)}`;
-    await client.startTask({
-      taskKey,
-      goal: 'with an API key',
-      steps: [{ id: stepId, role: 'echo', title: 'echo', input: { text: 'keyed' } }],
-    });
-    const result = await client.result(taskKey);
-    expect(result.status).toBe('completed');
-    expect(result.steps[0]?.output).toEqual({ text: 'keyed' });
-  } finally {
-    await client.close();
-    await worker.shutdown();
-    await running;
-  }
+    db.pool,
+    { echo, types: testTypes },
+    'with an API key',
+    'keyed',
+  );
+  expect(result.status).toBe('completed');
+  expect(result.steps[0]?.output).toEqual({ text: 'keyed' });
   expect(proxy.forwarded).toBeGreaterThan(0);
   expect(proxy.refused).toBe(0);
 

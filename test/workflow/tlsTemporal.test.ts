@@ -12,9 +12,9 @@ import { inject } from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnClient } from '../../src/client';
 import { loadConfig, type CairnConfig } from '../../src/config';
-import { createWorker } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestCa, type TestCa } from '../helpers/testCerts';
+import { runEchoTaskWith } from '../helpers/temporal';
 import { startTlsProxy, type TlsProxy } from '../helpers/tlsProxy';
 import { echo, testTypes } from './agents';
 
@@ -42,32 +42,8 @@ afterAll(async () => {
 
 /** Runs one echo task through `config`: a worker and a client that both connect with it. */
 async function runTask(config: CairnConfig): Promise<string> {
-  const worker = await createWorker({
-    config,
-    pool: db.pool,
-    registry: testTypes,
-    agents: [echo],
-    workflowBundle: { codePath: inject('cairnTest').workflowBundlePath },
-    workerOptions: { shutdownGraceTime: '1s' },
-  });
-  const running = worker.run();
-  const cairn = await CairnClient.connect(config);
-  try {
-    const taskKey = `tls-${randomUUID().slice(0, 8)}`;
-    // A step id of its own: echo writes note/<step id>, and an entity belongs to one task's scope.
-    const stepId = `s${randomUUID().slice(0, 8)}`;
-    await cairn.startTask({
-      taskKey,
-      goal: 'over TLS',
-      steps: [{ id: stepId, role: 'echo', title: 'echo', input: { text: 'secured' } }],
-    });
-    const result = await cairn.result(taskKey);
-    return `${result.status}:${JSON.stringify(result.steps[0]?.output)}`;
-  } finally {
-    await cairn.close();
-    await worker.shutdown();
-    await running;
-  }
+  const result = await runEchoTaskWith(config, db.pool, { echo, types: testTypes }, 'over TLS', 'secured');
+  return `${result.status}:${JSON.stringify(result.steps[0]?.output)}`;
 }
 
 const base = () => ({
