@@ -97,6 +97,9 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<CairnWork
     ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
     ...(opts.faults ? { faults: opts.faults } : {}),
     ...(opts.config.dbRetryMs !== undefined ? { dbRetryMs: opts.config.dbRetryMs } : {}),
+    ...(opts.config.payloadInlineMaxBytes !== undefined
+      ? { payloadInlineMaxBytes: opts.config.payloadInlineMaxBytes }
+      : {}),
     temporalClient: opts.temporalClient ?? new Client({ connection, namespace }),
     taskQueuePrefix: prefix,
   });

@@ -55,6 +55,12 @@ import {
   workingMemoryQuery,
   type MemoryWrite,
 } from '../src/shared/taskMessages';
+import {
+  isPayloadRef,
+  MAX_PAYLOAD_INLINE_MAX_BYTES,
+  WORKFLOW_INLINE_OUTPUT_BUDGET,
+  type PayloadPolicy,
+} from '../src/shared/payloadRefs';
 import { applyMemoryWrite, checkMemoryWrite, memoryWriteConflict } from './workingMemory';
 import { renderStepTable } from './details';
 import { legacyTaskWorkflowV1, type TaskWorkflowArgsV1 } from './legacy/taskV1';
@@ -79,6 +85,10 @@ export interface TaskWorkflowArgs {
 
 /** Histories without this marker were recorded by 0.1.0 and replay through workflows/legacy/. */
 export const TASK_V2_PATCH = 'cairn-task-v2';
+/** Histories without this marker scheduled steps whose outputs all came back inline. */
+export const PAYLOAD_REFS_PATCH = 'cairn-step-payload-refs';
+/** An output this small stays inline whatever the budget: a reference would be about as large. */
+const TRIVIAL_OUTPUT_BYTES = 256;
 /** Observation ids linked from the episode (the count is kept in full). */
 const MAX_LINKED_OBSERVATIONS = 200;
 const MAX_REJECTION_REASONS = 10;
@@ -156,6 +166,17 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
 
   const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
 
+  /**
+   * Claim-check (behind a patch: earlier histories scheduled steps without it): large outputs
+   * come back as references; once the outputs held inline reach the budget, every output but a
+   * trivial one does, so state, result and continue-as-new input stay small however many steps.
+   */
+  const payloadPolicy = (): PayloadPolicy | undefined => {
+    if (!patched(PAYLOAD_REFS_PATCH)) return undefined;
+    const left = WORKFLOW_INLINE_OUTPUT_BUDGET - (state.inlineOutputBytes ?? 0);
+    return { inlineMaxBytes: Math.max(TRIVIAL_OUTPUT_BYTES, Math.min(left, MAX_PAYLOAD_INLINE_MAX_BYTES)) };
+  };
+
   // Behind a patch: 0.2.0 histories were recorded without admissions while a run waited to continue.
   const admitWhileStepsRun = () => running > 0 && patched('cairn-task-admit-while-steps-run');
 
@@ -204,6 +225,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     step.status = 'scheduled';
     step.queue = queue;
     publish();
+    const payloads = payloadPolicy();
     let result: StepResult;
     try {
       result = await agentActivities(task, prefix, role).runAgentStep.executeWithOptions(
@@ -222,6 +244,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
             ...(task.roleScopes?.[role] ? { roleScopes: task.roleScopes[role] } : {}),
             memory: state.memory.entries,
             upstream: upstreamOutputs(state.steps, step.spec),
+            ...(payloads ? { payloads } : {}),
           },
         ],
       );
@@ -246,6 +269,8 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     step.status = 'completed';
     step.attempts = result.attempt ?? Math.max(step.attempts, 1);
     step.output = result.output;
+    if (payloads && !isPayloadRef(result.output))
+      state.inlineOutputBytes = (state.inlineOutputBytes ?? 0) + JSON.stringify(result.output ?? null).length;
     state.deliveredCount += inbox.length;
     const outbound = absorb(step, result);
     running--;
