@@ -164,7 +164,17 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.continueAt ||
     thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.continueAt;
 
-  const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
+  // Rendered once per turn of the main loop, not per change: a batch of 500 completions in one
+  // workflow task re-rendering a 1,500-row table each time ran past the 5 s workflow-task limit.
+  let detailsStale = true;
+  const publish = () => {
+    detailsStale = true;
+  };
+  const publishNow = () => {
+    if (!detailsStale) return;
+    detailsStale = false;
+    setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
+  };
 
   /**
    * Claim-check (behind a patch: earlier histories scheduled steps without it): large outputs
@@ -347,7 +357,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     const earlier = await bindOrExplain(acts, task, info.workflowId, info.firstExecutionRunId);
     if (earlier !== undefined) return earlier;
   }
-  publish();
+  publishNow();
 
   const pending: Promise<void>[] = [];
   let outcome: TaskResult['status'] = 'completed';
@@ -355,12 +365,13 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
   try {
     for (;;) {
       void admit();
-      settleBlockedSteps(state.steps);
+      const byId = new Map(state.steps.map((s) => [s.spec.id, s]));
+      settleBlockedSteps(state.steps, byId);
       const suggestCan = continueWanted();
       const ready =
         taskFailure || suggestCan
           ? []
-          : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
+          : state.steps.filter((s) => s.status === 'pending' && depsDone(byId, s));
       for (const step of ready) {
         running++;
         pending.push(runStep(step));
@@ -374,6 +385,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
         // Nothing left to run: the end (finish persists whatever is still arriving).
         if (!state.steps.some((s) => s.status === 'pending')) break;
       }
+      publishNow();
       const seenChanges = changes;
       await condition(() => changes !== seenChanges);
     }
@@ -579,19 +591,22 @@ function rolesOf(steps: readonly Step[]): string[] {
   return [...new Set(steps.map((s) => s.role))].sort();
 }
 
-function depsDone(steps: StepState[], step: StepState): boolean {
-  return step.spec.dependsOn.every((id) => steps.find((s) => s.spec.id === id)?.status === 'completed');
+/** Steps by id, rebuilt each turn of the main loop (linear lookups made long plans quadratic). */
+type StepIndex = ReadonlyMap<string, StepState>;
+
+function depsDone(byId: StepIndex, step: StepState): boolean {
+  return step.spec.dependsOn.every((id) => byId.get(id)?.status === 'completed');
 }
 
 /** A pending step whose dependency failed, was skipped or never exists (proposed steps) can never run. */
-function settleBlockedSteps(steps: StepState[]): void {
+function settleBlockedSteps(steps: StepState[], byId: StepIndex): void {
   let changed = true;
   while (changed) {
     changed = false;
     for (const step of steps) {
       if (step.status !== 'pending') continue;
       const blocker = step.spec.dependsOn.find((id) => {
-        const dep = steps.find((s) => s.spec.id === id);
+        const dep = byId.get(id);
         return (
           dep === undefined ||
           dep.status === 'failed' ||
@@ -601,7 +616,7 @@ function settleBlockedSteps(steps: StepState[]): void {
       });
       if (blocker !== undefined) {
         step.status = 'skipped';
-        step.error = steps.some((s) => s.spec.id === blocker)
+        step.error = byId.has(blocker)
           ? `dependency ${blocker} did not complete`
           : `dependency ${blocker} does not exist`;
         changed = true;

@@ -100,4 +100,4 @@ it('1,500 steps at the default thresholds: one completed episode, every observat
   expect(rows.map((r) => r.entity_id).sort()).toEqual(stepIds);
   const episodes = await listEpisodes(db.pool, { taskKey });
   expect(episodes.map((e) => [e.outcome, e.stepCount])).toEqual([['completed', TOTAL]]);
-}, 120_000);
+}, 180_000);
