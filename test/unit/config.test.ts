@@ -42,6 +42,11 @@ describe('configuration', () => {
     ['CAIRN_TEMPORAL_RETRY_MS', '-1', /CAIRN_TEMPORAL_RETRY_MS must be 0/],
     ['CAIRN_PG_POOL_MAX', '0', /CAIRN_PG_POOL_MAX must be at least 1/],
     ['CAIRN_PG_CONNECT_TIMEOUT_MS', 'x', /CAIRN_PG_CONNECT_TIMEOUT_MS must be a number of milliseconds/],
+    [
+      'CAIRN_PAYLOAD_INLINE_MAX_BYTES',
+      '999999999',
+      /CAIRN_PAYLOAD_INLINE_MAX_BYTES must be at most 262144 bytes/,
+    ],
   ])('a bad %s is one error naming the variable', (variable, value, message) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);
