@@ -18,6 +18,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -85,6 +86,8 @@ export interface TaskWorkflowArgs {
 
 /** Histories without this marker were recorded by 0.1.0 and replay through workflows/legacy/. */
 export const TASK_V2_PATCH = 'cairn-task-v2';
+/** Histories without this marker bound the key and recorded the episode as ordinary activities. */
+export const LOCAL_BOOKKEEPING_PATCH = 'cairn-task-local-bookkeeping';
 /** Histories without this marker scheduled steps whose outputs all came back inline. */
 export const PAYLOAD_REFS_PATCH = 'cairn-step-payload-refs';
 /** An output this small stays inline whatever the budget: a reference would be about as large. */
@@ -105,7 +108,10 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
   const { task, prefix, carried } = parseArgsOrFail(args);
   const info = workflowInfo();
   const state: CarriedState = carried ?? initialState(task, new Date().toISOString());
+  // Binding the key and recording the episode run as local activities (one marker event each,
+  // no task-queue round trip: issue #14's task latency); histories recorded before scheduled them.
   const acts = taskActivities(info.taskQueue);
+  const book = patched(LOCAL_BOOKKEEPING_PATCH) ? taskLocalActivities() : acts;
 
   // Ids seen in this run; earlier runs' ids are in Postgres (admission drops them as duplicates).
   const seen = new Set<string>([...state.pendingMessages, ...state.arriving].map((m) => m.id));
@@ -354,7 +360,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
       { key: RolesAttribute, value: state.roles },
       { key: TaskStatusAttribute, value: 'running' },
     ]);
-    const earlier = await bindOrExplain(acts, task, info.workflowId, info.firstExecutionRunId);
+    const earlier = await bindOrExplain(book, task, info.workflowId, info.firstExecutionRunId);
     if (earlier !== undefined) return earlier;
   }
   publishNow();
@@ -427,7 +433,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     await admit(true);
     closed = true;
     const record = async () =>
-      acts.recordEpisode({
+      book.recordEpisode({
         taskKey: task.taskKey,
         workflowId: info.workflowId,
         runId: workflowInfo().runId,
@@ -655,6 +661,14 @@ function agentActivities(
   role: string,
 ): ActivityInterfaceFor<AgentActivities> {
   return proxyActivities<AgentActivities>(activityOptions(task, prefix, role));
+}
+
+function taskLocalActivities(): ActivityInterfaceFor<TaskActivities> {
+  return proxyLocalActivities<TaskActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 10 },
+    summary: 'cairn: task bookkeeping',
+  });
 }
 
 function taskActivities(taskQueue: string): ActivityInterfaceFor<TaskActivities> {

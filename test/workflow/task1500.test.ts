@@ -8,6 +8,7 @@
  * The shared test server suggests continue-as-new after 120 events; this file starts its own
  * dev server with the defaults (4,096 events / 4 MB), in memory, for the few seconds it runs.
  */
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -23,6 +24,7 @@ import { note, testTypes } from './agents';
 const PLANNED = 500;
 const PROPOSED_EACH = 2;
 const TOTAL = PLANNED * (1 + PROPOSED_EACH);
+const CHAINS = 50;
 
 /** Appends one note per step; a planned step proposes two more. */
 const fanout = defineAgent({
@@ -38,18 +40,21 @@ const fanout = defineAgent({
 
 let db: TestDatabase;
 let server: TemporalServer;
+let dataDir: string;
 let stack: TestStack;
 
 beforeAll(async () => {
   const port = await getFreePort();
   const address = `127.0.0.1:${port}`;
   const env = inject('cairnTest');
+  // SQLite on tmpfs when there is one: this server's history is thrown away anyway.
+  dataDir = path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), `cairn-temporal-defaults-${port}`);
   [db, server] = await Promise.all([
     createTestDatabase(),
     ensureTemporalServer({
       address,
       namespace: env.namespace,
-      dataDir: path.join(os.tmpdir(), `cairn-temporal-defaults-${port}`),
+      dataDir,
       headless: true,
       freshDatabase: true,
       log: () => {},
@@ -67,12 +72,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await server?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   await db?.drop();
 });
 
 it('1,500 steps at the default thresholds: one completed episode, every observation stored', async () => {
   const taskKey = 'fifteen-hundred';
-  const steps = Array.from({ length: PLANNED }, (_, i) => ({ id: `s${i}`, role: 'fanout', title: `s${i}` }));
+  // 50 chains of 10: the plan unfolds in waves, so steps are still pending when the history
+  // passes 4,096 events and the run must continue as new (all at once, it would not need to).
+  const steps = Array.from({ length: PLANNED }, (_, i) => ({
+    id: `s${i}`,
+    role: 'fanout',
+    title: `s${i}`,
+    ...(i >= CHAINS ? { dependsOn: [`s${i - CHAINS}`] } : {}),
+  }));
   const handle = await stack.client.temporal.workflow.start('taskWorkflow', {
     taskQueue: taskWorkflowQueue(stack.config.taskQueuePrefix),
     workflowId: taskWorkflowId(taskKey),
