@@ -11,6 +11,17 @@ const ICON: Record<StepState['status'], string> = {
   cancelled: '🛑 cancelled',
 };
 
+/** Which steps a long plan lists first (a stable sort keeps plan order within a rank). */
+const ATTENTION: Record<StepState['status'], number> = {
+  failed: 0,
+  cancelled: 1,
+  running: 2,
+  scheduled: 2,
+  skipped: 3,
+  pending: 4,
+  completed: 4,
+};
+
 /** Rows beyond this are counted, not listed: the UI panel stays readable and cheap to render. */
 const MAX_ROWS = 50;
 
@@ -25,7 +36,10 @@ export function renderStepTable(
   const shown =
     steps.length <= MAX_ROWS
       ? steps
-      : steps.filter((s) => s.status !== 'pending' && s.status !== 'completed').slice(0, MAX_ROWS);
+      : steps
+          .filter((s) => s.status !== 'pending' && s.status !== 'completed')
+          .sort((a, b) => ATTENTION[a.status] - ATTENTION[b.status])
+          .slice(0, MAX_ROWS);
   const rows = shown.map(
     (s) =>
       `| ${esc(s.spec.id)} | ${esc(s.spec.role)} | ${esc(s.spec.title)} | ${ICON[s.status]} | ${s.attempts} | ${esc(noteOf(s))} |`,
