@@ -32,6 +32,9 @@ import { StepClaims, stepHolder } from './claimContext';
 import { createCoordination, type CoordinationDeps } from './coordination';
 import { buildStepContext, emptyBuffers, jsonOutput, parseAgentValue } from './stepContext';
 
+/** Claim calls read and write no observations: they need no grant, only the task they act for. */
+const NO_GRANT = { read: [], write: [] } as const;
+
 export interface AgentStepDeps {
   pool: pg.Pool;
   registry: ObservationTypeRegistry;
@@ -131,6 +134,8 @@ export function createStepRunner(
     const step = { stepId: input.step.id, attempt: env.attempt, role: input.step.role };
     const claims = new StepClaims({
       pool: deps.pool,
+      // Claims made by the step belong to its task's scope (migration 013).
+      run: (fn) => withScope(deps.pool, NO_GRANT, fn, { taskKey: input.taskKey }),
       holder: stepHolder({ workflowId: env.workflowId, activityId: env.activityId, attempt: env.attempt }),
       heartbeatEveryMs: deps.heartbeatEveryMs ?? 2000,
       pauseRenewal: () => deps.faults?.pauseClaimRenewal?.(step) ?? false,
@@ -204,7 +209,8 @@ export function createStepRunner(
       claims,
       read: (ref, opts) => reads.entity(ref, opts),
       coord,
-      registerWorkItems: (kind, ids) => withScope(deps.pool, scopes, (c) => registerWorkItems(c, kind, ids)),
+      registerWorkItems: (kind, ids) =>
+        withScope(deps.pool, scopes, (c) => registerWorkItems(c, kind, ids), { taskKey: input.taskKey }),
       signal: env.signal,
       heartbeat: (details) => env.heartbeat(details),
     });
@@ -252,90 +258,97 @@ export function createStepRunner(
       });
       const committedNow = await infra(() =>
         withReadReceipt(deps.pool, receipt, () =>
-          withScope(deps.pool, scopes, async (client): Promise<StepOutcome> => {
-            // Under the step's lock: a concurrent or earlier attempt may have committed meanwhile.
-            const earlier = await findStepCompletion(client, stepRef);
-            if (earlier) return { result: { ...earlier.result, attempt }, appended: [] };
-            await persistMessages(client, input.inbox, { taskKey: input.taskKey });
-            // Fences first: a step whose claim lapsed writes nothing (FencingTokenStaleError).
-            await claims.writeGuarded(client);
-            // Before the append: refuses a strict decision whose reads moved on (StaleReadError).
-            const readSet = await checkReadReceipt(client, receipt);
-            const appended = await appendObservations(
-              client,
-              deps.registry,
-              resolveAppendScopes(receipt.items, input.taskKey),
-              {
-                provenance: {
-                  taskKey: input.taskKey,
-                  workflowId: workflowId,
-                  runId: runId,
-                  activityId: info.activityId,
-                  attempt: info.attempt,
-                  agentId,
-                  role: agent.role,
+          // Acting for the task: its messages are the step's to persist and acknowledge whatever
+          // the grant says about the task's scope, and every append must name the task (CNP01).
+          withScope(
+            deps.pool,
+            scopes,
+            async (client): Promise<StepOutcome> => {
+              // Under the step's lock: a concurrent or earlier attempt may have committed meanwhile.
+              const earlier = await findStepCompletion(client, stepRef);
+              if (earlier) return { result: { ...earlier.result, attempt }, appended: [] };
+              await persistMessages(client, input.inbox, { taskKey: input.taskKey });
+              // Fences first: a step whose claim lapsed writes nothing (FencingTokenStaleError).
+              await claims.writeGuarded(client);
+              // Before the append: refuses a strict decision whose reads moved on (StaleReadError).
+              const readSet = await checkReadReceipt(client, receipt);
+              const appended = await appendObservations(
+                client,
+                deps.registry,
+                resolveAppendScopes(receipt.items, input.taskKey),
+                {
+                  provenance: {
+                    taskKey: input.taskKey,
+                    workflowId: workflowId,
+                    runId: runId,
+                    activityId: info.activityId,
+                    attempt: info.attempt,
+                    agentId,
+                    role: agent.role,
+                  },
+                  idempotencyPrefix: stepKey,
+                  observedAt: deps.clock().toISOString(),
                 },
-                idempotencyPrefix: stepKey,
-                observedAt: deps.clock().toISOString(),
-              },
-            );
-            // Context for another task is stored by that task when it arrives (or recorded as undeliverable).
-            await persistMessages(
-              client,
-              messages.filter((m) => m.toTask === undefined || m.toTask === input.taskKey),
-              { taskKey: input.taskKey, workflowId: workflowId, activityId: info.activityId },
-            );
-            await acknowledgeMessages(
-              client,
-              input.taskKey,
-              input.inbox.map((m) => m.id),
-              { workflowId: workflowId, activityId: info.activityId },
-            );
-            const result: StepResult = {
-              output,
-              observations: appended.map((o) => ({
-                id: o.id,
-                entity: `${o.entityType}/${o.entityId}`,
-                entityVersion: o.entityVersion,
-                replayed: o.replayed,
-              })),
-              messages,
-              proposedSteps: steps,
-              memoryWrites,
-              acknowledged: input.inbox.map((m) => m.id),
-              attempt,
-            };
-            if (input.payloads) {
-              // Claim-check, in the step's transaction: the rows commit exactly when the step does.
-              const max = Math.min(
-                input.payloads.inlineMaxBytes,
-                deps.payloadInlineMaxBytes ?? DEFAULT_PAYLOAD_INLINE_MAX_BYTES,
               );
-              const owner = { taskKey: input.taskKey, workflowId, activityId };
-              result.output = await storeIfLarge(client, owner, 'output', output, max);
-              for (const [i, s] of result.proposedSteps.entries()) {
-                if (s.input === undefined) continue;
-                const stored = await storeIfLarge(
-                  client,
-                  owner,
-                  `proposedSteps[${i}].input`,
-                  s.input as Json,
-                  max,
+              // Context for another task is stored by that task when it arrives (or recorded as undeliverable).
+              await persistMessages(
+                client,
+                messages.filter((m) => m.toTask === undefined || m.toTask === input.taskKey),
+                { taskKey: input.taskKey, workflowId: workflowId, activityId: info.activityId },
+              );
+              await acknowledgeMessages(
+                client,
+                input.taskKey,
+                input.inbox.map((m) => m.id),
+                { workflowId: workflowId, activityId: info.activityId },
+              );
+              const result: StepResult = {
+                output,
+                observations: appended.map((o) => ({
+                  id: o.id,
+                  entity: `${o.entityType}/${o.entityId}`,
+                  entityVersion: o.entityVersion,
+                  replayed: o.replayed,
+                })),
+                messages,
+                proposedSteps: steps,
+                memoryWrites,
+                acknowledged: input.inbox.map((m) => m.id),
+                attempt,
+              };
+              if (input.payloads) {
+                // Claim-check, in the step's transaction: the rows commit exactly when the step does.
+                const max = Math.min(
+                  input.payloads.inlineMaxBytes,
+                  deps.payloadInlineMaxBytes ?? DEFAULT_PAYLOAD_INLINE_MAX_BYTES,
                 );
-                result.proposedSteps[i] = { ...s, input: stored };
+                const owner = { taskKey: input.taskKey, workflowId, activityId };
+                result.output = await storeIfLarge(client, owner, 'output', output, max);
+                for (const [i, s] of result.proposedSteps.entries()) {
+                  if (s.input === undefined) continue;
+                  const stored = await storeIfLarge(
+                    client,
+                    owner,
+                    `proposedSteps[${i}].input`,
+                    s.input as Json,
+                    max,
+                  );
+                  result.proposedSteps[i] = { ...s, input: stored };
+                }
               }
-            }
-            await recordStepCompletion(client, {
-              ...stepRef,
-              runId,
-              attempt,
-              taskKey: input.taskKey,
-              role: agent.role,
-              result,
-              readSetId: readSet?.readSetId ?? null,
-            });
-            return { result, appended };
-          }),
+              await recordStepCompletion(client, {
+                ...stepRef,
+                runId,
+                attempt,
+                taskKey: input.taskKey,
+                role: agent.role,
+                result,
+                readSetId: readSet?.readSetId ?? null,
+              });
+              return { result, appended };
+            },
+            { taskKey: input.taskKey },
+          ),
         ),
       );
       await deps.faults?.afterCommit?.({ stepId: input.step.id, attempt: info.attempt, role: agent.role });

@@ -20,6 +20,7 @@ import {
   type NextFreeSource,
   type WorkGrant,
 } from '../src/store/claims';
+import type { Queryable } from '../src/store/pool';
 
 /** A step's identity as a claim holder: a retry is a new holder, so an old attempt cannot write. */
 export function stepHolder(step: { workflowId: string; activityId: string; attempt: number }): string {
@@ -35,6 +36,11 @@ interface Held {
 
 export interface StepClaimsOptions {
   pool: pg.Pool;
+  /**
+   * Runs one claim call in the step's transaction shape (withScope acting for the task), so its
+   * claims, events and work items belong to the task's scope (migration 013). Default: the pool.
+   */
+  run?: <T>(fn: (db: Queryable) => Promise<T>) => Promise<T>;
   holder: string;
   /** How often the step heartbeats (and renews); a ttl must cover two beats. */
   heartbeatEveryMs: number;
@@ -54,16 +60,20 @@ export class StepClaims {
     return this.opts.holder;
   }
 
+  private db<T>(fn: (db: Queryable) => Promise<T>): Promise<T> {
+    return this.opts.run ? this.opts.run(fn) : fn(this.opts.pool);
+  }
+
   async claim(resource: string, ttlMs: number): Promise<ClaimResult> {
     this.checkTtl(ttlMs);
-    const result = await claim(this.opts.pool, resource, { holder: this.opts.holder, ttlMs });
+    const result = await this.db((db) => claim(db, resource, { holder: this.opts.holder, ttlMs }));
     if (result.granted) this.held.set(resource, { token: result.token, ttlMs, lost: false });
     return result;
   }
 
   async nextFree(kind: string, from: NextFreeSource, ttlMs: number): Promise<WorkGrant | null> {
     this.checkTtl(ttlMs);
-    const grant = await nextFree(this.opts.pool, kind, from, { holder: this.opts.holder, ttlMs });
+    const grant = await this.db((db) => nextFree(db, kind, from, { holder: this.opts.holder, ttlMs }));
     if (grant) this.held.set(grant.resource, { token: grant.token, ttlMs, lost: false });
     return grant;
   }
@@ -73,7 +83,7 @@ export class StepClaims {
     const h = this.held.get(resource);
     if (!h) return false;
     this.held.delete(resource);
-    const r = await release(this.opts.pool, resource, { holder: this.opts.holder, token: h.token });
+    const r = await this.db((db) => release(db, resource, { holder: this.opts.holder, token: h.token }));
     return r.released;
   }
 
@@ -137,11 +147,9 @@ export class StepClaims {
   private async renewAll(): Promise<void> {
     for (const [resource, h] of [...this.held]) {
       if (h.lost) continue;
-      const r = await renew(this.opts.pool, resource, {
-        holder: this.opts.holder,
-        token: h.token,
-        ttlMs: h.ttlMs,
-      });
+      const r = await this.db((db) =>
+        renew(db, resource, { holder: this.opts.holder, token: h.token, ttlMs: h.ttlMs }),
+      );
       if (!r.renewed && this.held.get(resource) === h) h.lost = true;
     }
   }
@@ -152,7 +160,7 @@ export class StepClaims {
     this.held.clear();
     await Promise.allSettled(
       held.map(([resource, h]) =>
-        release(this.opts.pool, resource, { holder: this.opts.holder, token: h.token }),
+        this.db((db) => release(db, resource, { holder: this.opts.holder, token: h.token })),
       ),
     );
   }

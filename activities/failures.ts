@@ -7,6 +7,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { CairnError, FAILURE_TYPES, isRetryableFailureType } from '../src/shared/errors';
 import { isTransientDbError, withDbRetry } from '../src/store/pool';
+import { recordRefusal } from '../src/telemetry/instrument';
 
 /**
  * The database stayed unreachable (or kept refusing for a transient reason) for the whole retry
@@ -15,6 +16,7 @@ import { isTransientDbError, withDbRetry } from '../src/store/pool';
 export const INFRASTRUCTURE_UNAVAILABLE = 'CairnInfrastructureUnavailable';
 
 export function toApplicationFailure(err: unknown): ApplicationFailure {
+  recordRefusal(err);
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof CairnError) {
     return ApplicationFailure.create({

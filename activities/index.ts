@@ -8,7 +8,7 @@ import type { AgentDefinition } from '../src/agent';
 import type { ObservationTypeRegistry } from '../src/shared/observationTypes';
 import { bindTaskKey, recordEpisode } from '../src/store/episodes';
 import { admitMessages, persistMessages } from '../src/store/messages';
-import { withTransaction } from '../src/store/pool';
+import { withTaskBookkeeping } from '../src/store/scope';
 import { createAgentStepActivity, type AgentStepFaults } from './agentStep';
 import type {
   AgentActivities,
@@ -62,9 +62,11 @@ export function createAgentActivities(deps: ActivityDeps) {
 }
 
 export function createTaskActivities(deps: { pool: pg.Pool }) {
+  // The task's messages and episode are its own (row-level security, migration 013): these act
+  // for the task, under no grant of observations.
   return {
     recordEpisode: (input: EpisodeInput) =>
-      withTransaction(deps.pool, async (client) => {
+      withTaskBookkeeping(deps.pool, input.taskKey, async (client) => {
         await persistMessages(client, input.undeliveredMessages ?? [], {
           taskKey: input.taskKey,
           workflowId: input.workflowId,
@@ -73,7 +75,9 @@ export function createTaskActivities(deps: { pool: pg.Pool }) {
       }),
     bindTaskKey: (input) => bindTaskKey(deps.pool, input),
     admitMessages: async (input) => ({
-      fresh: await admitMessages(deps.pool, input.taskKey, input.messages, { batchKey: input.batchKey }),
+      fresh: await withTaskBookkeeping(deps.pool, input.taskKey, (client) =>
+        admitMessages(client, input.taskKey, input.messages, { batchKey: input.batchKey }),
+      ),
     }),
   } satisfies TaskActivities;
 }

@@ -152,15 +152,38 @@ export interface ResultRow {
   verdict: 'meets' | 'below' | 'report' | 'error';
   error?: string;
   note?: string;
+  /** CPU split between Node and Postgres over the measured rounds (when the run could read it). */
+  cpu?: CpuShare;
 }
 
 export interface RunOptions {
   /** Measured rounds per benchmark (the warm-up round comes on top). */
   rounds: number;
   log?: (line: string) => void;
+  /**
+   * CPU time used so far (ms) by this process and by the Postgres backends serving it, read
+   * before and after each measured round, so each row can say which side its time went to.
+   */
+  cpu?: () => Promise<CpuTimes>;
 }
 
-/** The entries `only` selects (case-insensitive substring of `group/name`), plus their baselines. */
+export interface CpuTimes {
+  nodeMs: number;
+  postgresMs: number;
+}
+
+/** Where a benchmark's CPU went over its measured rounds: shares of the total, and per op (µs). */
+export interface CpuShare {
+  nodeShare: number;
+  postgresShare: number;
+  nodeUsPerOp: number;
+  postgresUsPerOp: number;
+}
+
+/**
+ * The entries `only` selects (case-insensitive substring of `group/name`; several substrings
+ * separated by `|` select their union), plus their baselines.
+ */
 export function selectEntries(all: readonly BenchEntry[], only: string | undefined): BenchEntry[] {
   const wanted = new Set<BenchEntry>();
   const add = (e: BenchEntry) => {
@@ -168,8 +191,13 @@ export function selectEntries(all: readonly BenchEntry[], only: string | undefin
     wanted.add(e);
     if (e.baseline) add(e.baseline);
   };
-  const needle = only?.toLowerCase();
-  for (const e of all) if (!needle || `${e.group}/${e.name}`.toLowerCase().includes(needle)) add(e);
+  const needles = only
+    ?.toLowerCase()
+    .split('|')
+    .filter((x) => x.length > 0);
+  const selected = (e: BenchEntry) =>
+    !needles?.length || needles.some((n) => `${e.group}/${e.name}`.toLowerCase().includes(n));
+  for (const e of all) if (selected(e)) add(e);
   // Baselines not in `all` (defined elsewhere) are kept too, after their subjects.
   return [...all.filter((e) => wanted.has(e)), ...[...wanted].filter((e) => !all.includes(e))];
 }
@@ -181,13 +209,23 @@ interface TimedState {
   warmup: number | null;
   samples: number[];
   error?: string;
+  cpu: CpuTimes;
+  cpuOps: number;
 }
 
 export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOptions): Promise<ResultRow[]> {
   const log = opts.log ?? (() => undefined);
   const timed: TimedState[] = entries
     .filter((e): e is Benchmark => e.kind === 'timed')
-    .map((bench) => ({ bench, state: undefined, ready: false, warmup: null, samples: [] }));
+    .map((bench) => ({
+      bench,
+      state: undefined,
+      ready: false,
+      warmup: null,
+      samples: [],
+      cpu: { nodeMs: 0, postgresMs: 0 },
+      cpuOps: 0,
+    }));
   const metricValues = new Map<Metric, { value: number | null; error?: string }>();
   try {
     for (const t of timed) {
@@ -210,7 +248,7 @@ export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOpt
       for (const t of order) {
         const info: RoundInfo = { round, warmup: round === 0, ops: t.bench.ops };
         try {
-          const value = await timeRound(t.bench, t.state, info);
+          const value = await timeRound(t.bench, t.state, info, round === 0 ? undefined : opts.cpu, t);
           if (round === 0) t.warmup = value;
           else t.samples.push(value);
         } catch (err) {
@@ -280,8 +318,20 @@ export async function runBenchmarks(entries: readonly BenchEntry[], opts: RunOpt
         : null,
       ratio: baseState && !t.error && !baseState.error ? pairedRatio(t.samples, baseState.samples) : null,
       ...(t.error !== undefined ? { error: t.error } : {}),
+      ...(cpuShareOf(t) ? { cpu: cpuShareOf(t) } : {}),
     });
   });
+}
+
+function cpuShareOf(t: TimedState): CpuShare | undefined {
+  const total = t.cpu.nodeMs + t.cpu.postgresMs;
+  if (t.cpuOps === 0 || total <= 0) return undefined;
+  return {
+    nodeShare: t.cpu.nodeMs / total,
+    postgresShare: t.cpu.postgresMs / total,
+    nodeUsPerOp: (t.cpu.nodeMs * 1000) / t.cpuOps,
+    postgresUsPerOp: (t.cpu.postgresMs * 1000) / t.cpuOps,
+  };
 }
 
 function labelOf(e: BenchEntry): string {
@@ -289,11 +339,25 @@ function labelOf(e: BenchEntry): string {
   return e.unit === 'ops/s' ? `${e.opName}/s` : 'ms';
 }
 
-async function timeRound(bench: Benchmark, state: unknown, info: RoundInfo): Promise<number> {
+async function timeRound(
+  bench: Benchmark,
+  state: unknown,
+  info: RoundInfo,
+  cpu: RunOptions['cpu'],
+  acc: Pick<TimedState, 'cpu' | 'cpuOps'>,
+): Promise<number> {
   await bench.prepare(state, info);
+  // Read outside the timed part; a failed read only costs the row its CPU column.
+  const c0 = cpu ? await cpu().catch(() => undefined) : undefined;
   const t0 = performance.now();
   const latencies = await bench.run(state, info);
   const elapsed = performance.now() - t0;
+  const c1 = c0 && cpu ? await cpu().catch(() => undefined) : undefined;
+  if (c0 && c1) {
+    acc.cpu.nodeMs += c1.nodeMs - c0.nodeMs;
+    acc.cpu.postgresMs += Math.max(0, c1.postgresMs - c0.postgresMs);
+    acc.cpuOps += info.ops;
+  }
   if (bench.unit === 'ops/s') return info.ops / (elapsed / 1000);
   return latencies && latencies.length ? median(latencies) : elapsed / info.ops;
 }

@@ -6,7 +6,17 @@ import { renderTable } from '../src/cli/table';
 import type { ResultRow } from './harness';
 
 export function renderReport(rows: readonly ResultRow[]): string {
-  const headers = ['group', 'benchmark', 'median', 'p95', 'baseline', 'ratio', 'goal', 'verdict'];
+  const headers = [
+    'group',
+    'benchmark',
+    'median',
+    'p95',
+    'baseline',
+    'ratio',
+    'goal',
+    'verdict',
+    'cpu pg/node',
+  ];
   const body = rows.map((r) => [
     r.group,
     r.name,
@@ -16,8 +26,15 @@ export function renderReport(rows: readonly ResultRow[]): string {
     r.ratio === null ? '' : `${r.ratio.toFixed(2)}×`,
     r.goal,
     r.verdict === 'error' ? `error: ${r.error ?? ''}` : r.verdict,
+    r.cpu ? cpuColumn(r.cpu) : '',
   ]);
   return renderTable(headers, body);
+}
+
+/** "pg 62% · node 38%, 410/250 µs/op": where the row's CPU went (Postgres backends vs this process). */
+function cpuColumn(c: NonNullable<ResultRow['cpu']>): string {
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  return `pg ${pct(c.postgresShare)} · node ${pct(c.nodeShare)}, ${number(c.postgresUsPerOp)}/${number(c.nodeUsPerOp)} µs/op`;
 }
 
 function value(v: number | null, label: string): string {

@@ -9,9 +9,11 @@ import { observationLogBenchmarks } from './suites/observationLog';
 import { payloadBenchmarks } from './suites/payloads';
 import { scopeBenchmarks } from './suites/scopes';
 import { taskBenchmarks } from './suites/tasks';
+import { writerBenchmarks } from './suites/writers';
 
 export { createBenchEnv, FULL_SIZES, QUICK_SIZES, type BenchSizes } from './env';
 export { runBenchmarks, selectEntries, type ResultRow } from './harness';
+export { createCpuProbe } from './cpu';
 export { machineInfo, renderReport, writeResults, type ResultsFile } from './report';
 
 export function allBenchmarks(env: BenchEnv): BenchEntry[] {
@@ -23,6 +25,7 @@ export function allBenchmarks(env: BenchEnv): BenchEntry[] {
     ...payloadBenchmarks(env),
     ...scopeBenchmarks(env),
     ...claimBenchmarks(env),
+    ...writerBenchmarks(env),
     ...readSetBenchmarks(env),
     ...mcpBenchmarks(env),
   ];

@@ -10,10 +10,12 @@ create table cairn.claim_events (
   at timestamp with time zone not null,
   expires_at timestamp with time zone not null,
   previous_holder text,
+  scope text default cairn.acting_scope(),
   constraint claim_events_event_check CHECK ((event = ANY (ARRAY['granted'::text, 'renewed'::text, 'released'::text, 'expired-takeover'::text]))),
   constraint claim_events_pkey PRIMARY KEY (seq),
   constraint claim_events_token_check CHECK ((token >= 1))
 );
+alter table cairn.claim_events enable row level security;
 
 create table cairn.claims (
   resource text not null,
@@ -24,12 +26,14 @@ create table cairn.claims (
   expires_at timestamp with time zone not null default '-infinity'::timestamp with time zone,
   released_at timestamp with time zone,
   previous_holder text,
+  scope text default cairn.acting_scope(),
   constraint claims_granted_shape CHECK ((((token = 0) = (holder IS NULL)) AND ((token = 0) = (acquired_at IS NULL)))),
   constraint claims_holder_check CHECK (((length(holder) >= 1) AND (length(holder) <= 512))),
   constraint claims_pkey PRIMARY KEY (resource),
   constraint claims_resource_check CHECK (((length(resource) >= 1) AND (length(resource) <= 512))),
   constraint claims_token_check CHECK ((token >= 0))
 );
+alter table cairn.claims enable row level security;
 
 create table cairn.context_messages (
   id text not null,
@@ -48,6 +52,7 @@ create table cairn.context_messages (
   admitted_by text,
   constraint context_messages_pkey PRIMARY KEY (task_key, id)
 );
+alter table cairn.context_messages enable row level security;
 
 create table cairn.context_messages_archive (
   id text not null,
@@ -66,6 +71,7 @@ create table cairn.context_messages_archive (
   archived_at timestamp with time zone not null default clock_timestamp(),
   constraint context_messages_archive_pkey PRIMARY KEY (task_key, id)
 );
+alter table cairn.context_messages_archive enable row level security;
 
 create table cairn.effects (
   key text not null,
@@ -118,6 +124,7 @@ create table cairn.episode_summary_members (
   constraint episode_summary_members_pkey PRIMARY KEY (episode_id),
   constraint episode_summary_members_summary_id_fkey FOREIGN KEY (summary_id) REFERENCES cairn.episodes(id)
 );
+alter table cairn.episode_summary_members enable row level security;
 
 create table cairn.episode_tags (
   task_key text not null,
@@ -126,6 +133,7 @@ create table cairn.episode_tags (
   constraint episode_tags_pkey PRIMARY KEY (task_key, tag),
   constraint episode_tags_tag_check CHECK ((tag ~ '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$'::text))
 );
+alter table cairn.episode_tags enable row level security;
 
 create table cairn.episodes (
   id uuid not null default gen_random_uuid(),
@@ -150,6 +158,7 @@ create table cairn.episodes (
   constraint episodes_summary_shape CHECK (((kind = 'summary'::text) = (summary IS NOT NULL))),
   constraint episodes_workflow_id_key UNIQUE (workflow_id)
 );
+alter table cairn.episodes enable row level security;
 
 create table cairn.mcp_agents (
   id uuid not null default gen_random_uuid(),
@@ -179,12 +188,14 @@ create table cairn.observation_flags (
   constraint observation_flags_pkey PRIMARY KEY (idempotency_key, flag, read_set_id),
   constraint observation_flags_read_set_id_fkey FOREIGN KEY (read_set_id) REFERENCES cairn.read_sets(id)
 );
+alter table cairn.observation_flags enable row level security;
 
 create table cairn.observation_read_sets (
   idempotency_key text not null,
   read_set_id uuid not null,
   constraint observation_read_sets_pkey PRIMARY KEY (idempotency_key, read_set_id)
 );
+alter table cairn.observation_read_sets enable row level security;
 
 create table cairn.observation_types (
   name text not null,
@@ -272,6 +283,7 @@ create table cairn.read_set_entries (
   constraint read_set_entries_pkey PRIMARY KEY (read_set_id, entity_type, entity_id, version),
   constraint read_set_entries_version_check CHECK ((version >= 0))
 );
+alter table cairn.read_set_entries enable row level security;
 
 create table cairn.read_sets (
   id uuid not null default gen_random_uuid(),
@@ -287,6 +299,7 @@ create table cairn.read_sets (
   constraint read_sets_attempt_unique UNIQUE (workflow_id, activity_id, attempt),
   constraint read_sets_pkey PRIMARY KEY (id)
 );
+alter table cairn.read_sets enable row level security;
 
 create table cairn.schema_migrations (
   version integer not null,
@@ -307,6 +320,7 @@ create table cairn.stale_refusals (
   constraint stale_refusals_read_set_id_fkey FOREIGN KEY (read_set_id) REFERENCES cairn.read_sets(id),
   constraint stale_refusals_read_set_id_key UNIQUE (read_set_id)
 );
+alter table cairn.stale_refusals enable row level security;
 
 create table cairn.step_completions (
   workflow_id text not null,
@@ -366,11 +380,13 @@ create table cairn.work_items (
   done_at timestamp with time zone,
   done_by text,
   done_token bigint,
+  scope text default cairn.acting_scope(),
   constraint work_items_done_shape CHECK ((((done_at IS NULL) = (done_by IS NULL)) AND ((done_at IS NULL) = (done_token IS NULL)))),
   constraint work_items_id_check CHECK (((length(id) >= 1) AND (length(id) <= 300))),
   constraint work_items_kind_check CHECK ((kind ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$'::text)),
   constraint work_items_pkey PRIMARY KEY (kind, id)
 );
+alter table cairn.work_items enable row level security;
 
 -- Indexes
 CREATE UNIQUE INDEX claim_events_pkey ON cairn.claim_events USING btree (seq);
@@ -432,21 +448,63 @@ CREATE UNIQUE INDEX work_items_pkey ON cairn.work_items USING btree (kind, id);
 CREATE UNIQUE INDEX work_items_resource_idx ON cairn.work_items USING btree (resource);
 
 -- Row-level security policies
+create policy claim_events_in_scope on cairn.claim_events as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy claims_in_scope on cairn.claims as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy context_messages_in_task_scope on cairn.context_messages as permissive for all to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy context_messages_archive_in_task_scope on cairn.context_messages_archive as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy entity_heads_read_in_scope on cairn.entity_heads as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy entity_snapshots_in_scope on cairn.entity_snapshots as permissive for all to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))))
   with check ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+create policy episode_summary_members_with_episode on cairn.episode_summary_members as permissive for all to cairn_app
+  using ((EXISTS ( SELECT 1
+   FROM cairn.episodes e
+  WHERE (e.id = episode_summary_members.episode_id))))
+  with check ((EXISTS ( SELECT 1
+   FROM cairn.episodes e
+  WHERE (e.id = episode_summary_members.episode_id))));
+create policy episode_tags_in_task_scope on cairn.episode_tags as permissive for all to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy episodes_in_task_scope on cairn.episodes as permissive for all to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy observation_flags_with_read_set on cairn.observation_flags as permissive for select to cairn_app
+  using ((EXISTS ( SELECT 1
+   FROM cairn.read_sets r
+  WHERE (r.id = observation_flags.read_set_id))));
+create policy observation_read_sets_with_read_set on cairn.observation_read_sets as permissive for select to cairn_app
+  using ((EXISTS ( SELECT 1
+   FROM cairn.read_sets r
+  WHERE (r.id = observation_read_sets.read_set_id))));
 create policy observations_read_in_scope on cairn.observations as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (
 CASE
     WHEN (scope = 'task'::text) THEN ('task:'::text || task_key)
     ELSE scope
 END = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+create policy read_set_entries_with_read_set on cairn.read_set_entries as permissive for select to cairn_app
+  using ((EXISTS ( SELECT 1
+   FROM cairn.read_sets r
+  WHERE (r.id = read_set_entries.read_set_id))));
+create policy read_sets_in_task_scope on cairn.read_sets as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy stale_refusals_with_read_set on cairn.stale_refusals as permissive for select to cairn_app
+  using ((EXISTS ( SELECT 1
+   FROM cairn.read_sets r
+  WHERE (r.id = stale_refusals.read_set_id))));
 create policy step_completions_read_in_scope on cairn.step_completions as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy step_payloads_read_in_scope on cairn.step_payloads as permissive for select to cairn_app
-  using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy work_items_in_scope on cairn.work_items as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 
 -- Triggers
 CREATE TRIGGER claim_events_append_only BEFORE DELETE OR UPDATE ON cairn.claim_events FOR EACH ROW EXECUTE FUNCTION cairn.refuse_claim_delete();
@@ -454,6 +512,7 @@ CREATE TRIGGER claim_events_no_truncate BEFORE TRUNCATE ON cairn.claim_events FO
 CREATE TRIGGER claims_guard BEFORE UPDATE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.claims_guard();
 CREATE TRIGGER claims_no_delete BEFORE DELETE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.refuse_claim_delete();
 CREATE TRIGGER claims_no_truncate BEFORE TRUNCATE ON cairn.claims FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_claim_delete();
+CREATE TRIGGER claims_scope_on_grant BEFORE UPDATE ON cairn.claims FOR EACH ROW WHEN ((new.token IS DISTINCT FROM old.token)) EXECUTE FUNCTION cairn.claims_set_scope();
 CREATE TRIGGER context_messages_guard BEFORE DELETE OR UPDATE ON cairn.context_messages FOR EACH ROW EXECUTE FUNCTION cairn.context_messages_guard();
 CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON cairn.context_messages_archive FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -521,6 +580,17 @@ AS $function$
                          when 'none' then session_user::text
                          else pg_catalog.current_setting('role') end
        and c.oid = 'cairn.observations'::regclass), false)
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.acting_scope()
+ RETURNS text
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$
+  select coalesce('task:' || nullif(pg_catalog.current_setting('cairn.task_key', true), ''),
+                  case when pg_catalog.cardinality(nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[]) = 1
+                        and (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] <> '*'
+                       then (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] end)
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.append_observation(p_entity_type text, p_entity_id text, p_type text, p_schema_version integer, p_kind text, p_fields jsonb, p_scope text, p_derived_from uuid[], p_source jsonb, p_target_id uuid, p_expected_version integer, p_idempotency_key text, p_content_hash text, p_observed_at timestamp with time zone, p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text)
@@ -772,6 +842,18 @@ begin
   perform set_config('cairn.archiving_messages', 'off', true);
   return v_moved;
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.bookkeeping_scopes()
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$
+  select array_remove(
+           coalesce(nullif(pg_catalog.current_setting('cairn.read_scopes', true), '')::text[], '{}'::text[])
+           || coalesce(nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[], '{}'::text[])
+           || ('task:' || nullif(pg_catalog.current_setting('cairn.task_key', true), '')),
+           null)
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.caller_may_read(p_scope text)
@@ -1151,6 +1233,16 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.claims_set_scope()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  new.scope := cairn.acting_scope();
+  return new;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.complete_work_item(p_resource text, p_holder text, p_token bigint)
  RETURNS text
  LANGUAGE plpgsql
@@ -1494,6 +1586,50 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer)
+ RETURNS TABLE(head integer, snapshot_version integer, snapshot_state jsonb, rows json)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_after int;
+begin
+  select h.version into head
+    from cairn.entity_heads h
+   where h.entity_type = p_entity_type and h.entity_id = p_entity_id;
+  if head is null then
+    return next;
+    return;
+  end if;
+  select s.version, s.state -> 'state' into snapshot_version, snapshot_state
+    from cairn.entity_snapshots s
+    join cairn.observations o
+      on o.entity_type = s.entity_type and o.entity_id = s.entity_id and o.entity_version = s.version
+     and o.chain_hash = s.chain_hash
+   where s.entity_type = p_entity_type and s.entity_id = p_entity_id and s.version <= head
+     and s.state -> 'format' = to_jsonb(p_format)
+   order by s.version desc
+   limit 1;
+  -- A plain variable, not coalesce(...) in the predicate: under row-level security only
+  -- leakproof quals become index bounds, and a COALESCE is not one (the scan would read the
+  -- entity's whole history and filter it).
+  v_after := coalesce(snapshot_version, 0);
+  select coalesce(json_agg(r order by r.entity_version), '[]'::json) into rows
+    from (select o.id, o.entity_version, o.type, o.schema_version, o.kind, o.fields, o.target_id, o.agent_id,
+                 o.role, o.task_key,
+                 case when o.kind = 'retraction' then
+                   (select t.entity_version from cairn.observations t where t.id = o.target_id) end as target_version
+            from cairn.observations o
+           where o.entity_type = p_entity_type and o.entity_id = p_entity_id
+             and o.entity_version > v_after and o.entity_version <= head
+           order by o.entity_version
+           limit p_limit) r;
+  return next;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[])
  RETURNS TABLE(read_set_id uuid, refused boolean, conflicts jsonb)
  LANGUAGE plpgsql
@@ -1507,35 +1643,51 @@ declare
   v_check     boolean := coalesce('strict' = any(p_modes) or 'warn' = any(p_modes), false);
   v_conflicts jsonb := '[]'::jsonb;
   v_moved     boolean := false;
-  -- What the caller may read (see cairn.caller_may_read), once per call: entities outside it
-  -- are neither locked nor reported on.
+  v_ph_type   text[];
+  v_ph_id     text[];
   v_grant     text[] := cairn.scope_grant('read');
   v_all       boolean := case when cairn.scope_grant('read') is null then not cairn.acting_as_application()
                               else coalesce('*' = any (cairn.scope_grant('read')), false) end;
 begin
-  -- 0. When some item depends on its reads: lock the heads of the entities read or written that
-  --    exist and that the caller may read, in sorted order (like the append), and learn whether
-  --    an entity read has moved on. No head is created (an earlier version created one for any
-  --    name it was given): an entity read while absent is not locked, so its creation is
-  --    caught only if it committed before this statement. The aggregate reads every
-  --    locked row, so every lock is taken.
+  -- 0. When some item depends on its reads: lock (or hold the place of) every entity read or
+  --    written, in sorted order. Each is proposed at the lowest version read (0: only written);
+  --    a head above its proposal is updated to itself so that it comes back (moved on), every
+  --    other conflicting head is locked all the same (ON CONFLICT locks the rows it meets). A
+  --    row that comes back at its proposal is a placeholder this statement inserted.
   if v_check then
-    with locked as (
-      select h.entity_type, h.entity_id, h.version
-      from cairn.entity_heads h
-      join (select distinct x.et, x.eid
-              from (select u.et, u.eid from unnest(p_write_type, p_write_id) as u(et, eid)
-                    union all
-                    select e.t, e.i from unnest(p_entry_type, p_entry_id) as e(t, i)) x) k
-        on h.entity_type = k.et and h.entity_id = k.eid
-      where v_all or h.scope = any (v_grant)
-      order by h.entity_type collate "C", h.entity_id collate "C"
-      for update of h
+    with keys as (
+      select x.et collate "C" as et, x.eid collate "C" as eid, min(x.v) as v
+      from (select u.et, u.eid, 0 as v from unnest(p_write_type, p_write_id) as u(et, eid)
+            union all
+            select e.t, e.i, e.v from unnest(p_entry_type, p_entry_id, p_entry_version) as e(t, i, v)) x
+      group by 1, 2
+    ),
+    locked as (
+      insert into cairn.entity_heads as h (entity_type, entity_id, version, chain_hash, prev_hash)
+      select k.et, k.eid, k.v, '', ''
+      from keys k
+      where not exists (select 1 from cairn.entity_heads o
+                         where o.entity_type = k.et and o.entity_id = k.eid
+                           and not (v_all or coalesce(o.scope = any (v_grant), false)) and o.scope is not null)
+      order by 1, 2
+      on conflict (entity_type, entity_id) do update set chain_hash = h.chain_hash where h.version > excluded.version
+      returning h.entity_type, h.entity_id, h.version, h.scope
     )
-    select coalesce(bool_or(l.version > e.v), false) into v_moved
+    select coalesce(bool_or(l.version > e.v and (v_all or coalesce(l.scope = any (v_grant), false))), false),
+           array_agg(l.entity_type) filter (where l.version = k.v),
+           array_agg(l.entity_id) filter (where l.version = k.v)
+      into v_moved, v_ph_type, v_ph_id
     from locked l
+    join keys k on k.et = l.entity_type and k.eid = l.entity_id
     left join unnest(p_entry_type, p_entry_id, p_entry_version) as e(t, i, v)
       on e.t = l.entity_type and e.i = l.entity_id;
+    -- The placeholders go at once; their inserts stay in progress until this transaction ends
+    -- (only it could see them, and writers of those entities wait for it).
+    if v_ph_type is not null then
+      delete from cairn.entity_heads h
+       using unnest(v_ph_type, v_ph_id) as p(et, eid)
+       where h.entity_type = p.et and h.entity_id = p.eid;
+    end if;
   end if;
 
   -- 1. One statement: the read set, its entries and its links. Data-modifying CTEs all run
@@ -1576,8 +1728,7 @@ begin
   if v_check and v_moved then
     -- 2. Only when an entity read has moved on, a new statement: a fresh snapshot, taken with
     --    the locks held, sees every committed write to these entities; which of them touched a
-    --    field the step read? Materialized first: the entries that moved on, so the planner
-    --    starts from this attempt's few entries, not from the log.
+    --    field the step read? (As in 009.)
     with moved as materialized (
       select e.t as entity_type, e.i as entity_id, e.v as version, e.f::text[] as fields, h.version as current_version
       from unnest(p_entry_type, p_entry_id, p_entry_version, p_entry_fields) as e(t, i, v, f)
@@ -1604,7 +1755,6 @@ begin
       from touching t
       group by 1, 2, 3, 4
     ),
-    -- NULL when the entry's fields are unknown (every field counted).
     per_entry_fields as (
       select t.entity_type, t.entity_id, t.version, array_agg(distinct f order by f) as touched
       from touching t cross join lateral unnest(t.touched) as f
@@ -1620,8 +1770,6 @@ begin
   end if;
 
   if jsonb_array_length(v_conflicts) > 0 and 'strict' = any(p_modes) then
-    -- Refused. The caller rolls the step back (links included) and records the refusal on its
-    -- own (cairn.record_stale_refusal): this transaction's writes must not survive.
     return query select v_id, true, v_conflicts;
     return;
   end if;
@@ -1966,9 +2114,13 @@ grant SELECT on table cairn.step_payloads to cairn_app;
 grant SELECT on table cairn.work_items to cairn_app;
 grant USAGE on schema cairn to cairn_app;
 grant execute on function cairn.acting_as_application() to public;
+grant execute on function cairn.acting_scope() to cairn_app;
+grant execute on function cairn.acting_scope() to public;
 grant execute on function cairn.append_observation(p_entity_type text, p_entity_id text, p_type text, p_schema_version integer, p_kind text, p_fields jsonb, p_scope text, p_derived_from uuid[], p_source jsonb, p_target_id uuid, p_expected_version integer, p_idempotency_key text, p_content_hash text, p_observed_at timestamp with time zone, p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text) to cairn_app;
 grant execute on function cairn.append_observations(p_entity_type text[], p_entity_id text[], p_type text[], p_schema_version integer[], p_kind text[], p_fields jsonb[], p_scope text[], p_derived_from text[], p_source jsonb[], p_target_id uuid[], p_expected_version integer[], p_idempotency_key text[], p_content_hash text[], p_observed_at timestamp with time zone[], p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text) to cairn_app;
 grant execute on function cairn.archive_context_messages(p_before timestamp with time zone) to cairn_app;
+grant execute on function cairn.bookkeeping_scopes() to cairn_app;
+grant execute on function cairn.bookkeeping_scopes() to public;
 grant execute on function cairn.caller_may_read(p_scope text) to public;
 grant execute on function cairn.check_fence(p_resource text, p_token bigint) to cairn_app;
 grant execute on function cairn.check_observation_fields() to public;
@@ -1978,6 +2130,7 @@ grant execute on function cairn.check_references(p_entity_type text[], p_entity_
 grant execute on function cairn.claim(p_resource text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claim_next(p_resources text[], p_kind text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claims_guard() to public;
+grant execute on function cairn.claims_set_scope() to public;
 grant execute on function cairn.complete_work_item(p_resource text, p_holder text, p_token bigint) to cairn_app;
 grant execute on function cairn.context_messages_guard() to public;
 grant execute on function cairn.derived_children(p_parent uuid) to cairn_app;
@@ -2000,6 +2153,8 @@ grant execute on function cairn.observation_types_hash() to public;
 grant execute on function cairn.provenance_hash(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text, p_idempotency_key text) to public;
 grant execute on function cairn.raise_idempotency_conflict(item_index integer, key text, existing_id uuid) to public;
 grant execute on function cairn.raise_scope_error(p_code text, p_message text, p_access text, p_role text, p_scope text, p_granted text[], p_entity text, p_entity_scope text) to public;
+grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to cairn_app;
+grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to public;
 grant execute on function cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[]) to cairn_app;
 grant execute on function cairn.record_stale_refusal(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entries jsonb, p_keys text[], p_conflicts jsonb) to cairn_app;
 grant execute on function cairn.record_step_completion(p_workflow_id text, p_activity_id text, p_run_id text, p_attempt integer, p_task_key text, p_role text, p_result jsonb, p_observation_ids uuid[], p_read_set_id uuid) to cairn_app;

@@ -2,6 +2,8 @@
 //   1. tsc -p tsconfig.build.json               -> dist/{src,workflows,activities}
 //   2. the SQL migrations, which tsc leaves out  -> dist/src/store/migrations
 //   3. the workflows, bundled once, now           -> dist/workflow-bundle.js
+//      and again with Temporal's OpenTelemetry workflow interceptors (CAIRN_OTEL on)
+//                                                  -> dist/workflow-bundle-otel.js
 // Step 3 is why a worker started from node_modules needs no webpack (Temporal's bundler cannot
 // compile TypeScript inside node_modules, and bundling at every start costs seconds).
 import { execFileSync } from 'node:child_process';
@@ -33,9 +35,18 @@ log(`copied ${sql.length} migrations`);
 // Bundled from the compiled JavaScript, so the bundle holds exactly what dist/ holds.
 const { bundleWorkflowCode } = require('@temporalio/worker');
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn: (m) => log(m), error: (m) => log(m) };
-const { code } = await bundleWorkflowCode({
-  workflowsPath: path.join(dist, 'workflows', 'index.js'),
-  logger: quiet,
-});
-writeFileSync(path.join(dist, 'workflow-bundle.js'), code);
-log(`dist/workflow-bundle.js (${Math.round(code.length / 1024)} KiB)`);
+// The interceptor modules come from the compiled telemetry module, so the list is defined once.
+const { telemetryWorkflowModules } = require(path.join(dist, 'src', 'telemetry', 'setup.js'));
+const bundles = [
+  ['workflow-bundle.js', []],
+  ['workflow-bundle-otel.js', telemetryWorkflowModules()],
+];
+for (const [file, workflowInterceptorModules] of bundles) {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: path.join(dist, 'workflows', 'index.js'),
+    workflowInterceptorModules,
+    logger: quiet,
+  });
+  writeFileSync(path.join(dist, file), code);
+  log(`dist/${file} (${Math.round(code.length / 1024)} KiB)`);
+}

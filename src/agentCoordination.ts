@@ -62,8 +62,9 @@ export interface AgentCoordination {
 
 export interface AgentEpisodicMemory {
   /**
-   * Past episodes ("what happened last time"), newest first. An `entity` query counts only
-   * observations in the step's read scopes (the episodes themselves are not scoped).
+   * Past episodes ("what happened last time"), newest first: of tasks whose scope the step's
+   * grant may read (an episode belongs to its task's scope). An `entity` query counts only
+   * observations in the step's read scopes.
    */
   episodes(query?: EpisodeQuery): Promise<FoundEpisode[]>;
 }

@@ -47,6 +47,7 @@ import { isPayloadRef } from './shared/payloadRefs';
 import { createPool } from './store/pool';
 import { resolvePayloads } from './store/stepPayloads';
 import { checkScopePatterns } from './shared/scopes';
+import type { CairnTelemetry } from './telemetry/setup';
 
 export interface StartedTask {
   taskKey: string;
@@ -128,6 +129,7 @@ export function causeMessages(err: unknown): string[] {
 }
 
 export interface CairnClientOptions {
+  telemetry?: CairnTelemetry;
   /**
    * Postgres pool used to resolve large step outputs stored by reference (claim-check) in
    * result(). Default: a small pool on config.databaseUrl, opened only when a result holds one.
@@ -148,14 +150,20 @@ export class CairnClient {
   static async connect(
     config: CairnConfig,
     connection?: Connection,
-    options: CairnClientOptions = {},
+    opts: CairnClientOptions = {},
   ): Promise<CairnClient> {
     const conn = connection ?? (await Connection.connect(temporalConnectionOptions(config)));
+    // With telemetry on, a task's trace starts at startTask and follows it into the workflow.
+    const workflow = opts.telemetry?.clientInterceptors() ?? [];
     return new CairnClient(
-      new Client({ connection: conn, namespace: config.temporalNamespace }),
+      new Client({
+        connection: conn,
+        namespace: config.temporalNamespace,
+        ...(workflow.length > 0 ? { interceptors: { workflow } } : {}),
+      }),
       config,
       connection ? undefined : conn,
-      options,
+      opts.pool ? { pool: opts.pool } : {},
     );
   }
 

@@ -88,6 +88,39 @@ export const configSchema = z.object({
     .min(0, 'must be 0 (everything by reference) or more bytes')
     .max(MAX_PAYLOAD_INLINE_MAX_BYTES, `must be at most ${MAX_PAYLOAD_INLINE_MAX_BYTES} bytes`)
     .optional(),
+  /**
+   * Observability (src/telemetry): `off` (default) registers nothing, so Cairn's spans and
+   * counters are no-ops; `otlp` exports traces and metrics (Cairn's and Temporal's) over
+   * OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT; `prometheus` serves the metrics for scraping on
+   * CAIRN_PROMETHEUS_ADDRESS and exports traces over OTLP only if OTEL_EXPORTER_OTLP_ENDPOINT is set.
+   */
+  CAIRN_OTEL: z
+    .enum(['off', 'otlp', 'prometheus'], { message: 'must be off, otlp or prometheus' })
+    .default('off'),
+  /** The OTLP/HTTP base URL (…/v1/traces and …/v1/metrics are appended), as OpenTelemetry names it. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .string()
+    .url('must be a URL, e.g. http://127.0.0.1:4318')
+    .refine((s) => /^https?:\/\//.test(s), 'must be an http:// or https:// URL (OTLP/HTTP)')
+    .optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('cairn'),
+  CAIRN_PROMETHEUS_ADDRESS: hostPort.default('127.0.0.1:9464'),
+  /**
+   * Worker versioning (docs/production.md#safe-upgrades): workers always report their deployment
+   * version (CAIRN_DEPLOYMENT_NAME, CAIRN_BUILD_ID); `on` also lets Temporal route by it
+   * (workflows AUTO_UPGRADE), which needs a current version set for the deployment.
+   */
+  CAIRN_WORKER_VERSIONING: z.enum(['on', 'off'], { message: 'must be on or off' }).default('off'),
+  /** Default: the task-queue prefix. */
+  CAIRN_DEPLOYMENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be letters, digits, _ - (no dots)')
+    .optional(),
+  /** Default: cairn-<package version>. */
+  CAIRN_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/, 'must be letters, digits, . _ + -')
+    .optional(),
   // Read by @temporalio/envconfig (see temporalProfile below), listed so the schema names every
   // variable Cairn reads: a temporal.toml profile, then TLS, mTLS and API key overrides.
   TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
@@ -137,6 +170,20 @@ export type CairnConfig = {
   temporalApiKey?: string;
   /** Extra gRPC headers (TEMPORAL_GRPC_META_* or the profile's grpc_meta). */
   temporalGrpcMeta?: Record<string, string>;
+  /** CAIRN_OTEL; absent means off. */
+  otel?: 'off' | 'otlp' | 'prometheus';
+  /** OTEL_EXPORTER_OTLP_ENDPOINT (default for otlp: http://127.0.0.1:4318). */
+  otlpEndpoint?: string;
+  /** OTEL_SERVICE_NAME (default `cairn`). */
+  otelServiceName?: string;
+  /** CAIRN_PROMETHEUS_ADDRESS (default 127.0.0.1:9464). */
+  prometheusAddress?: string;
+  /** CAIRN_WORKER_VERSIONING=on: Temporal routes workflow tasks by deployment version. */
+  workerVersioning?: boolean;
+  /** CAIRN_DEPLOYMENT_NAME (default: the task-queue prefix, dots made dashes). */
+  deploymentName?: string;
+  /** CAIRN_BUILD_ID (default: cairn-<package version>). */
+  buildId?: string;
 };
 
 /** Defaults of the retry budgets, for configs built without loadConfig. */
@@ -196,6 +243,13 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
     ...(profile.grpcMeta !== undefined && Object.keys(profile.grpcMeta).length > 0
       ? { temporalGrpcMeta: profile.grpcMeta }
       : {}),
+    otel: c.CAIRN_OTEL,
+    ...(c.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    otelServiceName: c.OTEL_SERVICE_NAME,
+    prometheusAddress: c.CAIRN_PROMETHEUS_ADDRESS,
+    workerVersioning: c.CAIRN_WORKER_VERSIONING === 'on',
+    ...(c.CAIRN_DEPLOYMENT_NAME !== undefined ? { deploymentName: c.CAIRN_DEPLOYMENT_NAME } : {}),
+    ...(c.CAIRN_BUILD_ID !== undefined ? { buildId: c.CAIRN_BUILD_ID } : {}),
   };
 }
 

@@ -66,6 +66,13 @@ export { loadConfig, configSchema, ConfigError, type CairnConfig } from './confi
 export { migrate, MigrationError, type MigrateOptions } from './store/migrate';
 export { createPool, type PoolOptions } from './store/pool';
 export { createWorker, type CreateWorkerOptions, type CairnWorker } from './worker';
+export {
+  startTelemetry,
+  telemetryWorkflowModules,
+  type CairnTelemetry,
+  type StartTelemetryOptions,
+} from './telemetry/setup';
+export { workerDeploymentVersion, cairnVersion } from './workerVersioning';
 
 // Orchestrating: starting tasks, talking to them, reading what agents wrote.
 export { CairnClient, TaskInputError, TaskFailedError, type StartedTask } from './client';

@@ -144,6 +144,52 @@ export function observationLogBenchmarks(
   const readTaggedSmall = read('tagged', sizes.smallHistory);
   const readTaggedBig = read('tagged', sizes.taggedHistory, { baseline: readTaggedSmall, goal: FLAT });
 
+  // An entity read against the cheapest possible read of the same answer: a raw SELECT by key
+  // of its reduced state stored as one JSON document (a key-value store's get).
+  const documentReads = sizes.reads * 5;
+  const rawDocument = defineBenchmark<string>({
+    name: `raw SELECT by key of the same state stored as one jsonb document`,
+    group: OBSERVATION_LOG,
+    unit: 'ops/s',
+    opName: 'reads',
+    ops: documentReads,
+    async setup() {
+      const ref = await history('item', sizes.smallHistory);
+      const state = await getEntityState(env.pool, policyOf, ref);
+      await env.ownerPool.query(`
+        create schema if not exists bench_raw;
+        create table if not exists bench_raw.documents (key text primary key, doc jsonb not null);
+        grant usage on schema bench_raw to cairn_app;
+        grant select on bench_raw.documents to cairn_app;`);
+      const key = `${ref.entityType}/${ref.entityId}`;
+      await env.ownerPool.query(
+        'insert into bench_raw.documents (key, doc) values ($1, $2) on conflict (key) do update set doc = excluded.doc',
+        [key, JSON.stringify(state)],
+      );
+      return key;
+    },
+    run: (key, round) =>
+      runSequentially(round.ops, () =>
+        env.pool.query({
+          name: 'bench_raw_document',
+          text: 'select doc from bench_raw.documents where key = $1',
+          values: [key],
+        }),
+      ).then(() => undefined),
+  });
+  const readVsDocument = defineBenchmark<EntityRef>({
+    name: `entity read (getEntityState), ${n(sizes.smallHistory)} history, vs the raw document SELECT`,
+    group: OBSERVATION_LOG,
+    unit: 'ops/s',
+    opName: 'reads',
+    ops: documentReads,
+    baseline: rawDocument,
+    goal: { atLeast: 0.8 },
+    setup: () => history('item', sizes.smallHistory),
+    run: (ref, round) =>
+      runSequentially(round.ops, () => getEntityState(env.pool, policyOf, ref)).then(() => undefined),
+  });
+
   // The reducer alone, in memory: cost per observation should not grow with the history.
   const reducePerObservation = (size: number, baseline?: Benchmark) =>
     defineBenchmark<{ ref: EntityRef; rows: ReducibleObservation[] }>({
@@ -172,6 +218,8 @@ export function observationLogBenchmarks(
     readSmall,
     readTaggedBig,
     readTaggedSmall,
+    readVsDocument,
+    rawDocument,
     reduceTaggedBig,
     reduceTaggedSmall,
   ];

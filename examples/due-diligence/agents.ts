@@ -1,23 +1,24 @@
 /**
  * A small due-diligence team: two researchers gather facts in parallel (and disagree), an
- * analyst reads the reduced state and decides, a writer reports. The analyst's first attempt
- * fails like a flaky model call would; Temporal retries it and nothing is written twice.
- * No LLM is needed: the "reasoning" is deterministic so the demo is repeatable.
+ * analyst — a model with Cairn's tools (analyst.ts) — reads the reduced state and decides, a
+ * writer reports. The analyst's first model call times out like a flaky endpoint would;
+ * Temporal retries the step and nothing is written twice. No LLM is needed: by default the
+ * analyst's model is scripted (the AI SDK's mock model), so the demo is repeatable;
+ * `createDueDiligenceAgents({ analystModel })` gives it a real one.
  *
- * Scopes: what is learned about a company outlives the task, so company entities live in the
- * team scope `team:diligence` (every task that assesses the company adds to the same entity);
- * the report is the task's own (scope `task`, the default).
+ * Scopes (scopes.ts): company entities live in the team scope `team:diligence`; the report is
+ * the task's own.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineAgent, type AgentContext, type AgentDefinition } from '../../src/agent';
 import type { TaskInput } from '../../src/shared/task';
-import { agreeToPublish, proposePublication } from './publication';
+import { createAnalyst, type AnalystModel } from './analyst';
+import { agreeToPublish } from './publication';
+import { companyScopes, DILIGENCE_SCOPE } from './scopes';
 import { companyProfile, complianceReview, reportSummary, riskAssessment } from './types';
 
-/** The team scope company knowledge is kept in. */
-export const DILIGENCE_SCOPE = 'team:diligence';
-const companyScopes = { read: ['task', DILIGENCE_SCOPE, 'global'], write: ['task', DILIGENCE_SCOPE] };
+export { DILIGENCE_SCOPE };
 
 const SOURCES: Record<string, { headquarters: string; employees: number; url: string }> = {
   registry: { headquarters: 'Berlin', employees: 120, url: 'https://registry.example/acme' },
@@ -93,37 +94,8 @@ async function scout(
   return { source: grant.id, token: grant.token };
 }
 
-export const analyst = defineAgent({
-  role: 'analyst',
-  description: 'Reads the reduced company state and decides on risk.',
-  scopes: companyScopes,
-  input: z.object({ company: z.string(), agreement: z.boolean().optional() }),
-  output: z.object({ risk: z.enum(['low', 'medium', 'high']) }),
-  async handle(ctx) {
-    const { company, agreement } = ctx.step.input;
-    if (ctx.step.attempt === 1)
-      throw new Error('model endpoint timed out (simulated; Temporal retries this step)');
-    const state = await ctx.memory.entity(companyProfile, company);
-    const hq = state.fields.headquarters;
-    const contested = hq?.contested.length ?? 0;
-    const risk = contested > 0 ? 'medium' : 'low';
-    // Enumerating the fields reads them all (the decision rests on the whole entity).
-    const derivedFrom = Object.values(state.fields).flatMap((f) => (f ? [f.winner.observationId] : []));
-    ctx.append(
-      riskAssessment,
-      company,
-      {
-        risk,
-        rationale: `${ctx.inbox.length} findings received; headquarters ${contested > 0 ? 'contested' : 'agreed'} (now ${JSON.stringify(hq?.value)})`,
-      },
-      { scope: DILIGENCE_SCOPE, kind: 'decision', derivedFrom: [...new Set(derivedFrom)] },
-    );
-    ctx.setMemory('risk', risk, ctx.memory.working.risk?.version ?? 0);
-    ctx.send('writer', 'decision', { company, risk, findings: ctx.inbox.length });
-    if (agreement) await proposePublication(ctx, company, risk);
-    return { risk };
-  },
-});
+/** The model-driven analyst (analyst.ts), with the scripted model unless told otherwise. */
+export const analyst = createAnalyst();
 
 /**
  * Decides how deep the compliance review goes, from the headcount and the analyst's risk (only
@@ -186,6 +158,12 @@ const decisionMessage = z.object({
 
 export const dueDiligenceAgents: AgentDefinition[] = [researcher, analyst, compliance, writer];
 
+/** The same team with the analyst asking `analystModel` (a real model: `cairn demo --llm`). */
+export function createDueDiligenceAgents(opts: { analystModel?: AnalystModel } = {}): AgentDefinition[] {
+  const model = opts.analystModel;
+  return [researcher, model ? createAnalyst({ model }) : analyst, compliance, writer];
+}
+
 /**
  * `review`: a compliance step decides alongside the analyst (and is refused once as stale).
  * `agreement`: the analyst and the writer must agree on publishing the report (publication.ts).
@@ -239,6 +217,16 @@ export function dueDiligenceTask(
       ...(review ? { compliance: { maxAttempts: 3, initialRetryMs: 200 } } : {}),
     },
     // Each role may write the task's own scope and the team's (and read those plus global).
+    scopes: ['task', DILIGENCE_SCOPE],
+  };
+}
+
+/** One researcher step reading one more source: a fact that lands while others decide. */
+export function lateSourceTask(taskKey: string, company = 'acme', source = 'filings'): TaskInput {
+  return {
+    taskKey,
+    goal: `Add the ${source} facts on ${company}`,
+    steps: [{ id: source, role: 'researcher', title: `gather ${source} facts`, input: { company, source } }],
     scopes: ['task', DILIGENCE_SCOPE],
   };
 }

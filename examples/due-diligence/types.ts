@@ -44,6 +44,18 @@ export const complianceReview = defineObservationType({
   },
 });
 
+/** A reviewer's sign-off on signing with the vendor (the demo's MCP agent appends it). */
+export const signoff = defineObservationType({
+  name: 'company.signoff',
+  version: 1,
+  entity: 'company',
+  description: "A reviewer's decision whether to sign with the vendor, and on what conditions.",
+  fields: {
+    approve: z.boolean(),
+    conditions: z.string().min(1).max(2000),
+  },
+});
+
 export const reportSummary = defineObservationType({
   name: 'report.summary',
   version: 1,
@@ -55,5 +67,6 @@ export const dueDiligenceTypes = new ObservationTypeRegistry([
   companyProfile,
   riskAssessment,
   complianceReview,
+  signoff,
   reportSummary,
 ]);

@@ -8,4 +8,4 @@
 export { cairnTools, cairnModel, aiTools, type CairnToolsOptions } from './cairnTools';
 export { parseModelSource, type ModelCall } from '../shared/modelSource';
 // A scripted model (the AI SDK's mock) for tests of model-driven agents: no network, same tool path.
-export { scriptedModel, type ScriptedTurn } from './scripted';
+export { scriptedModel, type ScriptedTurn, type ScriptStep, type SeenToolResult } from './scripted';

@@ -29,7 +29,7 @@ export async function showReadReceipts(opts: {
 
   const refusals = await listStaleRefusals(pool, { taskKey });
   out();
-  step(`stale decisions refused (${refusals.length}); each step re-read and decided again on retry`);
+  step(`stale decisions refused (${refusals.length}); each re-read and decided again`);
   for (const r of refusals)
     out(
       `  ${r.role}, attempt ${r.attempt} of ${r.activityId}: ${r.conflicts.map(describeConflict).join('; ')}`,

@@ -3,7 +3,13 @@
  * (an activity retry reads as "step-assess attempt 1 failed: …"), nothing below `minLevel`.
  * Long-running workers keep INFO; the demo shows only what a person should notice.
  */
-import { Runtime, type LogLevel, type LogMetadata, type Logger } from '@temporalio/worker';
+import {
+  Runtime,
+  type LogLevel,
+  type LogMetadata,
+  type Logger,
+  type RuntimeOptions,
+} from '@temporalio/worker';
 
 const ORDER: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
 
@@ -28,9 +34,16 @@ export function conciseLogger(write: (line: string) => void, minLevel: LogLevel 
 }
 
 let installed = false;
-/** Installs the logger once per process (the Temporal runtime can only be configured once). */
-export function installConciseRuntime(write: (line: string) => void, minLevel: LogLevel = 'WARN'): void {
+/**
+ * Installs the logger once per process (the Temporal runtime can only be configured once), with
+ * telemetry's runtime options (Temporal's metrics bridged into Cairn's exporter) when given.
+ */
+export function installConciseRuntime(
+  write: (line: string) => void,
+  minLevel: LogLevel = 'WARN',
+  extra: Pick<RuntimeOptions, 'telemetryOptions'> = {},
+): void {
   if (installed) return;
   installed = true;
-  Runtime.install({ logger: conciseLogger(write, minLevel) });
+  Runtime.install({ ...extra, logger: conciseLogger(write, minLevel) });
 }

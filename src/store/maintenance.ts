@@ -16,7 +16,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { coordinationTypes } from '../shared/coordinationTypes';
-import { GLOBAL_SCOPE } from '../shared/scopes';
 import {
   maintenanceOptionsSchema,
   type MaintenanceOptions,
@@ -160,7 +159,8 @@ async function summarizeBatch(
         entityId: digest,
         type: 'memory.episode_summary',
         kind: 'inference',
-        scope: GLOBAL_SCOPE,
+        // Goals and task keys of every scope: the maintenance task's own scope, not global.
+        scope: `task:${MAINTENANCE_TASK_KEY}`,
         fields,
         idempotencyKey: `maintenance:episode-summary:${digest}`,
       },

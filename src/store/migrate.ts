@@ -18,7 +18,12 @@ import path from 'node:path';
 import { Client } from 'pg';
 
 export type MigrationErrorCode =
-  'BAD_MIGRATION_FILES' | 'SCHEMA_AHEAD' | 'CHECKSUM_MISMATCH' | 'HISTORY_GAP' | 'MIGRATION_FAILED';
+  | 'BAD_MIGRATION_FILES'
+  | 'SCHEMA_AHEAD'
+  | 'SCHEMA_BEHIND'
+  | 'CHECKSUM_MISMATCH'
+  | 'HISTORY_GAP'
+  | 'MIGRATION_FAILED';
 
 export class MigrationError extends Error {
   override readonly name = 'MigrationError';
@@ -135,14 +140,7 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
   const current = rows.length === 0 ? 0 : rows[rows.length - 1]!.version;
   const ahead = rows.filter((r) => r.version > newest);
   const breaking = ahead.filter((r) => r.breaking);
-  if (breaking.length > 0) {
-    throw new MigrationError(
-      'SCHEMA_AHEAD',
-      `database schema is at version ${current} but this code only knows up to ${newest}, and ` +
-        `${breaking.map((r) => r.name).join(', ')} ${breaking.length === 1 ? 'is a breaking migration' : 'are breaking migrations'}: ` +
-        'code this old must not run against it; upgrade cairn',
-    );
-  }
+  if (breaking.length > 0) throw schemaAheadError(current, newest, breaking);
   for (const [i, row] of rows.entries()) {
     if (row.version !== i + 1) {
       throw new MigrationError(
@@ -186,6 +184,20 @@ async function migrateLocked(client: Client, files: MigrationFile[], log: (m: st
     );
   else if (applied.length === 0) log(`schema is up to date at version ${current}`);
   return { applied, version: Math.max(current, newest), ahead: ahead.map((r) => r.name) };
+}
+
+/** The refusal of code older than a breaking migration the database has (migrate and the worker's check). */
+export function schemaAheadError(
+  current: number,
+  newest: number,
+  breaking: readonly { name: string }[],
+): MigrationError {
+  return new MigrationError(
+    'SCHEMA_AHEAD',
+    `database schema is at version ${current} but this code only knows up to ${newest}, and ` +
+      `${breaking.map((r) => r.name).join(', ')} ${breaking.length === 1 ? 'is a breaking migration' : 'are breaking migrations'}: ` +
+      'code this old must not run against it; upgrade cairn',
+  );
 }
 
 function sha256(text: string): string {

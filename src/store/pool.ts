@@ -11,7 +11,14 @@
  * and a statement sent outside a transaction (pool.query, or a client's lone query) is wrapped
  * in BEGIN … COMMIT that sets them first. See docs/production.md "Connection discipline".
  */
-import { escapeLiteral, Pool, type PoolClient, type QueryConfig } from 'pg';
+import {
+  escapeLiteral,
+  Pool,
+  type PoolClient,
+  type QueryConfig,
+  type QueryResult,
+  type QueryResultRow,
+} from 'pg';
 import { configureHeadWait } from './headWait';
 
 /** The NOLOGIN role the application acts as; created and granted by migration 001. */
@@ -65,15 +72,25 @@ const setups = new WeakMap<Pool, TransactionSetup>();
 /** The client's own query method, before createPool wrapped it. */
 const RAW_QUERY = Symbol('cairn.rawQuery');
 
+/** Scope settings of one transaction: text[] literals, and the task it acts for (if any). */
+export interface TransactionScopes {
+  read: string;
+  write: string;
+  /** cairn.task_key: the task whose bookkeeping the transaction keeps (migration 013). */
+  taskKey?: string | undefined;
+}
+
 /** The statements that follow BEGIN: role, then scope settings (transaction-local, all of them). */
-function setupSql(setup: TransactionSetup, scopes?: { read: string; write: string }): string {
+function setupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
   const parts: string[] = [];
   if (setup.role !== null) parts.push(`SET LOCAL ROLE ${setup.role}`);
-  const s = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  const s: TransactionScopes | undefined =
+    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
   if (s)
     parts.push(
       `SELECT set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true),` +
-        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
+        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)` +
+        (s.taskKey !== undefined ? `, set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)` : ''),
     );
   return parts.join('; ');
 }
@@ -109,6 +126,9 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
     max: opts.max ?? DEFAULT_POOL_MAX,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'cairn',
+    // Statements a caller sends without waiting go out together (see wrapLone): a lone
+    // statement's BEGIN+setup, the statement and COMMIT cost one round trip.
+    pipeline: true,
     ...(options ? { options } : {}),
   });
   const setup: TransactionSetup = { role, allScopes: opts.scopes === 'all' };
@@ -138,10 +158,33 @@ const ENDS_TRANSACTION = /^\s*(commit|rollback|end|abort)\b/i;
 type QueryFn = (...args: unknown[]) => unknown;
 
 /**
- * In a transaction (or a failed one). pg records the status from ReadyForQuery only after it
- * has run the connect callback, so a fresh client's first query sees null: outside.
+ * Clients whose BEGIN has been sent and whose COMMIT / ROLLBACK has not: with pipelining a
+ * statement may be sent before BEGIN's answer has come back, and it belongs to that transaction
+ * (set up, or aborted by a failed setup: either way it never runs as the login outside it).
+ */
+const openSent = new WeakSet<PoolClient>();
+
+/** After COMMIT / ROLLBACK on a client that may lack the guard (which would forget it itself). */
+export function forgetTransaction(client: PoolClient): void {
+  openSent.delete(client);
+}
+
+/**
+ * Whether statements sent on `client` now run inside a transaction block: its last answer said
+ * so (or it has not answered yet), or its BEGIN is on its way (pipelined, answer not back yet).
+ * Use it instead of getTransactionStatus() === 'I', which only knows the last answer.
+ */
+export function inTransactionBlock(client: PoolClient): boolean {
+  return openSent.has(client) || (client.getTransactionStatus() as string | null) !== 'I';
+}
+
+/**
+ * In a transaction (or a failed one), or one whose BEGIN is on its way. pg records the status
+ * from ReadyForQuery only after it has run the connect callback, so a fresh client's first
+ * query sees null: outside.
  */
 function inTransaction(client: PoolClient): boolean {
+  if (openSent.has(client)) return true;
   const status = client.getTransactionStatus() as string | null;
   return status === 'T' || status === 'E';
 }
@@ -174,21 +217,15 @@ function guardClient(client: PoolClient, setup: TransactionSetup): void {
     const noValues = values === undefined || (Array.isArray(values) && values.length === 0);
     let run: Promise<unknown>;
     if (typeof text === 'string' && noValues && BEGIN_ONLY.test(text)) {
+      openSent.add(client);
       run = raw(text.replace(/;?\s*$/, '') + tail) as Promise<unknown>;
-    } else if (inTransaction(client) || (typeof text === 'string' && ENDS_TRANSACTION.test(text))) {
+    } else if (typeof text === 'string' && ENDS_TRANSACTION.test(text)) {
+      openSent.delete(client);
+      run = raw(...args) as Promise<unknown>;
+    } else if (inTransaction(client)) {
       run = raw(...args) as Promise<unknown>;
     } else {
-      run = (async () => {
-        await raw(`BEGIN${tail}`);
-        try {
-          const result = await (raw(...args) as Promise<unknown>);
-          await raw('COMMIT');
-          return result;
-        } catch (err) {
-          await (raw('ROLLBACK') as Promise<unknown>).catch(() => undefined);
-          throw err;
-        }
-      })();
+      run = wrapLone(raw, `BEGIN${tail}`, args);
     }
     // A BEGIN that came back as a multi-statement batch returns an array: its caller wants BEGIN's.
     const shaped = run.then((r: unknown): unknown =>
@@ -205,17 +242,72 @@ function guardClient(client: PoolClient, setup: TransactionSetup): void {
 }
 
 /**
+ * A lone statement in its own BEGIN+setup … COMMIT. The pool's clients pipeline (pg's
+ * `pipeline` mode), so the three go out together and cost one network round trip, not three.
+ * That is safe because the server runs them in order and nothing runs as the login:
+ * - setup fails (e.g. the role is missing): BEGIN has opened the transaction, so the statement
+ *   fails as "transaction aborted" and COMMIT only rolls back; the setup's error is thrown;
+ * - the statement fails: COMMIT of the aborted transaction rolls it back (no error), and the
+ *   statement's error is thrown;
+ * - COMMIT fails (a deferred check): its error is thrown, nothing was committed.
+ * On a client without pipelining pg queues the three, and the outcome is the same.
+ */
+function wrapLone(raw: QueryFn, begin: string, args: unknown[]): Promise<unknown> {
+  const settle = (p: unknown) =>
+    (p as Promise<unknown>).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+  const started = settle(raw(begin));
+  const main = settle(raw(...args));
+  const committed = settle(raw('COMMIT'));
+  return Promise.all([started, main, committed]).then(([b, m, c]) => {
+    if (!b.ok) throw b.error;
+    if (!m.ok) throw m.error;
+    if (!c.ok) throw c.error;
+    return m.value;
+  });
+}
+
+/**
+ * Runs one statement on the pool in a transaction of its own with the pool's role and the given
+ * scope lists (Postgres array literals): BEGIN+settings, the statement and COMMIT pipelined in
+ * one round trip. A scoped read that needs a single statement (readEntityInScope's fast path).
+ */
+export async function queryWithScopes<R extends QueryResultRow>(
+  pool: Pool,
+  scopes: { read: string; write: string },
+  query: QueryConfig,
+): Promise<QueryResult<R>> {
+  const setup = setups.get(pool) ?? { role: null, allScopes: false };
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const raw =
+      (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ?? client.query.bind(client);
+    return (await wrapLone(raw, `BEGIN; ${setupSql(setup, scopes)}`, [query])) as QueryResult<R>;
+  } catch (err) {
+    // A client left inside a transaction (it should not be: COMMIT was sent) is not reused.
+    if (inTransaction(client)) broken = err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
  * Starts a transaction on a pooled client with the pool's role and the given scope lists
  * (Postgres array literals) in one round trip: withScope's BEGIN.
  */
 export async function beginWithScopes(
   pool: Pool,
   client: PoolClient,
-  scopes: { read: string; write: string },
+  scopes: TransactionScopes,
 ): Promise<void> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
   const raw =
     (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ?? client.query.bind(client);
+  openSent.add(client);
   await raw(`BEGIN; ${setupSql(setup, scopes)}`);
 }
 
@@ -238,15 +330,25 @@ function splitOptions(databaseUrl: string): { connectionString: string; options:
 }
 
 /**
- * Runs `fn` inside BEGIN/COMMIT on one client, rolling back if it throws. A client whose
+ * Runs `fn` inside BEGIN/COMMIT on one client, rolling back if it throws. BEGIN is pipelined
+ * with fn's first statement (one round trip fewer). A client whose
  * ROLLBACK fails is destroyed rather than returned to the pool in an unknown state.
  */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  let begun: Promise<Error | undefined> | undefined;
   try {
-    await client.query('BEGIN');
+    // Not awaited: the pool pipelines, so fn's first statement travels with BEGIN (see withScope).
+    // Marked here too for clients without the role guard (a pool acting as the login).
+    openSent.add(client);
+    begun = (client.query('BEGIN') as Promise<unknown>).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(`BEGIN failed: ${String(err)}`)),
+    );
     const result = await fn(client);
+    const beginError = await begun;
+    if (beginError !== undefined) throw beginError;
     await client.query('COMMIT');
     return result;
   } catch (err) {
@@ -255,8 +357,11 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     } catch (rollbackErr) {
       broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
     }
+    const beginError = await begun;
+    if (beginError) throw beginError;
     throw err;
   } finally {
+    forgetTransaction(client);
     client.release(broken);
   }
 }

@@ -16,8 +16,15 @@ import { ScopeDeniedError, VersionNotReachedError } from '../shared/errors';
 import { formatEntityRef, type EntityRef } from '../shared/observation';
 import { scopeListLiteral, type ScopeGrant } from '../shared/scopes';
 import { waitForHeadOutside } from './headWait';
-import { getEntityState, getEntityVersion, type EntityStateOptions } from './observations/read';
-import { beginWithScopes, pgError, type Queryable } from './pool';
+import {
+  foldLatest,
+  getEntityState,
+  getEntityVersion,
+  latestQuery,
+  type EntityStateOptions,
+  type LatestRow,
+} from './observations/read';
+import { beginWithScopes, forgetTransaction, pgError, queryWithScopes, type Queryable } from './pool';
 
 /** SQLSTATEs raised by migration 006's trigger. */
 export const SCOPE_SQLSTATE = {
@@ -33,22 +40,34 @@ export const SCOPE_SQLSTATE = {
  * Runs `fn` in a transaction whose reads and writes are bounded by `grant`: BEGIN and both
  * settings in one round trip, COMMIT after, ROLLBACK if `fn` throws. A client whose ROLLBACK
  * fails is destroyed rather than returned to the pool.
+ *
+ * `opts.taskKey`: the transaction acts for that task (setting cairn.task_key, migration 013):
+ * it may keep the task's own bookkeeping (context messages, episode, read sets) whatever its
+ * grant says about the task's scope, its claims and work items belong to `task:<key>`, and
+ * every append in it must name that task in its provenance (CNP01). For an agent step's
+ * commit and the task workflow's own activities, never for code acting for someone else.
  */
 export async function withScope<T>(
   pool: Pool,
   grant: ScopeGrant,
   fn: (client: PoolClient) => Promise<T>,
+  opts: { taskKey?: string } = {},
 ): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  let begun: Promise<Error | undefined> | undefined;
   try {
-    // BEGIN, the pool's role and both settings in one round trip (a simple-protocol batch, so
-    // literals: scopeListLiteral quotes each name, beginWithScopes escapes the whole).
-    await beginWithScopes(pool, client, {
-      read: scopeListLiteral(grant.read),
-      write: scopeListLiteral(grant.write),
-    });
+    // BEGIN, the pool's role and both settings in one simple-protocol batch (so literals:
+    // scopeListLiteral quotes each name, beginWithScopes escapes the whole), not awaited: the
+    // pool pipelines, so fn's first statement travels with it. A failed setup aborts the
+    // transaction, so fn's statements fail too, and the setup's error is the one thrown.
+    begun = beginWithScopes(pool, client, { ...scopeLists(grant), taskKey: opts.taskKey }).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(`BEGIN failed: ${String(err)}`)),
+    );
     const result = await fn(client);
+    const beginError = await begun;
+    if (beginError !== undefined) throw beginError;
     await client.query('COMMIT');
     return result;
   } catch (err) {
@@ -57,10 +76,30 @@ export async function withScope<T>(
     } catch (rollbackErr) {
       broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
     }
+    const beginError = await begun;
+    if (beginError) throw beginError;
     throw err;
   } finally {
+    forgetTransaction(client);
     client.release(broken);
   }
+}
+
+/**
+ * A task's own bookkeeping, by the task workflow's activities (admitting context, recording the
+ * episode): a transaction acting for the task with no grant of its own (it reads and writes no
+ * observations), which row-level security lets keep that task's messages and episode only.
+ */
+export function withTaskBookkeeping<T>(
+  pool: Pool,
+  taskKey: string,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return withScope(pool, { read: [], write: [] }, fn, { taskKey });
+}
+
+function scopeLists(grant: ScopeGrant): { read: string; write: string } {
+  return { read: scopeListLiteral(grant.read), write: scopeListLiteral(grant.write) };
 }
 
 /** The ScopeDeniedError a database refusal stands for, or undefined when it is none. */
@@ -129,6 +168,17 @@ export async function readEntityInScope(
       throw err;
     }
     readOpts = { ...opts, waitMs: 0 };
+  }
+  // The everyday read: one statement, with BEGIN, the grant and COMMIT pipelined around it (one
+  // round trip); the general path below when it cannot answer alone (see foldLatest).
+  if (
+    readOpts?.asOfVersion === undefined &&
+    readOpts?.asOfTime === undefined &&
+    readOpts?.without === undefined
+  ) {
+    const { rows } = await queryWithScopes<LatestRow>(pool, scopeLists(grant), latestQuery(ref));
+    const fast = await foldLatest(pool, policyOf, ref, rows[0], readOpts);
+    if (fast) return fast;
   }
   return withScope(pool, grant, async (client) => {
     let state: EntityState;

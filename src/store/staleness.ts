@@ -32,6 +32,7 @@ import {
 import { isoUtc } from './observations/rows';
 import { pgError, withTransaction, type Queryable } from './pool';
 import { recordReadSet, staleConflictSchema, type RecordedReadSet, type StepProvenance } from './readSets';
+import { countFlaggedStale, tracedCommit } from '../telemetry/instrument';
 
 /** An append item as an agent step buffers it: how it depends on the step's reads. */
 export type StepAppendItem = AppendItem & {
@@ -104,6 +105,7 @@ export async function checkReadReceipt(
   if (plan.entries.length === 0) return null;
   const receipt = await recordReadSet(client, plan);
   if (receipt.refused) throw new RefusedAttempt(receipt.conflicts);
+  countFlaggedStale(receipt);
   return receipt;
 }
 
@@ -116,7 +118,8 @@ const DEADLOCK = '40P01';
  * - deadlocks retried: Postgres broke a lock cycle (40P01) and rolled `run` back; everything in
  *   it is idempotent, so it runs again, a bounded number of times.
  */
-export async function withReadReceipt<T>(
+export const withReadReceipt = tracedCommit(withReadReceiptUntraced);
+async function withReadReceiptUntraced<T>(
   pool: Pool,
   plan: ReadReceiptPlan,
   run: () => Promise<T>,
@@ -182,12 +185,39 @@ export async function appendWithReads(
     ...opts,
   });
   return withReadReceipt(pool, plan, () =>
-    withTransaction(pool, async (client) => {
-      const receipt = await checkReadReceipt(client, plan);
-      const appended = await appendObservations(client, registry, plan.items, ctx);
-      return { appended, receipt };
-    }),
+    withTransaction(pool, (client) => appendBehindReadReceipt(client, registry, plan, plan.items, ctx)),
   );
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+/**
+ * checkReadReceipt then appendObservations, inside the caller's transaction, sent together: the
+ * pool pipelines, so the append travels with the read set (one round trip instead of two). The
+ * database still runs them in that order (read set recorded and checked, heads locked, then the
+ * append), and the outcome is the sequential one: a refused read set throws RefusedAttempt (the
+ * append that ran behind it is rolled back with the transaction by withReadReceipt), a failed
+ * read set throws its error, otherwise the append's result or error.
+ */
+export async function appendBehindReadReceipt(
+  client: Queryable,
+  registry: ObservationTypeRegistry,
+  plan: ReadReceiptPlan,
+  items: AppendItem[],
+  ctx: AppendContext,
+): Promise<{ appended: AppendedObservation[]; receipt: RecordedReadSet | null }> {
+  const receipt = settle(checkReadReceipt(client, plan));
+  const appended = settle(appendObservations(client, registry, items, ctx));
+  const r = await receipt;
+  const a = await appended;
+  if (!r.ok) throw r.error;
+  if (!a.ok) throw a.error;
+  return { appended: a.value, receipt: r.value };
 }
 
 function uniqueRefs(items: readonly AppendItem[]): { entityType: string; entityId: string }[] {

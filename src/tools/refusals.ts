@@ -15,6 +15,7 @@ import {
   UnknownObservationTypeError,
   VersionNotReachedError,
 } from '../shared/errors';
+import { recordRefusal } from '../telemetry/instrument';
 
 export interface ToolRefusal {
   error: string;
@@ -41,6 +42,7 @@ export function inputErrorFrom(err: z.ZodError): ToolInputError {
 }
 
 export function toolRefusal(err: unknown): ToolRefusal {
+  recordRefusal(err);
   if (err instanceof ToolInputError)
     return {
       error: `invalid input at ${err.field}: ${err.problem}`,

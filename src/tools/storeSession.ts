@@ -23,6 +23,7 @@ import { acknowledgeMessages, listMessages, persistMessages } from '../store/mes
 import { appendObservations } from '../store/observations/append';
 import { traceField } from '../store/observations/trace';
 import { loadTaint, taintedFields, withoutTainted } from '../store/quarantine';
+import { pgError } from '../store/pool';
 import { readEntityInScope, scopeErrorFrom, withScope } from '../store/scope';
 import {
   checkReadReceipt,
@@ -101,8 +102,15 @@ export function createStoreSession(
       ...(c.clientVersion ? { detail: `version ${c.clientVersion}` } : {}),
     };
   };
+  // The agent's own task (its binding's, chosen by the server): it acts for it, so that task's
+  // context and claims are its own (migration 013). Naming another task grants nothing.
   const inScope = <T>(taskKey: string | undefined, fn: Parameters<typeof withScope<T>>[2]) =>
-    withScope(pool, grantOf(binding, taskKey), fn);
+    withScope(
+      pool,
+      grantOf(binding, taskKey),
+      fn,
+      taskKey !== undefined && taskKey === binding.task ? { taskKey } : {},
+    );
 
   const session: CairnSession = {
     identity,
@@ -219,9 +227,19 @@ export function createStoreSession(
         type: req.type,
         content: req.content,
       };
-      await inScope(taskKey, (c) =>
-        persistMessages(c, [message], { taskKey, workflowId: '', activityId: `mcp/${conn().sessionId}` }),
-      );
+      try {
+        await inScope(taskKey, (c) =>
+          persistMessages(c, [message], { taskKey, workflowId: '', activityId: `mcp/${conn().sessionId}` }),
+        );
+      } catch (err) {
+        // Row-level security (migration 013): a task's context belongs to the task's scope.
+        if (pgError(err)?.code === '42501')
+          throw new ToolInputError(
+            'task',
+            `task:${taskKey} is not in your grant: you may not send context there`,
+          );
+        throw err;
+      }
       let delivered: 'now' | 'when-step-completes' = 'now';
       // A running task also gets it as a signal, so its next step of that role has it in its inbox
       // (the step stores it under the same id: one message).
@@ -267,23 +285,24 @@ export function createStoreSession(
     },
 
     async claim(resource, ttlMs) {
-      const r = await claim(pool, resource, { holder, ttlMs });
+      // In the session's grant: the claim belongs to its one write scope (migration 013).
+      const r = await inScope(binding.task, (c) => claim(c, resource, { holder, ttlMs }));
       if (r.granted) held.set(resource, r.token);
       return r;
     },
     async renew(resource, ttlMs) {
       const token = held.get(resource);
       if (token === undefined) return { renewed: false, reason: 'not-holder', current: null };
-      return renew(pool, resource, { holder, token, ttlMs });
+      return inScope(binding.task, (c) => renew(c, resource, { holder, token, ttlMs }));
     },
     async release(resource) {
       const token = held.get(resource);
       held.delete(resource);
       if (token === undefined) return false;
-      return (await release(pool, resource, { holder, token })).released;
+      return (await inScope(binding.task, (c) => release(c, resource, { holder, token }))).released;
     },
     async nextFree(kind, from, ttlMs) {
-      const g = await nextFree(pool, kind, from, { holder, ttlMs });
+      const g = await inScope(binding.task, (c) => nextFree(c, kind, from, { holder, ttlMs }));
       if (g) held.set(g.resource, g.token);
       return g;
     },
@@ -315,7 +334,17 @@ export function createStoreSession(
       }
       return client.startTask(input);
     };
+    // Status, working memory and result come from Temporal, not through RLS: the same rule as
+    // a read in the task's scope (the agent's read scopes include `task`) is checked here.
+    const mayReadTask = (taskKey: string) => {
+      if (!grantOf(binding, taskKey).read.includes(resolveScope(TASK_SCOPE, taskKey)))
+        throw new ToolInputError(
+          'taskKey',
+          `role ${binding.role} may not read task ${taskKey}: its read scopes (${binding.read.join(', ') || 'none'}) do not include task`,
+        );
+    };
     session.taskStatus = async (taskKey) => {
+      mayReadTask(taskKey);
       const desc = await client.handle(taskKey).describe();
       if (desc.status.name !== 'RUNNING')
         return { taskKey, running: false, status: desc.status.name.toLowerCase() };
@@ -327,6 +356,7 @@ export function createStoreSession(
       };
     };
     session.taskResult = async (taskKey, { waitMs }) => {
+      mayReadTask(taskKey);
       const desc = await client.handle(taskKey).describe();
       if (desc.status.name !== 'RUNNING') return client.result(taskKey);
       const result = client.result(taskKey);

@@ -70,16 +70,15 @@ beforeAll(async () => {
     await pool.end();
   };
   server = await startHttpMcp(deps);
-  const mk = async (name: string, role: string, read: string[], write: string[]) => {
-    tokens[name] = (
-      await createMcpAgent(db.adminPool, { agentId: `${name}-agent`, role, read, write })
-    ).token;
-  };
   await mk('alice', 'analyst', ['team:deals', 'global'], ['team:deals']);
   await mk('bob', 'reviewer', ['team:deals', 'global'], ['team:deals']);
   await mk('eve', 'outsider', ['team:other'], ['team:other']);
   await mk('gone', 'analyst', ['team:deals'], ['team:deals']);
 });
+
+async function mk(name: string, role: string, read: string[], write: string[]): Promise<void> {
+  tokens[name] = (await createMcpAgent(db.adminPool, { agentId: `${name}-agent`, role, read, write })).token;
+}
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
@@ -204,8 +203,11 @@ describe('MCP over Streamable HTTP', () => {
   });
 
   it('sends context to another role and the recipient reads (and acknowledges) it', async () => {
-    const a = await as('alice');
-    const b = await as('bob');
+    // A task's context belongs to the task's scope (migration 013): both may use `task`.
+    await mk('alice-t', 'analyst', ['task', 'team:deals'], ['task', 'team:deals']);
+    await mk('bob-t', 'reviewer', ['task', 'team:deals'], ['task']);
+    const a = await as('alice-t');
+    const b = await as('bob-t');
     const sent = await ok(a, 'send_context', {
       toRole: 'reviewer',
       type: 'handoff',
@@ -222,6 +224,18 @@ describe('MCP over Streamable HTTP', () => {
       }),
     ]);
     expect((await ok(b, 'read_inbox', { task: 'deal-1' })).messages).toEqual([]);
+    // Naming a task is not a grant of it: an agent without `task` neither reads nor posts there.
+    const e = await as('eve');
+    await ok(a, 'send_context', { toRole: 'outsider', type: 'note', content: {}, task: 'deal-1' });
+    expect((await ok(e, 'read_inbox', { task: 'deal-1' })).messages).toEqual([]);
+    const refused = await call(e, 'send_context', {
+      toRole: 'reviewer',
+      type: 'x',
+      content: {},
+      task: 'deal-1',
+    });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.error).toMatch(/task:deal-1/);
   });
 
   it('claims with fencing: the holder is named, and a lost claim refuses the write', async () => {
@@ -439,8 +453,11 @@ describe('MCP over Streamable HTTP', () => {
       observationIds: [],
       messages: 0,
     });
-    const c = await as('alice');
-    const found = await ok(c, 'search_episodes', { text: 'onboarding' });
+    // An episode belongs to its task's scope (migration 013): not to agents of other scopes.
+    const outsider = await ok(await as('alice'), 'search_episodes', { text: 'onboarding' });
+    expect(outsider.episodes).toEqual([]);
+    await mk('historian', 'analyst', ['task:past-deal'], []);
+    const found = await ok(await as('historian'), 'search_episodes', { text: 'onboarding' });
     expect(found.episodes.map((e: { taskKey: string }) => e.taskKey)).toEqual(['past-deal']);
   });
 });

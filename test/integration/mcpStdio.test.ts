@@ -82,6 +82,7 @@ it('serves the tools over stdio as the configured agent', async () => {
   const inbox = (await ok(client, 'read_inbox', {})) as { messages: { content: unknown }[] };
   expect(inbox.messages.map((m) => m.content)).toEqual(['to myself']);
 
+  // Episodes belong to their task's scope (migration 013): the agent's own task's, not another's.
   await recordEpisode(db.pool, {
     taskKey: 'old',
     workflowId: 'wf-old',
@@ -94,7 +95,20 @@ it('serves the tools over stdio as the configured agent', async () => {
     observationIds: [],
     messages: 0,
   });
-  expect((await ok(client, 'search_episodes', { text: 'risk' })).episodes).toHaveLength(1);
+  await recordEpisode(db.pool, {
+    taskKey: 'deal-9',
+    workflowId: 'wf-deal-9',
+    runId: 'r',
+    goal: 'assess acme risk',
+    outcome: 'completed',
+    startedAt: new Date().toISOString(),
+    endedAt: new Date().toISOString(),
+    steps: [],
+    observationIds: [],
+    messages: 0,
+  });
+  const episodes = (await ok(client, 'search_episodes', { text: 'risk' })).episodes as { taskKey: string }[];
+  expect(episodes.map((e) => e.taskKey)).toEqual(['deal-9']);
 
   const spoof = await call(client, 'append_observations', { role: 'admin', items: [item] });
   expect(spoof.ok).toBe(false);

@@ -291,7 +291,8 @@ describe('retention maintenance', () => {
       expect(obs[0]).toMatchObject({
         type: 'memory.episode_summary',
         kind: 'inference',
-        scope: 'global',
+        // Goals of every scope: the maintenance task's scope, not global (migration 013).
+        scope: 'task:cairn-maintenance',
         fields: { episodes: 2 },
       });
 

@@ -7,12 +7,22 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StaleReadError } from '../../src/shared/errors';
+import { appendObservations } from '../../src/store/observations/append';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
+import { withTransaction } from '../../src/store/pool';
 import { verifyLog } from '../../src/store/observations/verify';
 import { listReadSets, readReceipt, readSetOfObservation } from '../../src/store/readSets';
 import { listStaleRefusals, staleFlags } from '../../src/store/staleness';
 import { testDatabase, type TestDatabase } from '../helpers/database';
-import { commitStep, deal, fact, receiptPolicies, receiptTypes, tracker } from '../helpers/readReceipts';
+import {
+  commitStep,
+  deal,
+  fact,
+  receiptPolicies,
+  receiptTypes,
+  stepContext,
+  tracker,
+} from '../helpers/readReceipts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -281,6 +291,115 @@ describe('stale decisions', () => {
       { numRuns: 40 },
     );
     expect((await verifyLog(db.pool)).problems).toEqual([]);
+  });
+});
+
+describe('entities read while absent', () => {
+  const decision = (id: string, status: string) => ({
+    entityType: 'deal',
+    entityId: id,
+    type: 'deal.decision',
+    kind: 'decision' as const,
+    fields: { status },
+  });
+
+  it('a strict decision on "it does not exist" waits for a writer creating it, then is refused', async () => {
+    const view = tracker(db.pool);
+    const absent = await view.entity(deal('ghost-1'));
+    expect(absent.version).toBe(0);
+    void absent.fields.price;
+    // A writer has created ghost-1 but not committed when the decision's read set is recorded.
+    let commitWriter!: () => void;
+    const gate = new Promise<void>((r) => (commitWriter = r));
+    let created!: () => void;
+    const inserted = new Promise<void>((r) => (created = r));
+    const writer = withTransaction(db.pool, async (c) => {
+      await appendObservations(
+        c,
+        receiptTypes,
+        [{ ...deal('ghost-1'), type: 'deal.facts', fields: { price: 5 } }],
+        stepContext('ghost-writer'),
+      );
+      created();
+      await gate;
+    });
+    await inserted;
+    let settled = false;
+    const decided = commitStep(db.pool, 'ghost-reader', view.entries(), [
+      decision('ghost-out', 'go'),
+    ]).finally(() => {
+      settled = true;
+    });
+    decided.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 400));
+    // Before: the decision committed at once, next to the entity's first observation.
+    expect(settled).toBe(false);
+    commitWriter();
+    await writer;
+    const err = await decided.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StaleReadError);
+    expect((err as StaleReadError).conflicts).toMatchObject([
+      { entityId: 'ghost-1', versionRead: 0, currentVersion: 1 },
+    ]);
+  });
+
+  it('a writer creating an entity waits for a decision that read it absent, and no head is left behind', async () => {
+    const view = tracker(db.pool);
+    void (await view.entity(deal('ghost-2'))).fields.price;
+    let commitReader!: () => void;
+    const gate = new Promise<void>((r) => (commitReader = r));
+    let recorded!: () => void;
+    const checked = new Promise<void>((r) => (recorded = r));
+    const reader = withTransaction(db.pool, async (c) => {
+      const { rows } = await c.query<{ refused: boolean }>(
+        `select refused from cairn.record_read_set('wf-g2', 'r', 'a', 1, 'receipts', 'analyst', 'agent',
+           array['deal'], array['ghost-2'], array[0], array['{price}'], array['deal'], array['ghost-2-out'],
+           array['wf-g2:a:0'], array['strict'])`,
+      );
+      recorded();
+      await gate;
+      return rows[0]?.refused;
+    });
+    await checked;
+    let written = false;
+    const writer = fact(db.pool, 'ghost-2', { price: 1 }).then(() => (written = true));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(written).toBe(false);
+    commitReader();
+    expect(await reader).toBe(false);
+    await writer;
+    expect(written).toBe(true);
+    // The placeholder of the entity only written by the reader is gone; the writer's head is real.
+    const { rows } = await db.adminPool.query<{ entity_id: string; version: number }>(
+      `select entity_id, version from cairn.entity_heads where entity_id in ('ghost-2', 'ghost-2-out') order by 1`,
+    );
+    expect(rows).toEqual([{ entity_id: 'ghost-2', version: 1 }]);
+  });
+
+  it('of two strict steps that each read absent what the other creates, exactly one commits (no write skew)', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.tuple(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 10 })),
+        async (delays) => {
+          const id = `skew${run++}`;
+          const names = [`${id}-x`, `${id}-y`];
+          const views = [tracker(db.pool), tracker(db.pool)];
+          for (const [i, v] of views.entries()) void (await v.entity(deal(names[i]!))).fields.status;
+          const outcomes = await Promise.allSettled(
+            views.map(async (v, i) => {
+              await new Promise((r) => setTimeout(r, delays[i]));
+              // Step i read names[i] absent and creates the other one.
+              return commitStep(db.pool, `${id}-${i}`, v.entries(), [decision(names[1 - i]!, `by-${i}`)]);
+            }),
+          );
+          const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+          expect(lost).toHaveLength(1);
+          expect(lost[0]!.reason).toBeInstanceOf(StaleReadError);
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 });
 

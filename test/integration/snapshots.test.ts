@@ -12,7 +12,14 @@ import type { EntityRef, ObservationKind } from '../../src/shared/observation';
 import { ObservationTypeRegistry, defineObservationType } from '../../src/shared/observationTypes';
 import { policyResolverFor, reduceEntity, withdrawalsIn } from '../../src/shared/reducer';
 import { appendObservations, type AppendContext, type AppendItem } from '../../src/store/observations/append';
-import { getEntityHistory, getEntityState, type ReadStats } from '../../src/store/observations/read';
+import {
+  foldLatest,
+  getEntityHistory,
+  getEntityState,
+  latestQuery,
+  type LatestRow,
+  type ReadStats,
+} from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { SNAPSHOT_EVERY, SNAPSHOT_FORMAT, saveSnapshots } from '../../src/store/observations/snapshots';
 import { testDatabase, type TestDatabase } from '../helpers/database';
@@ -224,6 +231,47 @@ describe('snapshot-accelerated reads', () => {
             }
             expect(s).toEqual({ snapshotVersion: from, folded: v - from, snapshotsWritten: 0 });
           }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('the current state in one statement equals the full fold, whatever snapshots exist (property)', async () => {
+    // getEntityState without asOf* folds latestQuery's row (foldLatest) or falls back to the
+    // general path; either way the state must be the full fold of the whole history.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ op: opArb, newBatch: fc.boolean() }), { minLength: 1, maxLength: 25 }),
+        fc.uniqueArray(fc.nat(), { maxLength: 4 }),
+        fc.boolean(),
+        async (steps, snapshotPicks, writeSnapshots) => {
+          const ref = company('latest');
+          const n = await appendOps(ref, steps);
+          const history = await fullHistory(ref);
+          const snapshotVersions = [...new Set(snapshotPicks.map((p) => 1 + (p % n)))];
+          await saveSnapshots(
+            db.pool,
+            ref,
+            snapshotVersions.map((v) => ({
+              version: v,
+              state: reduceEntity(ref, history, policyOf, { upToVersion: v }),
+            })),
+          );
+          const full = reduceEntity(ref, history, policyOf);
+          const s = stats();
+          expect(await getEntityState(db.pool, policyOf, ref, { writeSnapshots, stats: s })).toStrictEqual(
+            full,
+          );
+          expect(s.folded).toBe(n - s.snapshotVersion);
+          // Twice: the first read may have stored a checkpoint the second starts from.
+          expect(await getEntityState(db.pool, policyOf, ref, { minVersion: n })).toStrictEqual(full);
+          const [row] = (await db.pool.query<LatestRow>(latestQuery(ref))).rows;
+          const fast = await foldLatest(db.pool, policyOf, ref, row, { writeSnapshots: false });
+          // Without retractions in its window the statement always answers alone.
+          const window = history.filter((o) => o.entityVersion > (row?.snapshot_version ?? 0));
+          if (!window.some((o) => o.kind === 'retraction')) expect(fast).toBeDefined();
+          if (fast) expect(fast).toStrictEqual(full);
         },
       ),
       { numRuns: 30 },

@@ -40,7 +40,8 @@ describe('runAgentStep', () => {
     expect(profile?.provenance).toMatchObject({ role: 'researcher', taskKey, workflowId: found.workflowId });
     expect(found.messages).toEqual([expect.objectContaining({ toRole: 'analyst', type: 'finding' })]);
 
-    // The analyst's first attempt fails on purpose (a flaky model call); run its retry.
+    // The analyst is model-driven (scripted model, real AI SDK tool path); its first attempt's
+    // model call fails on purpose (a flaky endpoint); run its retry.
     const assessed = await runAgentStep(analyst, {
       databaseUrl: db.url,
       types: dueDiligenceTypes,
@@ -50,12 +51,16 @@ describe('runAgentStep', () => {
       input: { company: 'acme-unit' },
       inbox: [{ type: 'finding', content: { source: 'registry' }, fromRole: 'researcher' }],
     });
-    expect(assessed.output).toEqual({ risk: 'low' });
+    expect(assessed.output).toEqual({ risk: 'low', model: 'scripted/due-diligence-analyst' });
     const [risk] = assessed.observationsOf(riskAssessment);
     expect(risk?.kind).toBe('decision');
     expect(risk?.fields.risk).toBe('low');
     // It read the researcher's committed observation and says so.
     expect(risk?.provenance.derivedFrom).toEqual([profile?.id]);
+    expect(risk?.provenance.source).toMatchObject({
+      kind: 'tool-call',
+      ref: 'model:scripted/due-diligence-analyst',
+    });
     expect(assessed.result.acknowledged).toHaveLength(1);
   });
 

@@ -13,6 +13,31 @@ describe('configuration', () => {
       dbRetryMs: 180_000,
       temporalRetryMs: 180_000,
       pgConnectTimeoutMs: 10_000,
+      otel: 'off',
+      otelServiceName: 'cairn',
+      prometheusAddress: '127.0.0.1:9464',
+      workerVersioning: false,
+    });
+  });
+
+  it('reads the observability and worker-versioning settings', () => {
+    const c = loadConfig({
+      CAIRN_OTEL: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_SERVICE_NAME: 'deal-desk',
+      CAIRN_PROMETHEUS_ADDRESS: '0.0.0.0:9464',
+      CAIRN_WORKER_VERSIONING: 'on',
+      CAIRN_DEPLOYMENT_NAME: 'deal-desk',
+      CAIRN_BUILD_ID: '2026.12.07+abc123',
+    });
+    expect(c).toMatchObject({
+      otel: 'otlp',
+      otlpEndpoint: 'http://collector:4318',
+      otelServiceName: 'deal-desk',
+      prometheusAddress: '0.0.0.0:9464',
+      workerVersioning: true,
+      deploymentName: 'deal-desk',
+      buildId: '2026.12.07+abc123',
     });
   });
 
@@ -47,6 +72,12 @@ describe('configuration', () => {
       '999999999',
       /CAIRN_PAYLOAD_INLINE_MAX_BYTES must be at most 262144 bytes/,
     ],
+    ['CAIRN_OTEL', 'on', /CAIRN_OTEL must be off, otlp or prometheus/],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'grpc://collector:4317', /OTEL_EXPORTER_OTLP_ENDPOINT must be an http/],
+    ['CAIRN_PROMETHEUS_ADDRESS', '9464', /CAIRN_PROMETHEUS_ADDRESS must be host:port/],
+    ['CAIRN_WORKER_VERSIONING', 'yes', /CAIRN_WORKER_VERSIONING must be on or off/],
+    ['CAIRN_DEPLOYMENT_NAME', 'deal.desk', /CAIRN_DEPLOYMENT_NAME must be letters, digits, _ - \(no dots\)/],
+    ['CAIRN_BUILD_ID', 'has space', /CAIRN_BUILD_ID must be letters/],
   ])('a bad %s is one error naming the variable', (variable, value, message) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);

@@ -1,10 +1,12 @@
 /**
- * The task tools over MCP (Streamable HTTP, official client) against a real Temporal dev
- * server: start a task, watch it, read its result; a task cannot be started with scopes the
- * token could not write itself.
+ * The task tools over MCP (official client) against a real Temporal dev server: start a task,
+ * watch it, read its result, over Streamable HTTP and over stdio (`cairn mcp` spawned as a
+ * client would); a task cannot be started with scopes the token could not write itself.
  */
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { startHttpMcp, type RunningHttpMcp } from '../../src/mcp/http';
 import { createMcpAgent } from '../../src/store/mcpAgents';
 import { storedPolicyResolver } from '../../src/store/observations/read';
@@ -81,4 +83,77 @@ it('starts a task, reads its status and its result', async () => {
   });
   expect(refused.ok).toBe(false);
   if (!refused.ok) expect(refused.error).toContain('scopes.0');
+
+  // Status, working memory and results come from Temporal, not through RLS: an agent that may
+  // not read in a task's scope is refused them too.
+  const { token: teamToken } = await createMcpAgent(db.adminPool, {
+    agentId: 'team-only-1',
+    role: 'observer',
+    read: ['team:deals', 'global'],
+    write: ['team:deals'],
+  });
+  const teamOnly = await connectHttp(server.url, teamToken);
+  try {
+    for (const tool of ['task_status', 'task_result']) {
+      const r = await call(teamOnly, tool, { taskKey: 'mcp-task-1' });
+      expect(r.ok).toBe(false);
+      if (!r.ok)
+        expect(r.error).toContain('invalid input at taskKey: role observer may not read task mcp-task-1');
+    }
+  } finally {
+    await teamOnly.close();
+  }
 }, 120_000);
+
+it('over stdio, the configured agent starts a task and reads its result', async () => {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [
+      path.join(__dirname, '..', '..', 'bin', 'cairn.js'),
+      'mcp',
+      '--agent-id',
+      'orchestrator-stdio',
+      '--role',
+      'orchestrator',
+    ],
+    env: {
+      ...(process.env as Record<string, string>),
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: stack.config.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.config.temporalNamespace,
+      CAIRN_TASK_QUEUE_PREFIX: stack.config.taskQueuePrefix,
+    },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const stdio = new Client({ name: 'stdio-orchestrator', version: '0.0.1' });
+  await stdio.connect(transport);
+  try {
+    const tools = (await stdio.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['start_task', 'task_status', 'task_result']));
+    const started = await ok(stdio, 'start_task', {
+      taskKey: 'mcp-stdio-task',
+      goal: 'write a note from a stdio orchestrator',
+      // The echo agent writes note/<step id>: an entity belongs to one task's scope.
+      steps: [
+        { id: 'write-stdio', role: 'echo', title: 'write the note', input: { text: 'hello over stdio' } },
+      ],
+    });
+    expect(started).toMatchObject({ taskKey: 'mcp-stdio-task', workflowId: 'cairn-task-mcp-stdio-task' });
+    const result = await ok(stdio, 'task_result', { taskKey: 'mcp-stdio-task', waitMs: 45_000 });
+    expect(result).toMatchObject({
+      status: 'completed',
+      steps: [{ id: 'write-stdio', status: 'completed', output: { text: 'hello over stdio' } }],
+    });
+    const note = await ok(stdio, 'read_entity', {
+      entityType: 'note',
+      entityId: 'write-stdio',
+      task: 'mcp-stdio-task',
+    });
+    expect(note.fields.text.value).toBe('hello over stdio');
+  } finally {
+    await stdio.close();
+  }
+  expect(stderr).not.toMatch(/task tools are off/);
+}, 180_000);

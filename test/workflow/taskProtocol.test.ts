@@ -268,8 +268,11 @@ describe('messages are keyed by task', () => {
       type: 'note',
       content: 'for B',
     });
+    // Admission is an activity: on a loaded machine it can take longer than poll's default second.
     await expect
-      .poll(async () => (await listMessages(db.pool, { taskKey: 'dup-a', unreadOnly: true })).length)
+      .poll(async () => (await listMessages(db.pool, { taskKey: 'dup-a', unreadOnly: true })).length, {
+        timeout: 20_000,
+      })
       .toBe(1);
     const rb = (await b.result()) as TaskResult;
     expect(rb.steps.find((s) => s.id === 'read')?.output).toMatchObject({ contents: ['for B'] });

@@ -19,7 +19,7 @@ export const benchCommand: Command = {
   name: 'bench',
   summary:
     'Run the benchmarks (fresh cairn_bench database, Temporal dev server) and print medians and ratios.',
-  usage: 'cairn bench [--only SUBSTRING] [--quick] [--rounds N] [--json]',
+  usage: 'cairn bench [--only SUBSTRING[|SUBSTRING…]] [--quick] [--rounds N] [--json] [--database NAME]',
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: argv,
@@ -28,6 +28,7 @@ export const benchCommand: Command = {
         quick: { type: 'boolean' },
         rounds: { type: 'string' },
         json: { type: 'boolean' },
+        database: { type: 'string' },
       },
     });
     const quick = values.quick ?? false;
@@ -44,10 +45,14 @@ export const benchCommand: Command = {
     // code. require, not import(): bin/cairn.js registers tsx for CommonJS only.
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
     const bench = require('../../../bench/suite') as typeof import('../../../bench/suite');
+    // Two benches on one server (several people, one machine) must not drop each other's database.
+    const database = values.database ?? BENCH_DATABASE;
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(database))
+      throw new UsageError('--database must be a lower-case Postgres identifier');
     const base = ctx.config();
     const config: CairnConfig = {
       ...base,
-      databaseUrl: withDatabase(base.databaseUrl, BENCH_DATABASE),
+      databaseUrl: withDatabase(base.databaseUrl, database),
       // Its own task queues, so a development worker on the same server never takes bench work.
       taskQueuePrefix: `${base.taskQueuePrefix}-bench`,
     };
@@ -56,12 +61,13 @@ export const benchCommand: Command = {
       ...(rounds !== undefined ? { rounds } : {}),
     };
 
-    ctx.io.err(`» database ${BENCH_DATABASE} (recreated, so every run starts from the same table sizes)`);
+    ctx.io.err(`» database ${database} (recreated, so every run starts from the same table sizes)`);
     await recreateDatabase(config.databaseUrl);
     await bringUpDatabase(config, log);
 
     const env = await bench.createBenchEnv({ config, sizes, log });
     let server: TemporalServer | undefined;
+    let probe: Awaited<ReturnType<typeof bench.createCpuProbe>> | undefined;
     let rows: Awaited<ReturnType<typeof bench.runBenchmarks>>;
     try {
       const entries = bench.selectEntries(bench.allBenchmarks(env), values.only);
@@ -74,8 +80,16 @@ export const benchCommand: Command = {
       ctx.io.err(
         `» ${entries.length} benchmarks, ${sizes.rounds} rounds + 1 warm-up, interleaved${quick ? ' (quick: a smoke test, not a measurement)' : ''}`,
       );
-      rows = await bench.runBenchmarks(entries, { rounds: sizes.rounds, log });
+      // CPU split per row (Node vs Postgres backends); a probe that cannot start only costs the column.
+      probe = await bench.createCpuProbe(config.databaseUrl).catch((err: unknown) => {
+        log(`no CPU split: ${String(err)}`);
+        return undefined;
+      });
+      const p = probe;
+      const cpu = p ? () => p.read() : undefined;
+      rows = await bench.runBenchmarks(entries, { rounds: sizes.rounds, log, ...(cpu ? { cpu } : {}) });
     } finally {
+      await probe?.close().catch(() => undefined);
       await env.close();
       await server?.stop();
     }

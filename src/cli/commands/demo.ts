@@ -1,13 +1,17 @@
 /**
  * `cairn demo`: brings up whatever is missing, runs the due-diligence example end to end, and
  * prints what an engineer would want to see: the result, every observation with provenance, the
- * reduced state with its contested values, the trace of a field, the analyst's and the writer's
- * agreement on publishing (decision and votes), a decision refused as stale and
- * retried, a retraction with its blast radius and taint, the messages, the UI address.
+ * reduced state with its contested values, the trace of a field, the model-driven analyst's
+ * decision with its model call, a reviewer agent in another process (over MCP) refused once as
+ * stale and signing off after a re-read, the analyst's and the writer's agreement on publishing
+ * (decision and votes), a decision refused as stale and retried, a retraction with its blast
+ * radius and taint, the messages, a claim race, the UI address.
+ * `--llm`: the analyst asks a real model (OPENAI_API_KEY or ANTHROPIC_API_KEY; src/cli/demoLlm.ts).
  */
 import { parseArgs } from 'node:util';
 import { CairnClient } from '../../client';
 import { dueDiligenceTask } from '../../../examples/due-diligence';
+import { createDueDiligenceAgents } from '../../../examples/due-diligence/agents';
 import { policyResolverFor } from '../../shared/reducer';
 import { taskWorkflowId } from '../../shared/task';
 import { listMessages } from '../../store/messages';
@@ -19,25 +23,41 @@ import { createWorker } from '../../worker';
 import type { Command } from '../command';
 import { loadAgentModule } from '../agentModule';
 import { installConciseRuntime } from '../logging';
+import { repositoryRoot } from '../repoOnly';
 import { bringUpDatabase, bringUpTemporal } from '../stack';
 import { renderEntityState, renderObservations, renderTrace } from '../format';
 import { renderTable } from '../table';
 import { showReadReceipts } from '../demoReadReceipts';
 import { showClaimRace } from '../demoClaims';
 import { showAgreement } from '../demoAgreement';
+import { chooseLlm, loadLlm } from '../demoLlm';
+import { showMcpAgent } from '../demoMcpAgent';
+import { showModelDecision } from '../demoModelAgent';
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'Run the due-diligence example end to end on a real Temporal server and Postgres.',
-  usage: 'cairn demo [--keep] [--task-key KEY] [--company ID]',
+  usage:
+    'cairn demo [--keep] [--task-key KEY] [--company ID] [--llm [--provider openai|anthropic] [--model ID]]',
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: argv,
-      options: { keep: { type: 'boolean' }, 'task-key': { type: 'string' }, company: { type: 'string' } },
+      options: {
+        keep: { type: 'boolean' },
+        'task-key': { type: 'string' },
+        company: { type: 'string' },
+        llm: { type: 'boolean' },
+        provider: { type: 'string' },
+        model: { type: 'string' },
+      },
     });
     const config = ctx.config();
     const out = (m = '') => ctx.io.out(m);
     const step = (m: string) => out(`» ${m}`);
+    // Checked before anything starts: a missing key or package is a one-line error.
+    const llm = values.llm ? chooseLlm(process.env, values) : undefined;
+    const realModel = llm ? await loadLlm(llm) : undefined;
+    if (llm) step(`the analyst asks ${llm.provider}/${llm.modelId} (--llm, key from ${llm.keyVariable})`);
 
     step('database');
     await bringUpDatabase(config, (m) => out(`  ${m}`));
@@ -54,7 +74,8 @@ export const demoCommand: Command = {
     let client: CairnClient | undefined;
     try {
       step('worker');
-      worker = await createWorker({ config, pool, registry: mod.types, agents: mod.agents });
+      const agents = realModel ? createDueDiligenceAgents({ analystModel: () => realModel }) : mod.agents;
+      worker = await createWorker({ config, pool, registry: mod.types, agents });
       const running = worker.run();
       out(`  serving ${worker.taskQueues.join(', ')}`);
 
@@ -107,6 +128,21 @@ export const demoCommand: Command = {
       out();
       step(`trace of company/${company}.headquarters`);
       out(trace ? renderTrace(trace) : '  (no value)');
+
+      await showModelDecision({ pool, taskKey, out, step });
+
+      await showMcpAgent({
+        client,
+        pool,
+        policyOf,
+        root: repositoryRoot() ?? ctx.root,
+        databaseUrl: config.databaseUrl,
+        taskKey,
+        company,
+        out,
+        step,
+        ui: { uiUrl: config.temporalUiUrl, namespace: config.temporalNamespace },
+      });
 
       await showAgreement({ client, pool, taskKey, out, step });
 

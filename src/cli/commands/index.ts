@@ -21,7 +21,8 @@ import { agentsCommand, mcpCommand } from './mcpCommands';
 const demoCommand = repoOnlyCommand({
   name: 'demo',
   summary: 'Run the due-diligence example end to end on a real Temporal server and Postgres.',
-  usage: 'cairn demo [--keep] [--task-key KEY] [--company ID]',
+  usage:
+    'cairn demo [--keep] [--task-key KEY] [--company ID] [--llm [--provider openai|anthropic] [--model ID]]',
   module: 'src/cli/commands/demo.ts',
   exportName: 'demoCommand',
 });

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createPool, poolSizeFor, TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY } from '../../store/pool';
+import { startTelemetry } from '../../telemetry/setup';
 import { createWorker } from '../../worker';
 import type { Command } from '../command';
 import { UsageError } from '../command';
@@ -35,33 +35,31 @@ export const workerCommand: Command = {
     }
     // Migrating is safe when several workers start at once (advisory lock), so workers do it.
     if (!values['no-migrate']) await bringUpDatabase(config, (m) => ctx.io.out(`cairn worker: ${m}`));
-    installConciseRuntime((line) => ctx.io.out(line), 'INFO');
-    const pool = createPool(config.databaseUrl, {
-      // The CLI's workers run with the SDK's default activity concurrency.
-      max: poolSizeFor({
-        configured: config.pgPoolMax,
-        activityConcurrency: TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY,
-      }),
-      connectTimeoutMs: config.pgConnectTimeoutMs,
-      ...(config.pgListenUrl !== undefined ? { listenUrl: config.pgListenUrl } : {}),
-    });
+    // CAIRN_OTEL: traces and metrics (off by default: nothing is registered).
+    const telemetry = await startTelemetry(config, { installRuntime: false });
+    installConciseRuntime((line) => ctx.io.out(line), 'INFO', telemetry.runtimeOptions);
     try {
+      // The worker makes its own pool, sized from its concurrency (CAIRN_PG_POOL_MAX overrides).
       const worker = await createWorker({
         config,
-        pool,
         registry: mod.types,
         agents,
         serveTasks: !values['no-tasks'],
+        telemetry,
       });
       const stop = () => void worker.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      if (worker.schema.ahead.length > 0)
+        ctx.io.out(
+          `cairn worker: database schema is at version ${worker.schema.version}, ahead of this code by non-breaking migrations only (${worker.schema.ahead.join(', ')}); running`,
+        );
       ctx.io.out(
         `cairn worker: serving ${worker.taskQueues.join(', ')} on ${config.temporalAddress} (Ctrl-C stops)`,
       );
       await worker.run();
     } finally {
-      await pool.end();
+      await telemetry.shutdown();
     }
     return 0;
   },

@@ -3,6 +3,7 @@
  * The database decides, on its own clock, with the claim's row locked; see 004_claims.sql.
  */
 import type { Queryable } from '../pool';
+import { tracedClaim } from '../../telemetry/instrument';
 import { CLAIM_RESULT_COLUMNS, parseClaimResult, refusalOf, toGrant, toHeld, toState } from './rows';
 import {
   checkName,
@@ -33,7 +34,8 @@ const RELEASE_SQL = {
  * already holds it (same token), or answers who holds it and until when. An expired claim is
  * taken over (`expired-takeover`, a new token). Exactly one caller wins any race.
  */
-export async function claim(db: Queryable, resource: string, opts: ClaimOptions): Promise<ClaimResult> {
+export const claim = tracedClaim(claimUntraced);
+async function claimUntraced(db: Queryable, resource: string, opts: ClaimOptions): Promise<ClaimResult> {
   checkName('resource', resource);
   checkName('holder', opts.holder);
   checkTtl(opts.ttlMs);

@@ -15,7 +15,7 @@ import {
   type AppendItem,
 } from '../observations/append';
 import { isoUtc } from '../observations/rows';
-import { pgError, withTransaction, type Queryable } from '../pool';
+import { inTransactionBlock, pgError, withTransaction, type Queryable } from '../pool';
 import { checkName, checkToken, type Fence } from './types';
 
 const FENCE_STALE = 'CNF01';
@@ -42,7 +42,7 @@ export async function checkFences(client: PoolClient, fences: readonly Fence[]):
     checkToken(f.token);
   }
   // Outside a transaction block the lock would end with the check and guard nothing.
-  if (typeof client.getTransactionStatus === 'function' && client.getTransactionStatus() === 'I')
+  if (typeof client.getTransactionStatus === 'function' && !inTransactionBlock(client))
     throw new Error('fenced writes need a transaction: pass a pool, or a client inside BEGIN … COMMIT');
   try {
     const { rows } = await client.query<{ checked_at: string }>({

@@ -12,6 +12,7 @@ import { registerObservationTypes } from './registerTypes';
 import { isoUtc, parseAppendedRow } from './rows';
 import type { AppendContext, AppendedObservation, AppendItem } from './types';
 import { prepareBatch, type PreparedItem } from './validate';
+import { tracedAppend } from '../../telemetry/instrument';
 
 export { APPEND_LIMITS, type AppendContext, type AppendedObservation, type AppendItem } from './types';
 
@@ -47,7 +48,8 @@ const APPEND_BATCH_SQL = {
  * not yet registered in this database are healed by one retry. Given a client — perhaps inside
  * the caller's transaction, which the failed statement has aborted — they are thrown.
  */
-export async function appendObservations(
+export const appendObservations = tracedAppend(appendObservationsUntraced);
+async function appendObservationsUntraced(
   db: Queryable,
   registry: ObservationTypeRegistry,
   items: AppendItem[],

@@ -31,7 +31,15 @@ import {
 import type { Queryable } from '../pool';
 import { assertReadGrant } from '../readGrant';
 import { observationColumns, parseObservationRow } from './rows';
-import { loadSnapshot, saveSnapshots, SNAPSHOT_EVERY, type Snapshot } from './snapshots';
+import {
+  isStateOf,
+  loadSnapshot,
+  saveSnapshots,
+  SNAPSHOT_EVERY,
+  SNAPSHOT_FORMAT,
+  type Snapshot,
+} from './snapshots';
+import { tracedRead } from '../../telemetry/instrument';
 
 export interface ReadStats {
   /** Version of the snapshot the fold started from (0: none, folded from the start). */
@@ -71,7 +79,8 @@ const FOLD_PAGE = 2000;
 const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 250;
 
-export async function getEntityState(
+export const getEntityState = tracedRead(getEntityStateUntraced);
+async function getEntityStateUntraced(
   db: Queryable,
   policyOf: PolicyResolver,
   ref: EntityRef,
@@ -83,6 +92,14 @@ export async function getEntityState(
   if (opts.asOfVersion !== undefined && opts.asOfTime !== undefined)
     throw new RangeError('getEntityState: give asOfVersion or asOfTime, not both');
 
+  // The everyday read (current state): one statement, folded here; the general path below only
+  // when that statement cannot answer alone (see foldLatest).
+  if (opts.asOfVersion === undefined && opts.asOfTime === undefined && opts.without === undefined) {
+    const { rows } = await db.query<LatestRow>(latestQuery(ref));
+    const fast = await foldLatest(db, policyOf, ref, rows[0], opts);
+    if (fast) return fast;
+  }
+
   const required = Math.max(opts.minVersion ?? 0, opts.asOfVersion ?? 0);
   const head = await waitForVersion(db, ref, required, opts.waitMs ?? 0);
   // Nothing there: make sure that is not just a connection with no read grant (never silently empty).
@@ -93,6 +110,68 @@ export async function getEntityState(
   const stats: ReadStats = { snapshotVersion: 0, folded: 0, snapshotsWritten: 0 };
   const state = await foldTo(db, policyOf, ref, target, opts.writeSnapshots ?? true, stats, opts.without);
   if (opts.stats) Object.assign(opts.stats, stats);
+  return state;
+}
+
+/** What latestQuery returns: the head, the newest usable snapshot and the rows after it. */
+export interface LatestRow {
+  head: number | null;
+  snapshot_version: number | null;
+  snapshot_state: unknown;
+  rows: FoldRow[];
+}
+
+/**
+ * The current state's inputs in one statement, cairn.read_latest (one round trip; with the pool's
+ * pipelining, one round trip including its transaction): the head, the newest snapshot bound to
+ * its version's chain hash (the same rule as loadSnapshot), and the rows after it, as JSON.
+ */
+export function latestQuery(ref: EntityRef): { text: string; values: unknown[] } {
+  // Unnamed: cairn.read_latest (migration 014) keeps its own plans, and an unnamed statement
+  // passes PgBouncer in transaction mode (a named one would collide between client connections).
+  return {
+    text: 'select head, snapshot_version, snapshot_state, rows from cairn.read_latest($1, $2, $3::int, $4::int)',
+    values: [ref.entityType, ref.entityId, SNAPSHOT_FORMAT, SNAPSHOT_EVERY],
+  };
+}
+
+/**
+ * The current state from latestQuery's row, or undefined when the general path must answer:
+ * no observations (or no grant: the general path says which), a head below `minVersion` (it
+ * waits or refuses), a snapshot that fails its check, a window it did not fetch whole, a
+ * retraction reaching below the snapshot (the fold must start lower), or a checkpoint to store
+ * (aligned version in the window). Otherwise it is exactly foldTo's fold: the newest snapshot
+ * plus every row after it, with the window's withdrawals.
+ */
+export async function foldLatest(
+  db: Queryable,
+  policyOf: PolicyResolver,
+  ref: EntityRef,
+  row: LatestRow | undefined,
+  opts: Pick<EntityStateOptions, 'minVersion' | 'writeSnapshots' | 'stats'> = {},
+): Promise<EntityState | undefined> {
+  const head = row?.head ?? 0;
+  if (!row || head === 0 || head < (opts.minVersion ?? 0)) return undefined;
+  let base = emptyEntityState(ref);
+  if (row.snapshot_version !== null) {
+    if (!isStateOf(row.snapshot_state, ref, row.snapshot_version)) return undefined;
+    base = row.snapshot_state;
+  }
+  const rows = Array.isArray(row.rows) ? row.rows : [];
+  if (rows.length !== head - base.version || rows.at(-1)?.entity_version !== (rows.length ? head : undefined))
+    return undefined;
+  if (
+    (opts.writeSnapshots ?? true) &&
+    Math.floor(head / SNAPSHOT_EVERY) > Math.floor(base.version / SNAPSHOT_EVERY)
+  )
+    return undefined;
+  const withdrawals = withdrawalsIn(rows.filter((r) => r.kind === 'retraction').map(linkOfRow), base.version);
+  if (withdrawals.reachesBelow !== undefined) return undefined;
+  const resolver = await readerPolicies(db, policyOf);
+  let state = base;
+  for (const r of rows) state = await foldRow(state, parseReducibleRow(r), resolver, withdrawals);
+  if (opts.stats)
+    Object.assign(opts.stats, { snapshotVersion: base.version, folded: rows.length, snapshotsWritten: 0 });
   return state;
 }
 

@@ -94,7 +94,7 @@ export async function saveSnapshots(
 }
 
 /** A light structural check: enough to refuse a snapshot of another entity or version. */
-function isStateOf(value: unknown, ref: EntityRef, version: number): value is EntityState {
+export function isStateOf(value: unknown, ref: EntityRef, version: number): value is EntityState {
   if (typeof value !== 'object' || value === null) return false;
   const s = value as Partial<Record<keyof EntityState, unknown>>;
   return (

@@ -10,8 +10,8 @@
 -- when its completion (migration 007) does.
 --
 --   * Append-only like the evidence tables (triggers refuse UPDATE, DELETE, TRUNCATE).
---   * Scoped 'task:<task key>' like the step's completion; the application reads rows of the
---     scopes it is granted. Written and resolved through the SECURITY DEFINER functions below:
+--   * Scoped 'task:<task key>' like the step's completion; the application sees them as it sees
+--     the task's other bookkeeping (migration 013). Written and resolved through the SECURITY DEFINER functions below:
 --     resolution is keyed by the task key and the reference's random id, which only holders of
 --     the reference know (a role may be granted no read of its own task's scope, yet the
 --     workflow hands it its upstream outputs).
@@ -41,10 +41,11 @@ create trigger step_payloads_no_truncate before truncate on cairn.step_payloads
   for each statement execute function cairn.refuse_evidence_change();
 
 alter table cairn.step_payloads enable row level security;
+-- Seen like the rest of a task's bookkeeping (migration 013's cairn.bookkeeping_scopes).
 create policy step_payloads_read_in_scope on cairn.step_payloads
   for select to cairn_app
-  using ((select coalesce('*' = any (nullif(pg_catalog.current_setting('cairn.read_scopes', true), '')::text[]), false))
-         or scope = any ((select nullif(pg_catalog.current_setting('cairn.read_scopes', true), '')::text[])::text[]));
+  using ((select '*' = any (cairn.bookkeeping_scopes()))
+         or scope = any ((select cairn.bookkeeping_scopes())::text[]));
 
 -- Stores one payload of a step; returns its id. Call in the step's commit transaction.
 create function cairn.record_step_payload(
