@@ -24,6 +24,9 @@ import { acknowledgeMessages, persistMessages } from '../src/store/messages';
 import { readEntityInScope, scopeErrorFrom, withScope } from '../src/store/scope';
 import { retryInfrastructure, toApplicationFailure } from './failures';
 import { findStepCompletion, recordStepCompletion } from '../src/store/stepCompletions';
+import { resolvePayloads, storeIfLarge } from '../src/store/stepPayloads';
+import { DEFAULT_PAYLOAD_INLINE_MAX_BYTES } from '../src/shared/payloadRefs';
+import type { Json } from '../src/shared/observation';
 import { resolveAppendScopes, stepGrant } from './stepScopes';
 import { StepClaims, stepHolder } from './claimContext';
 import { createCoordination, type CoordinationDeps } from './coordination';
@@ -43,6 +46,11 @@ export interface AgentStepDeps {
   heartbeatEveryMs?: number;
   /** How long one attempt retries database faults around its reads and commit (default 180 s). */
   dbRetryMs?: number;
+  /**
+   * CAIRN_PAYLOAD_INLINE_MAX_BYTES: outputs (and proposed steps' inputs) larger than this are
+   * stored in Postgres and returned as references, when the workflow asks for it (default 16 KiB).
+   */
+  payloadInlineMaxBytes?: number;
   /** Named fault-injection points for tests that must hit a crash window on purpose. */
   faults?: AgentStepFaults;
   /** For agreements (ctx.propose / vote / awaitAgreement): a Temporal client and the queue prefix. */
@@ -140,8 +148,9 @@ export function createStepRunner(
     }
   };
 
-  async function runStep(input: AgentStepInput, env: StepEnv, claims: StepClaims): Promise<StepOutcome> {
+  async function runStep(received: AgentStepInput, env: StepEnv, claims: StepClaims): Promise<StepOutcome> {
     const { workflowId, runId, activityId, attempt } = env;
+    let input = received;
     const info = { activityId, attempt };
     const agent = deps.agents.get(input.step.role);
     if (!agent) throw new Error(`no agent for role "${input.step.role}" on this worker`);
@@ -160,6 +169,8 @@ export function createStepRunner(
     const stepRef = { workflowId, activityId };
     const committed = await infra(() => findStepCompletion(deps.pool, stepRef));
     if (committed) return { result: { ...committed.result, attempt }, appended: [] };
+    // Large upstream outputs (and a proposed step's large input) arrive as references.
+    input = await infra(() => resolveStepInputs(deps.pool, received));
     // Every store query of the step runs in a transaction bounded by this grant (withScope).
     const scopes = stepGrant(input, agent);
     // Bad input fails the step for good, before the agent runs (nothing is written).
@@ -305,6 +316,26 @@ export function createStepRunner(
                 acknowledged: input.inbox.map((m) => m.id),
                 attempt,
               };
+              if (input.payloads) {
+                // Claim-check, in the step's transaction: the rows commit exactly when the step does.
+                const max = Math.min(
+                  input.payloads.inlineMaxBytes,
+                  deps.payloadInlineMaxBytes ?? DEFAULT_PAYLOAD_INLINE_MAX_BYTES,
+                );
+                const owner = { taskKey: input.taskKey, workflowId, activityId };
+                result.output = await storeIfLarge(client, owner, 'output', output, max);
+                for (const [i, s] of result.proposedSteps.entries()) {
+                  if (s.input === undefined) continue;
+                  const stored = await storeIfLarge(
+                    client,
+                    owner,
+                    `proposedSteps[${i}].input`,
+                    s.input as Json,
+                    max,
+                  );
+                  result.proposedSteps[i] = { ...s, input: stored };
+                }
+              }
               await recordStepCompletion(client, {
                 ...stepRef,
                 runId,
@@ -326,6 +357,19 @@ export function createStepRunner(
       throw scopeErrorFrom(err) ?? err;
     }
   }
+}
+
+/** The step's inputs with references resolved (one query; the input itself when there are none). */
+async function resolveStepInputs(pool: pg.Pool, input: AgentStepInput): Promise<AgentStepInput> {
+  const keys = Object.keys(input.upstream);
+  const values = [input.step.input, ...keys.map((k) => input.upstream[k])];
+  const resolved = await resolvePayloads(pool, input.taskKey, values);
+  if (resolved.every((v, i) => v === values[i])) return input;
+  return {
+    ...input,
+    step: { ...input.step, input: resolved[0] as Json },
+    upstream: Object.fromEntries(keys.map((k, i) => [k, resolved[i + 1] as Json])),
+  };
 }
 
 function parseOrFail<T>(

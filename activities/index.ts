@@ -26,6 +26,8 @@ export interface ActivityDeps {
   heartbeatEveryMs?: number;
   /** CAIRN_DB_RETRY_MS: how long a step attempt retries database faults. */
   dbRetryMs?: number;
+  /** CAIRN_PAYLOAD_INLINE_MAX_BYTES (default 16 KiB). */
+  payloadInlineMaxBytes?: number;
   faults?: AgentStepFaults;
   /** For agreements: a Temporal client (createWorker makes one on the worker's connection) and the queue prefix. */
   temporalClient?: Client;
@@ -48,6 +50,9 @@ export function createAgentActivities(deps: ActivityDeps) {
       ...(deps.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: deps.heartbeatEveryMs } : {}),
       ...(deps.faults ? { faults: deps.faults } : {}),
       ...(deps.dbRetryMs !== undefined ? { dbRetryMs: deps.dbRetryMs } : {}),
+      ...(deps.payloadInlineMaxBytes !== undefined
+        ? { payloadInlineMaxBytes: deps.payloadInlineMaxBytes }
+        : {}),
       coordination: {
         ...(deps.temporalClient ? { temporalClient: deps.temporalClient } : {}),
         ...(deps.taskQueuePrefix !== undefined ? { taskQueuePrefix: deps.taskQueuePrefix } : {}),

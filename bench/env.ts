@@ -10,7 +10,7 @@ import type { CairnConfig } from '../src/config';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
 import { createPool } from '../src/store/pool';
 import { createWorker, type CairnWorker } from '../src/worker';
-import { benchNoopAgent, benchTypes } from './fixtures';
+import { benchNoopAgent, benchSizedAgent, benchTypes } from './fixtures';
 import { BENCH_WORKFLOWS_PATH, benchTaskActivities } from './benchWorkflows';
 
 export interface BenchSizes {
@@ -122,7 +122,7 @@ export async function createBenchEnv(opts: {
       config: opts.config,
       pool: workerPool,
       registry: benchTypes,
-      agents: [benchNoopAgent],
+      agents: [benchNoopAgent, benchSizedAgent],
       // The calibration workflow is the bench's own, never a production worker's.
       workflowsPath: BENCH_WORKFLOWS_PATH,
       taskActivities: benchTaskActivities,

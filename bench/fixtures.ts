@@ -79,6 +79,34 @@ export const benchNoopAgent = defineAgent({
   },
 });
 
+export const BENCH_SIZED_ROLE = 'bench-sized';
+
+/** Returns an output of `bytes` characters (claim-check benchmark). */
+export const benchSizedAgent = defineAgent({
+  role: BENCH_SIZED_ROLE,
+  description: 'Returns an output of the requested size; used by `cairn bench` to measure history bytes.',
+  async handle(ctx) {
+    const bytes = (ctx.step.input as { bytes?: number } | null)?.bytes ?? 0;
+    return { blob: 'x'.repeat(bytes) };
+  },
+});
+
+/** A chain of `steps` steps, each returning an output of `bytes` characters. */
+export function benchSizedTask(taskKey: string, steps: number, bytes: number): TaskInput {
+  return {
+    taskKey,
+    goal: `bench: ${steps} step(s) with ${bytes}-byte outputs`,
+    steps: Array.from({ length: steps }, (_, i) => ({
+      id: `s${i + 1}`,
+      role: BENCH_SIZED_ROLE,
+      title: `output ${i + 1}`,
+      input: { bytes },
+      dependsOn: i === 0 ? [] : [`s${i}`],
+    })),
+    rolePolicies: { [BENCH_SIZED_ROLE]: { timeoutMs: 30_000 } },
+  };
+}
+
 /** A task of `steps` no-op steps run one after another (each depends on the previous one). */
 export function benchTask(taskKey: string, steps: number): TaskInput {
   return {

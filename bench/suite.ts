@@ -6,6 +6,7 @@ import { readSetBenchmarks } from './readSets.bench';
 import { calibrationBenchmarks } from './suites/calibration';
 import { claimBenchmarks } from './suites/claims';
 import { observationLogBenchmarks } from './suites/observationLog';
+import { payloadBenchmarks } from './suites/payloads';
 import { scopeBenchmarks } from './suites/scopes';
 import { taskBenchmarks } from './suites/tasks';
 import { writerBenchmarks } from './suites/writers';
@@ -21,6 +22,7 @@ export function allBenchmarks(env: BenchEnv): BenchEntry[] {
     ...calibration.all,
     ...observationLogBenchmarks(env, calibration),
     ...taskBenchmarks(env, calibration),
+    ...payloadBenchmarks(env),
     ...scopeBenchmarks(env),
     ...claimBenchmarks(env),
     ...writerBenchmarks(env),

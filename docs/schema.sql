@@ -340,6 +340,24 @@ create table cairn.step_completions (
 );
 alter table cairn.step_completions enable row level security;
 
+create table cairn.step_payloads (
+  id uuid not null default gen_random_uuid(),
+  task_key text not null,
+  workflow_id text not null,
+  activity_id text not null,
+  part text not null,
+  scope text not null,
+  bytes integer not null,
+  sha256 text not null,
+  content jsonb not null,
+  created_at timestamp with time zone not null default clock_timestamp(),
+  constraint step_payloads_bytes_check CHECK ((bytes >= 0)),
+  constraint step_payloads_part_key UNIQUE (workflow_id, activity_id, part),
+  constraint step_payloads_pkey PRIMARY KEY (id),
+  constraint step_payloads_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text))
+);
+alter table cairn.step_payloads enable row level security;
+
 create table cairn.task_keys (
   task_key text not null,
   workflow_id text not null,
@@ -421,6 +439,9 @@ CREATE UNIQUE INDEX stale_refusals_pkey ON cairn.stale_refusals USING btree (id)
 CREATE UNIQUE INDEX stale_refusals_read_set_id_key ON cairn.stale_refusals USING btree (read_set_id);
 CREATE UNIQUE INDEX step_completions_pkey ON cairn.step_completions USING btree (workflow_id, activity_id);
 CREATE INDEX step_completions_task_key_idx ON cairn.step_completions USING btree (task_key, committed_at);
+CREATE UNIQUE INDEX step_payloads_part_key ON cairn.step_payloads USING btree (workflow_id, activity_id, part);
+CREATE UNIQUE INDEX step_payloads_pkey ON cairn.step_payloads USING btree (id);
+CREATE INDEX step_payloads_task_key_idx ON cairn.step_payloads USING btree (task_key);
 CREATE UNIQUE INDEX task_keys_pkey ON cairn.task_keys USING btree (task_key);
 CREATE INDEX work_items_pending_idx ON cairn.work_items USING btree (kind, seq) WHERE (done_at IS NULL);
 CREATE UNIQUE INDEX work_items_pkey ON cairn.work_items USING btree (kind, id);
@@ -480,6 +501,8 @@ create policy stale_refusals_with_read_set on cairn.stale_refusals as permissive
   WHERE (r.id = stale_refusals.read_set_id))));
 create policy step_completions_read_in_scope on cairn.step_completions as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+create policy step_payloads_read_in_scope on cairn.step_payloads as permissive for select to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy work_items_in_scope on cairn.work_items as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 
@@ -525,6 +548,8 @@ CREATE TRIGGER stale_refusals_append_only BEFORE DELETE OR UPDATE ON cairn.stale
 CREATE TRIGGER stale_refusals_no_truncate BEFORE TRUNCATE ON cairn.stale_refusals FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER step_completions_append_only BEFORE DELETE OR UPDATE ON cairn.step_completions FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER step_completions_no_truncate BEFORE TRUNCATE ON cairn.step_completions FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER step_payloads_append_only BEFORE DELETE OR UPDATE ON cairn.step_payloads FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER step_payloads_no_truncate BEFORE TRUNCATE ON cairn.step_payloads FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER task_keys_guard BEFORE DELETE OR UPDATE ON cairn.task_keys FOR EACH ROW EXECUTE FUNCTION cairn.task_keys_guard();
 
 -- Views
@@ -1802,6 +1827,17 @@ AS $function$
      p_observation_ids, p_read_set_id)
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.record_step_payload(p_task_key text, p_workflow_id text, p_activity_id text, p_part text, p_bytes integer, p_sha256 text, p_content jsonb)
+ RETURNS uuid
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  insert into cairn.step_payloads (task_key, workflow_id, activity_id, part, scope, bytes, sha256, content)
+  values (p_task_key, p_workflow_id, p_activity_id, p_part, 'task:' || p_task_key, p_bytes, p_sha256, p_content)
+  returning id
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.refuse_claim_delete()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1987,6 +2023,17 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.step_payloads_of(p_task_key text, p_ids uuid[])
+ RETURNS TABLE(id uuid, bytes integer, sha256 text, content jsonb)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select p.id, p.bytes, p.sha256, p.content
+    from cairn.step_payloads p
+   where p.task_key = p_task_key and p.id = any (p_ids)
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.take_claim(p_resource text, p_holder text, p_ttl_ms integer)
  RETURNS cairn.claims
  LANGUAGE plpgsql
@@ -2063,6 +2110,7 @@ grant SELECT on table cairn.read_sets to cairn_app;
 grant SELECT on table cairn.schema_migrations to cairn_app;
 grant SELECT on table cairn.stale_refusals to cairn_app;
 grant SELECT on table cairn.step_completions to cairn_app;
+grant SELECT on table cairn.step_payloads to cairn_app;
 grant SELECT on table cairn.work_items to cairn_app;
 grant USAGE on schema cairn to cairn_app;
 grant execute on function cairn.acting_as_application() to public;
@@ -2110,6 +2158,7 @@ grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text
 grant execute on function cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[]) to cairn_app;
 grant execute on function cairn.record_stale_refusal(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entries jsonb, p_keys text[], p_conflicts jsonb) to cairn_app;
 grant execute on function cairn.record_step_completion(p_workflow_id text, p_activity_id text, p_run_id text, p_attempt integer, p_task_key text, p_role text, p_result jsonb, p_observation_ids uuid[], p_read_set_id uuid) to cairn_app;
+grant execute on function cairn.record_step_payload(p_task_key text, p_workflow_id text, p_activity_id text, p_part text, p_bytes integer, p_sha256 text, p_content jsonb) to cairn_app;
 grant execute on function cairn.refuse_claim_delete() to public;
 grant execute on function cairn.refuse_evidence_change() to public;
 grant execute on function cairn.refuse_memory_change() to public;
@@ -2122,6 +2171,7 @@ grant execute on function cairn.save_entity_snapshots(p_entity_type text, p_enti
 grant execute on function cairn.scope_grant(p_access text) to cairn_app;
 grant execute on function cairn.scope_grant(p_access text) to public;
 grant execute on function cairn.step_completion(p_workflow_id text, p_activity_id text) to cairn_app;
+grant execute on function cairn.step_payloads_of(p_task_key text, p_ids uuid[]) to cairn_app;
 grant execute on function cairn.task_keys_guard() to public;
 grant execute on function cairn.type_definition_hash(p_name text, p_version integer, p_entity text, p_policies jsonb, p_json_schema jsonb) to cairn_app;
 grant execute on function cairn.type_definition_hash(p_name text, p_version integer, p_entity text, p_policies jsonb, p_json_schema jsonb) to public;

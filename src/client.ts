@@ -42,6 +42,10 @@ import {
   type WorkingMemory,
 } from './shared/taskMessages';
 import type { taskWorkflow } from '../workflows/task';
+import type pg from 'pg';
+import { isPayloadRef } from './shared/payloadRefs';
+import { createPool } from './store/pool';
+import { resolvePayloads } from './store/stepPayloads';
 import { checkScopePatterns } from './shared/scopes';
 import type { CairnTelemetry } from './telemetry/setup';
 
@@ -124,17 +128,29 @@ export function causeMessages(err: unknown): string[] {
   return out;
 }
 
+export interface CairnClientOptions {
+  telemetry?: CairnTelemetry;
+  /**
+   * Postgres pool used to resolve large step outputs stored by reference (claim-check) in
+   * result(). Default: a small pool on config.databaseUrl, opened only when a result holds one.
+   */
+  pool?: pg.Pool;
+}
+
 export class CairnClient {
+  private ownedPool: pg.Pool | undefined;
+
   private constructor(
     readonly temporal: Client,
     private readonly config: CairnConfig,
     private readonly ownedConnection: Connection | undefined,
+    private readonly options: CairnClientOptions = {},
   ) {}
 
   static async connect(
     config: CairnConfig,
     connection?: Connection,
-    opts: { telemetry?: CairnTelemetry } = {},
+    opts: CairnClientOptions = {},
   ): Promise<CairnClient> {
     const conn = connection ?? (await Connection.connect(temporalConnectionOptions(config)));
     // With telemetry on, a task's trace starts at startTask and follows it into the workflow.
@@ -147,11 +163,14 @@ export class CairnClient {
       }),
       config,
       connection ? undefined : conn,
+      opts.pool ? { pool: opts.pool } : {},
     );
   }
 
   async close(): Promise<void> {
     await this.ownedConnection?.close();
+    await this.ownedPool?.end();
+    this.ownedPool = undefined;
   }
 
   /**
@@ -251,15 +270,49 @@ export class CairnClient {
     await this.handle(taskKey).cancel();
   }
 
-  /** The task's result; a failed task throws TaskFailedError carrying the whole cause chain. */
+  /**
+   * The task's result, large step outputs resolved (they travel through Temporal as references,
+   * see src/shared/payloadRefs.ts); a failed task throws TaskFailedError carrying the whole
+   * cause chain.
+   */
   async result(taskKey: string): Promise<TaskResult> {
+    let result: TaskResult;
     try {
       // Waits through a Temporal restart: the wait is a long poll, taken up again after it broke.
-      return await this.retrying(() => this.handle(taskKey).result());
+      result = await this.retrying(() => this.handle(taskKey).result());
     } catch (err) {
       if (err instanceof WorkflowFailedError) throw new TaskFailedError(taskKey, err);
       throw err;
     }
+    return this.resolveOutputs(result);
+  }
+
+  /** A task result (from result() or a raw handle) with every step output that is a reference resolved. */
+  async resolveOutputs(result: TaskResult): Promise<TaskResult> {
+    if (!result.steps.some((s) => isPayloadRef(s.output))) return result;
+    const outputs = await resolvePayloads(
+      this.payloadPool(),
+      result.taskKey,
+      result.steps.map((s) => s.output),
+    );
+    return {
+      ...result,
+      steps: result.steps.map((s, i) =>
+        s.output === undefined ? s : { ...s, output: outputs[i] as TaskResult['steps'][number]['output'] },
+      ),
+    };
+  }
+
+  private payloadPool(): pg.Pool {
+    if (this.options.pool) return this.options.pool;
+    this.ownedPool ??= createPool(this.config.databaseUrl, {
+      max: 2,
+      applicationName: 'cairn-client',
+      ...(this.config.pgConnectTimeoutMs !== undefined
+        ? { connectTimeoutMs: this.config.pgConnectTimeoutMs }
+        : {}),
+    });
+    return this.ownedPool;
   }
 
   /** Retries calls that are safe to repeat while the frontend is unreachable (CAIRN_TEMPORAL_RETRY_MS). */

@@ -8,6 +8,7 @@ import {
   type ClientConfigTLS,
 } from '@temporalio/envconfig';
 import { z } from 'zod';
+import { MAX_PAYLOAD_INLINE_MAX_BYTES } from './shared/payloadRefs';
 
 const postgresUrl = z
   .string()
@@ -76,6 +77,17 @@ export const configSchema = z.object({
     .min(100, 'must be at least 100 ms')
     .max(600_000, 'must be at most 600000 ms')
     .default(10_000),
+  /**
+   * Step outputs (and proposed steps' inputs) whose JSON is larger than this many bytes are
+   * stored in Postgres and pass through Temporal's history as references (claim-check). Default
+   * 16 KiB; at most 256 KiB (larger values put Temporal's 2 MB payload limit back in reach).
+   */
+  CAIRN_PAYLOAD_INLINE_MAX_BYTES: z.coerce
+    .number({ message: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(0, 'must be 0 (everything by reference) or more bytes')
+    .max(MAX_PAYLOAD_INLINE_MAX_BYTES, `must be at most ${MAX_PAYLOAD_INLINE_MAX_BYTES} bytes`)
+    .optional(),
   /**
    * Observability (src/telemetry): `off` (default) registers nothing, so Cairn's spans and
    * counters are no-ops; `otlp` exports traces and metrics (Cairn's and Temporal's) over
@@ -150,6 +162,8 @@ export type CairnConfig = {
   pgListenUrl?: string | null;
   /** CAIRN_PG_CONNECT_TIMEOUT_MS (default 10 s). */
   pgConnectTimeoutMs?: number;
+  /** CAIRN_PAYLOAD_INLINE_MAX_BYTES: outputs larger than this go by reference (default 16 KiB). */
+  payloadInlineMaxBytes?: number;
   /** TLS or mTLS to the Temporal frontend (temporal.toml profile, TEMPORAL_TLS_* variables); absent: plain. */
   temporalTls?: ClientConfigTLS;
   /** API key for the Temporal frontend (TEMPORAL_API_KEY or the profile's api_key); implies TLS. */
@@ -221,6 +235,9 @@ export function loadConfig(env: Record<string, string | undefined>): CairnConfig
       ? { pgListenUrl: c.CAIRN_PG_LISTEN_URL === 'off' ? null : c.CAIRN_PG_LISTEN_URL }
       : {}),
     pgConnectTimeoutMs: c.CAIRN_PG_CONNECT_TIMEOUT_MS,
+    ...(c.CAIRN_PAYLOAD_INLINE_MAX_BYTES !== undefined
+      ? { payloadInlineMaxBytes: c.CAIRN_PAYLOAD_INLINE_MAX_BYTES }
+      : {}),
     ...(profile.tls !== undefined ? { temporalTls: profile.tls } : {}),
     ...(profile.apiKey !== undefined ? { temporalApiKey: profile.apiKey } : {}),
     ...(profile.grpcMeta !== undefined && Object.keys(profile.grpcMeta).length > 0

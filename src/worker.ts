@@ -158,6 +158,9 @@ async function startWorkers(
     ...(opts.heartbeatEveryMs !== undefined ? { heartbeatEveryMs: opts.heartbeatEveryMs } : {}),
     ...(opts.faults ? { faults: opts.faults } : {}),
     ...(opts.config.dbRetryMs !== undefined ? { dbRetryMs: opts.config.dbRetryMs } : {}),
+    ...(opts.config.payloadInlineMaxBytes !== undefined
+      ? { payloadInlineMaxBytes: opts.config.payloadInlineMaxBytes }
+      : {}),
     temporalClient:
       opts.temporalClient ??
       new Client({

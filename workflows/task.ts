@@ -18,6 +18,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -55,6 +56,12 @@ import {
   workingMemoryQuery,
   type MemoryWrite,
 } from '../src/shared/taskMessages';
+import {
+  isPayloadRef,
+  MAX_PAYLOAD_INLINE_MAX_BYTES,
+  WORKFLOW_INLINE_OUTPUT_BUDGET,
+  type PayloadPolicy,
+} from '../src/shared/payloadRefs';
 import { applyMemoryWrite, checkMemoryWrite, memoryWriteConflict } from './workingMemory';
 import { renderStepTable } from './details';
 import { legacyTaskWorkflowV1, type TaskWorkflowArgsV1 } from './legacy/taskV1';
@@ -79,6 +86,12 @@ export interface TaskWorkflowArgs {
 
 /** Histories without this marker were recorded by 0.1.0 and replay through workflows/legacy/. */
 export const TASK_V2_PATCH = 'cairn-task-v2';
+/** Histories without this marker bound the key and recorded the episode as ordinary activities. */
+export const LOCAL_BOOKKEEPING_PATCH = 'cairn-task-local-bookkeeping';
+/** Histories without this marker scheduled steps whose outputs all came back inline. */
+export const PAYLOAD_REFS_PATCH = 'cairn-step-payload-refs';
+/** An output this small stays inline whatever the budget: a reference would be about as large. */
+const TRIVIAL_OUTPUT_BYTES = 256;
 /** Observation ids linked from the episode (the count is kept in full). */
 const MAX_LINKED_OBSERVATIONS = 200;
 const MAX_REJECTION_REASONS = 10;
@@ -95,7 +108,10 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
   const { task, prefix, carried } = parseArgsOrFail(args);
   const info = workflowInfo();
   const state: CarriedState = carried ?? initialState(task, new Date().toISOString());
+  // Binding the key and recording the episode run as local activities (one marker event each,
+  // no task-queue round trip: issue #14's task latency); histories recorded before scheduled them.
   const acts = taskActivities(info.taskQueue);
+  const book = patched(LOCAL_BOOKKEEPING_PATCH) ? taskLocalActivities() : acts;
 
   // Ids seen in this run; earlier runs' ids are in Postgres (admission drops them as duplicates).
   const seen = new Set<string>([...state.pendingMessages, ...state.arriving].map((m) => m.id));
@@ -154,7 +170,28 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     thisRun.signals >= RUN_LIMITS.signals * RUN_LIMITS.continueAt ||
     thisRun.updates >= RUN_LIMITS.updates * RUN_LIMITS.continueAt;
 
-  const publish = () => setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
+  // Rendered once per turn of the main loop, not per change: a batch of 500 completions in one
+  // workflow task re-rendering a 1,500-row table each time ran past the 5 s workflow-task limit.
+  let detailsStale = true;
+  const publish = () => {
+    detailsStale = true;
+  };
+  const publishNow = () => {
+    if (!detailsStale) return;
+    detailsStale = false;
+    setCurrentDetails(renderStepTable(task.goal, state.steps, undefined, state));
+  };
+
+  /**
+   * Claim-check (behind a patch: earlier histories scheduled steps without it): large outputs
+   * come back as references; once the outputs held inline reach the budget, every output but a
+   * trivial one does, so state, result and continue-as-new input stay small however many steps.
+   */
+  const payloadPolicy = (): PayloadPolicy | undefined => {
+    if (!patched(PAYLOAD_REFS_PATCH)) return undefined;
+    const left = WORKFLOW_INLINE_OUTPUT_BUDGET - (state.inlineOutputBytes ?? 0);
+    return { inlineMaxBytes: Math.max(TRIVIAL_OUTPUT_BYTES, Math.min(left, MAX_PAYLOAD_INLINE_MAX_BYTES)) };
+  };
 
   // Behind a patch: 0.2.0 histories were recorded without admissions while a run waited to continue.
   const admitWhileStepsRun = () => running > 0 && patched('cairn-task-admit-while-steps-run');
@@ -204,6 +241,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     step.status = 'scheduled';
     step.queue = queue;
     publish();
+    const payloads = payloadPolicy();
     let result: StepResult;
     try {
       result = await agentActivities(task, prefix, role).runAgentStep.executeWithOptions(
@@ -222,6 +260,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
             ...(task.roleScopes?.[role] ? { roleScopes: task.roleScopes[role] } : {}),
             memory: state.memory.entries,
             upstream: upstreamOutputs(state.steps, step.spec),
+            ...(payloads ? { payloads } : {}),
           },
         ],
       );
@@ -246,6 +285,8 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     step.status = 'completed';
     step.attempts = result.attempt ?? Math.max(step.attempts, 1);
     step.output = result.output;
+    if (payloads && !isPayloadRef(result.output))
+      state.inlineOutputBytes = (state.inlineOutputBytes ?? 0) + JSON.stringify(result.output ?? null).length;
     state.deliveredCount += inbox.length;
     const outbound = absorb(step, result);
     running--;
@@ -319,10 +360,10 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
       { key: RolesAttribute, value: state.roles },
       { key: TaskStatusAttribute, value: 'running' },
     ]);
-    const earlier = await bindOrExplain(acts, task, info.workflowId, info.firstExecutionRunId);
+    const earlier = await bindOrExplain(book, task, info.workflowId, info.firstExecutionRunId);
     if (earlier !== undefined) return earlier;
   }
-  publish();
+  publishNow();
 
   const pending: Promise<void>[] = [];
   let outcome: TaskResult['status'] = 'completed';
@@ -330,12 +371,13 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
   try {
     for (;;) {
       void admit();
-      settleBlockedSteps(state.steps);
+      const byId = new Map(state.steps.map((s) => [s.spec.id, s]));
+      settleBlockedSteps(state.steps, byId);
       const suggestCan = continueWanted();
       const ready =
         taskFailure || suggestCan
           ? []
-          : state.steps.filter((s) => s.status === 'pending' && depsDone(state.steps, s));
+          : state.steps.filter((s) => s.status === 'pending' && depsDone(byId, s));
       for (const step of ready) {
         running++;
         pending.push(runStep(step));
@@ -349,6 +391,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
         // Nothing left to run: the end (finish persists whatever is still arriving).
         if (!state.steps.some((s) => s.status === 'pending')) break;
       }
+      publishNow();
       const seenChanges = changes;
       await condition(() => changes !== seenChanges);
     }
@@ -390,7 +433,7 @@ export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> 
     await admit(true);
     closed = true;
     const record = async () =>
-      acts.recordEpisode({
+      book.recordEpisode({
         taskKey: task.taskKey,
         workflowId: info.workflowId,
         runId: workflowInfo().runId,
@@ -554,19 +597,22 @@ function rolesOf(steps: readonly Step[]): string[] {
   return [...new Set(steps.map((s) => s.role))].sort();
 }
 
-function depsDone(steps: StepState[], step: StepState): boolean {
-  return step.spec.dependsOn.every((id) => steps.find((s) => s.spec.id === id)?.status === 'completed');
+/** Steps by id, rebuilt each turn of the main loop (linear lookups made long plans quadratic). */
+type StepIndex = ReadonlyMap<string, StepState>;
+
+function depsDone(byId: StepIndex, step: StepState): boolean {
+  return step.spec.dependsOn.every((id) => byId.get(id)?.status === 'completed');
 }
 
 /** A pending step whose dependency failed, was skipped or never exists (proposed steps) can never run. */
-function settleBlockedSteps(steps: StepState[]): void {
+function settleBlockedSteps(steps: StepState[], byId: StepIndex): void {
   let changed = true;
   while (changed) {
     changed = false;
     for (const step of steps) {
       if (step.status !== 'pending') continue;
       const blocker = step.spec.dependsOn.find((id) => {
-        const dep = steps.find((s) => s.spec.id === id);
+        const dep = byId.get(id);
         return (
           dep === undefined ||
           dep.status === 'failed' ||
@@ -576,7 +622,7 @@ function settleBlockedSteps(steps: StepState[]): void {
       });
       if (blocker !== undefined) {
         step.status = 'skipped';
-        step.error = steps.some((s) => s.spec.id === blocker)
+        step.error = byId.has(blocker)
           ? `dependency ${blocker} did not complete`
           : `dependency ${blocker} does not exist`;
         changed = true;
@@ -615,6 +661,14 @@ function agentActivities(
   role: string,
 ): ActivityInterfaceFor<AgentActivities> {
   return proxyActivities<AgentActivities>(activityOptions(task, prefix, role));
+}
+
+function taskLocalActivities(): ActivityInterfaceFor<TaskActivities> {
+  return proxyLocalActivities<TaskActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 10 },
+    summary: 'cairn: task bookkeeping',
+  });
 }
 
 function taskActivities(taskQueue: string): ActivityInterfaceFor<TaskActivities> {

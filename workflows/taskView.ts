@@ -49,6 +49,8 @@ export interface CarriedState {
   roles: string[];
   startedAt: string;
   continuedAsNew: number;
+  /** JSON characters of the step outputs held inline (claim-check budget); absent before 0.3.0. */
+  inlineOutputBytes?: number;
 }
 
 export function resultOf(

@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import type { Json } from './observation';
 import type { MemoryEntry, MemoryWrite } from './taskMessages';
+import type { PayloadPolicy } from './payloadRefs';
 import { scopePatternProblem } from './scopes';
 
 const jsonSchema: z.ZodType<Json> = z.lazy(() =>
@@ -282,6 +283,7 @@ export interface UndeliverableMessage {
 
 /** What a step hands back to the workflow: references, not payloads (claim-check). */
 export interface StepResult {
+  /** The agent's output, or a reference to it when large (src/shared/payloadRefs.ts). */
   output: Json;
   observations: { id: string; entity: string; entityVersion: number; replayed: boolean }[];
   messages: ContextMessage[];
@@ -303,8 +305,14 @@ export interface AgentStepInput {
   /** The task's grant for the step's role (TaskInput.roleScopes[role]); absent when it has none. */
   roleScopes?: { read?: string[] | undefined; write?: string[] | undefined };
   memory: Record<string, MemoryEntry>;
-  /** Outputs of the steps this one depends on. */
+  /** Outputs of the steps this one depends on (references among them are resolved for the agent). */
   upstream: Record<string, Json>;
+  /**
+   * Set by workflow code that handles references (src/shared/payloadRefs.ts): large outputs and
+   * proposed steps' inputs are then stored in Postgres and returned as references. Absent
+   * (histories recorded before): everything is returned inline, as before.
+   */
+  payloads?: PayloadPolicy;
 }
 
 export interface TaskStepResult {

@@ -67,6 +67,11 @@ describe('configuration', () => {
     ['CAIRN_TEMPORAL_RETRY_MS', '-1', /CAIRN_TEMPORAL_RETRY_MS must be 0/],
     ['CAIRN_PG_POOL_MAX', '0', /CAIRN_PG_POOL_MAX must be at least 1/],
     ['CAIRN_PG_CONNECT_TIMEOUT_MS', 'x', /CAIRN_PG_CONNECT_TIMEOUT_MS must be a number of milliseconds/],
+    [
+      'CAIRN_PAYLOAD_INLINE_MAX_BYTES',
+      '999999999',
+      /CAIRN_PAYLOAD_INLINE_MAX_BYTES must be at most 262144 bytes/,
+    ],
     ['CAIRN_OTEL', 'on', /CAIRN_OTEL must be off, otlp or prometheus/],
     ['OTEL_EXPORTER_OTLP_ENDPOINT', 'grpc://collector:4317', /OTEL_EXPORTER_OTLP_ENDPOINT must be an http/],
     ['CAIRN_PROMETHEUS_ADDRESS', '9464', /CAIRN_PROMETHEUS_ADDRESS must be host:port/],

@@ -251,12 +251,21 @@ async function result(client: CairnClient, argv: string[], ctx: CliContext): Pro
     ctx.io.out(
       renderTable(
         ['step', 'role', 'status', 'output / error'],
-        r.steps.map((s) => [s.id, s.role, s.status, s.error ?? JSON.stringify(s.output ?? null)]),
+        r.steps.map((s) => [s.id, s.role, s.status, s.error ?? outputCell(s.output ?? null)]),
       ),
     );
   }
   return r.status === 'completed' ? 0 : 1;
 }
+
+/** A step output for the table: large ones abbreviated with their size (`--json` prints them whole). */
+function outputCell(output: unknown): string {
+  const text = JSON.stringify(output);
+  if (text.length <= OUTPUT_CELL_MAX) return text;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  return `${text.slice(0, OUTPUT_CELL_MAX)}… (${bytes} bytes; --json prints it whole)`;
+}
+const OUTPUT_CELL_MAX = 200;
 
 /** The task's pending step activities from a describe: state, attempt, last failure. */
 function pendingSteps(
