@@ -370,6 +370,7 @@ create table cairn.task_keys (
   constraint task_keys_outcome_check CHECK ((outcome = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]))),
   constraint task_keys_pkey PRIMARY KEY (task_key)
 );
+alter table cairn.task_keys enable row level security;
 
 create table cairn.work_items (
   seq bigint not null generated always as identity,
@@ -503,6 +504,9 @@ create policy step_completions_read_in_scope on cairn.step_completions as permis
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy step_payloads_read_in_scope on cairn.step_payloads as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy task_keys_in_task_scope on cairn.task_keys as permissive for all to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy work_items_in_scope on cairn.work_items as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 

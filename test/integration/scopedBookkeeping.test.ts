@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claim, registerWorkItems } from '../../src/store/claims';
-import { recordEpisode } from '../../src/store/episodes';
+import { bindTaskKey, recordEpisode } from '../../src/store/episodes';
 import { tagEpisode } from '../../src/store/episodeSearch';
 import { admitMessages, listMessages, persistMessages } from '../../src/store/messages';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
@@ -57,6 +57,8 @@ async function tasksSeen(c: PoolClient, sql: string): Promise<string[]> {
 const PROBES: Record<string, string> = {
   context_messages: 'select task_key as t from cairn.context_messages where task_key = any($1)',
   episodes: 'select task_key as t from cairn.episodes where task_key = any($1)',
+  // The binding keeps the task's result (step outputs) for re-runs of the key (migration 016).
+  task_keys: 'select task_key as t from cairn.task_keys where task_key = any($1)',
   episode_tags: 'select task_key as t from cairn.episode_tags where task_key = any($1)',
   episode_summary_members: `select e.task_key as t from cairn.episode_summary_members m
                               join cairn.episodes e on e.id = m.episode_id where e.task_key = any($1)`,
@@ -91,7 +93,18 @@ beforeAll(async () => {
         ],
         { taskKey: t },
       );
+      await bindTaskKey(c, { taskKey: t, workflowId: `wf-${t}`, firstRunId: 'r1' });
+      const steps = [
+        {
+          id: 's1',
+          role: 'analyst',
+          status: 'completed' as const,
+          attempts: 1,
+          output: { found: `output of ${t}` },
+        },
+      ];
       await recordEpisode(c, {
+        result: { taskKey: t, status: 'completed', steps, observations: 0, messages: 1, continuedAsNew: 0 },
         taskKey: t,
         workflowId: `wf-${t}`,
         runId: 'r1',
@@ -165,7 +178,8 @@ describe('as the application role with a narrow grant (raw SQL)', () => {
       const { rows } = await c.query<{ text: string }>(
         `select goal || steps::text as text from cairn.episodes
          union all select content::text from cairn.context_messages
-         union all select content::text from cairn.context_messages_archive`,
+         union all select content::text from cairn.context_messages_archive
+         union all select result::text from cairn.task_keys`,
       );
       return rows.map((r) => r.text).join('\n');
     });
@@ -175,7 +189,7 @@ describe('as the application role with a narrow grant (raw SQL)', () => {
   });
 
   it('a transaction acting for its task keeps that task’s bookkeeping, whatever its grant', async () => {
-    for (const table of ['context_messages', 'episodes', 'read_sets', 'claims', 'work_items']) {
+    for (const table of ['context_messages', 'episodes', 'task_keys', 'read_sets', 'claims', 'work_items']) {
       const seen = await asApp({ read: '{global}', task: t1 }, (c) => tasksSeen(c, PROBES[table]!));
       expect({ table, seen }).toEqual({ table, seen: [t1] });
     }
