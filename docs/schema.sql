@@ -89,6 +89,7 @@ create table cairn.effects (
   constraint effects_key_check CHECK (((length(key) >= 1) AND (length(key) <= 700))),
   constraint effects_pkey PRIMARY KEY (key)
 );
+alter table cairn.effects enable row level security;
 
 create table cairn.entity_heads (
   entity_type text not null,
@@ -458,6 +459,9 @@ create policy context_messages_in_task_scope on cairn.context_messages as permis
   with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy context_messages_archive_in_task_scope on cairn.context_messages_archive as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy effects_global_or_in_task_scope on cairn.effects as permissive for all to cairn_app
+  using (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy entity_heads_read_in_scope on cairn.entity_heads as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy entity_snapshots_in_scope on cairn.entity_snapshots as permissive for all to cairn_app
