@@ -53,7 +53,7 @@ import { annotateFreshness, withFreshness, type FreshnessReader } from '../src/s
 import { runMaintenance } from '../src/store/maintenance';
 import { appendObservations, type AppendContext } from '../src/store/observations/append';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
-import { withScope } from '../src/store/scope';
+import { actingFor, withScope } from '../src/store/scope';
 import { withSystemScope } from '../src/store/systemScope';
 import type { agreementWorkflow } from '../workflows/agreement';
 
@@ -264,8 +264,9 @@ export function createCoordination(deps: CoordinationDeps) {
         opts?: { global?: boolean; leaseMs?: number },
       ): Promise<T> {
         const stored = effectKey(key, opts?.global ? { global: true } : { taskKey: step.taskKey });
+        // A task's effects are its own (migration 016); a global one is everyone's.
         const { result } = await runOnce(
-          deps.pool,
+          opts?.global ? deps.pool : actingFor(deps.pool, step.taskKey),
           stored,
           {
             taskKey: opts?.global ? null : step.taskKey,

@@ -62,8 +62,8 @@ export function createAgentActivities(deps: ActivityDeps) {
 }
 
 export function createTaskActivities(deps: { pool: pg.Pool }) {
-  // The task's messages and episode are its own (row-level security, migration 013): these act
-  // for the task, under no grant of observations.
+  // The task's messages, episode and key binding are its own (row-level security, migrations
+  // 013 and 016): these act for the task, under no grant of observations.
   return {
     recordEpisode: (input: EpisodeInput) =>
       withTaskBookkeeping(deps.pool, input.taskKey, async (client) => {
@@ -73,7 +73,8 @@ export function createTaskActivities(deps: { pool: pg.Pool }) {
         });
         return recordEpisode(client, input);
       }),
-    bindTaskKey: (input) => bindTaskKey(deps.pool, input),
+    bindTaskKey: (input) =>
+      withTaskBookkeeping(deps.pool, input.taskKey, (client) => bindTaskKey(client, input)),
     admitMessages: async (input) => ({
       fresh: await withTaskBookkeeping(deps.pool, input.taskKey, (client) =>
         admitMessages(client, input.taskKey, input.messages, { batchKey: input.batchKey }),

@@ -89,6 +89,7 @@ create table cairn.effects (
   constraint effects_key_check CHECK (((length(key) >= 1) AND (length(key) <= 700))),
   constraint effects_pkey PRIMARY KEY (key)
 );
+alter table cairn.effects enable row level security;
 
 create table cairn.entity_heads (
   entity_type text not null,
@@ -370,6 +371,7 @@ create table cairn.task_keys (
   constraint task_keys_outcome_check CHECK ((outcome = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]))),
   constraint task_keys_pkey PRIMARY KEY (task_key)
 );
+alter table cairn.task_keys enable row level security;
 
 create table cairn.work_items (
   seq bigint not null generated always as identity,
@@ -457,6 +459,9 @@ create policy context_messages_in_task_scope on cairn.context_messages as permis
   with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy context_messages_archive_in_task_scope on cairn.context_messages_archive as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy effects_global_or_in_task_scope on cairn.effects as permissive for all to cairn_app
+  using (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy entity_heads_read_in_scope on cairn.entity_heads as permissive for select to cairn_app
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy entity_snapshots_in_scope on cairn.entity_snapshots as permissive for all to cairn_app
@@ -503,6 +508,9 @@ create policy step_completions_read_in_scope on cairn.step_completions as permis
   using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
 create policy step_payloads_read_in_scope on cairn.step_payloads as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
+create policy task_keys_in_task_scope on cairn.task_keys as permissive for all to cairn_app
+  using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
+  with check ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy work_items_in_scope on cairn.work_items as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (scope = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 

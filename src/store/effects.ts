@@ -16,7 +16,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Json } from '../shared/observation';
-import type { Queryable } from './pool';
+import type { PoolClient } from 'pg';
+
+/**
+ * Where runOnce sends its statements, each on its own (a pool, a client, or a task's scoped
+ * runner: an agent step's `ctx.once` acts for its task, migration 016, see actingFor in scope.ts).
+ */
+export type EffectsDb = Pick<PoolClient, 'query'>;
 
 export interface EffectOwner {
   /** The task the key belongs to (null for a global key). */
@@ -71,7 +77,7 @@ export function effectKey(key: string, scope: { taskKey: string } | { global: tr
 }
 
 export async function runOnce<T extends Json>(
-  db: Queryable,
+  db: EffectsDb,
   key: string,
   owner: EffectOwner,
   fn: () => Promise<T>,
@@ -134,7 +140,7 @@ export async function runOnce<T extends Json>(
   return { result: after.result, ran: after.ran };
 }
 
-export async function getEffect(db: Queryable, key: string): Promise<StoredEffect | undefined> {
+export async function getEffect(db: EffectsDb, key: string): Promise<StoredEffect | undefined> {
   const { rows } = await db.query<{
     key: string;
     task_key: string | null;
@@ -162,7 +168,7 @@ export async function getEffect(db: Queryable, key: string): Promise<StoredEffec
 
 /** Inserts the pending row, or takes over one whose holder's lease lapsed. True when we hold it. */
 async function tryClaim(
-  db: Queryable,
+  db: EffectsDb,
   key: string,
   owner: EffectOwner,
   holder: string,
@@ -182,7 +188,7 @@ async function tryClaim(
 }
 
 async function readState(
-  db: Queryable,
+  db: EffectsDb,
   key: string,
 ): Promise<{ completed: boolean; result: Json; holder: string; leftMs: number } | undefined> {
   const { rows } = await db.query<{ completed: boolean; result: Json; holder: string; left_ms: number }>(

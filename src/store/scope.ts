@@ -99,6 +99,17 @@ export function withTaskBookkeeping<T>(
   return withScope(pool, { read: [], write: [] }, fn, { taskKey });
 }
 
+/**
+ * A `query` that runs each statement in its own transaction acting for `taskKey` (no grant of
+ * observations): for bookkeeping that spans several short transactions, such as `ctx.once`'s
+ * lease, renewals and result (cairn.effects, migration 016).
+ */
+export function actingFor(pool: Pool, taskKey: string): Pick<PoolClient, 'query'> {
+  const query = (text: string, values?: unknown[]) =>
+    withTaskBookkeeping(pool, taskKey, (client) => client.query(text, values));
+  return { query: query as unknown as PoolClient['query'] };
+}
+
 function scopeLists(grant: ScopeGrant): { read: string; write: string } {
   return { read: scopeListLiteral(grant.read), write: scopeListLiteral(grant.write) };
 }

@@ -9,12 +9,13 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claim, registerWorkItems } from '../../src/store/claims';
-import { recordEpisode } from '../../src/store/episodes';
+import { effectKey, runOnce } from '../../src/store/effects';
+import { bindTaskKey, recordEpisode } from '../../src/store/episodes';
 import { tagEpisode } from '../../src/store/episodeSearch';
 import { admitMessages, listMessages, persistMessages } from '../../src/store/messages';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { createPool, pgError, withTransaction } from '../../src/store/pool';
-import { withScope, withTaskBookkeeping } from '../../src/store/scope';
+import { actingFor, withScope, withTaskBookkeeping } from '../../src/store/scope';
 import { appendWithReads } from '../../src/store/staleness';
 import { testDatabase, type TestDatabase } from '../helpers/database';
 import { receiptTypes, stepContext } from '../helpers/readReceipts';
@@ -31,6 +32,12 @@ const holderOf = (t: string) => `wf-${t}/step#1`;
 const resourceOf = (t: string) => `doc-${run}/${t}`;
 const kind = `src-${run}`;
 const tokens: Record<string, number> = {};
+const effectOwner = (t: string | null) => ({
+  taskKey: t,
+  workflowId: `wf-${t}`,
+  activityId: 'step',
+  attempt: 1,
+});
 
 /** Raw SQL as the application role: SET ROLE cairn_app plus the given settings, nothing else. */
 function asApp<T>(
@@ -57,6 +64,10 @@ async function tasksSeen(c: PoolClient, sql: string): Promise<string[]> {
 const PROBES: Record<string, string> = {
   context_messages: 'select task_key as t from cairn.context_messages where task_key = any($1)',
   episodes: 'select task_key as t from cairn.episodes where task_key = any($1)',
+  // The binding keeps the task's result (step outputs) for re-runs of the key (migration 016).
+  task_keys: 'select task_key as t from cairn.task_keys where task_key = any($1)',
+  // ctx.once results of each task (migration 016).
+  effects: 'select task_key as t from cairn.effects where task_key = any($1)',
   episode_tags: 'select task_key as t from cairn.episode_tags where task_key = any($1)',
   episode_summary_members: `select e.task_key as t from cairn.episode_summary_members m
                               join cairn.episodes e on e.id = m.episode_id where e.task_key = any($1)`,
@@ -91,7 +102,18 @@ beforeAll(async () => {
         ],
         { taskKey: t },
       );
+      await bindTaskKey(c, { taskKey: t, workflowId: `wf-${t}`, firstRunId: 'r1' });
+      const steps = [
+        {
+          id: 's1',
+          role: 'analyst',
+          status: 'completed' as const,
+          attempts: 1,
+          output: { found: `output of ${t}` },
+        },
+      ];
       await recordEpisode(c, {
+        result: { taskKey: t, status: 'completed', steps, observations: 0, messages: 1, continuedAsNew: 0 },
         taskKey: t,
         workflowId: `wf-${t}`,
         runId: 'r1',
@@ -130,6 +152,10 @@ beforeAll(async () => {
       tokens[t] = r.token;
     });
     await step((c) => registerWorkItems(c, kind, [t]));
+    // An outside effect of the task, run once the way an agent step's ctx.once runs it.
+    await runOnce(actingFor(appPool, t), effectKey('notify', { taskKey: t }), effectOwner(t), async () => ({
+      sent: `effect of ${t}`,
+    }));
   }
   // A summary episode condensing t1's (membership is seen with the episode).
   await db.pool.query(
@@ -165,7 +191,9 @@ describe('as the application role with a narrow grant (raw SQL)', () => {
       const { rows } = await c.query<{ text: string }>(
         `select goal || steps::text as text from cairn.episodes
          union all select content::text from cairn.context_messages
-         union all select content::text from cairn.context_messages_archive`,
+         union all select content::text from cairn.context_messages_archive
+         union all select result::text from cairn.task_keys
+         union all select result::text from cairn.effects`,
       );
       return rows.map((r) => r.text).join('\n');
     });
@@ -174,8 +202,41 @@ describe('as the application role with a narrow grant (raw SQL)', () => {
     expect(found).not.toContain(t2);
   });
 
+  it('a global ctx.once result is everyone’s; a task’s own is its task’s, found again on retry', async () => {
+    const global = effectKey(`shared-${run}`, { global: true });
+    await runOnce(appPool, global, effectOwner(null), async () => ({ shared: true }));
+    const seen = await asApp({ read: `{task:${t2}}` }, async (c) => {
+      const { rows } = await c.query<{ key: string }>('select key from cairn.effects where key = $1', [
+        global,
+      ]);
+      return rows.length;
+    });
+    expect(seen).toBe(1);
+    // A retry of t1's step finds its stored result instead of running the effect again.
+    let ran = 0;
+    const again = await runOnce(
+      actingFor(appPool, t1),
+      effectKey('notify', { taskKey: t1 }),
+      effectOwner(t1),
+      async () => {
+        ran++;
+        return { sent: 'twice' };
+      },
+    );
+    expect(again).toEqual({ result: { sent: `effect of ${t1}` }, ran: false });
+    expect(ran).toBe(0);
+  });
+
   it('a transaction acting for its task keeps that task’s bookkeeping, whatever its grant', async () => {
-    for (const table of ['context_messages', 'episodes', 'read_sets', 'claims', 'work_items']) {
+    for (const table of [
+      'context_messages',
+      'episodes',
+      'task_keys',
+      'effects',
+      'read_sets',
+      'claims',
+      'work_items',
+    ]) {
       const seen = await asApp({ read: '{global}', task: t1 }, (c) => tasksSeen(c, PROBES[table]!));
       expect({ table, seen }).toEqual({ table, seen: [t1] });
     }
