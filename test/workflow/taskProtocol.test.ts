@@ -241,13 +241,14 @@ describe('the workflow is the gatekeeper', () => {
 describe('messages are keyed by task', () => {
   it('two tasks with the same message id each get their own, and one task’s step acknowledges only its own', async () => {
     const gate = `/tmp/cairn-proto-gate-${process.pid}-dup`;
+    const gateB = `${gate}-b`;
     const plan = (taskKey: string, hold: boolean) => ({
       taskQueuePrefix: prefix(),
       task: {
         taskKey,
         goal: 'g',
         steps: [
-          { id: 'gate', role: 'slow', title: 'hold', input: hold ? { untilFile: gate } : { ms: 10 } },
+          { id: 'gate', role: 'slow', title: 'hold', input: { untilFile: hold ? gate : gateB } },
           { id: 'read', role: 'listener', title: 'read', dependsOn: ['gate'] },
         ],
       },
@@ -269,11 +270,15 @@ describe('messages are keyed by task', () => {
       content: 'for B',
     });
     // Admission is an activity: on a loaded machine it can take longer than poll's default second.
-    await expect
-      .poll(async () => (await listMessages(db.pool, { taskKey: 'dup-a', unreadOnly: true })).length, {
-        timeout: 20_000,
-      })
-      .toBe(1);
+    // B's step reads only once B's message is persisted (a gate, not a guessed delay: a message
+    // admitted after its role's step started goes to the next step of that role).
+    for (const taskKey of ['dup-a', 'dup-b'])
+      await expect
+        .poll(async () => (await listMessages(db.pool, { taskKey, unreadOnly: true })).length, {
+          timeout: 20_000,
+        })
+        .toBe(1);
+    await import('node:fs').then((fs) => fs.writeFileSync(gateB, ''));
     const rb = (await b.result()) as TaskResult;
     expect(rb.steps.find((s) => s.id === 'read')?.output).toMatchObject({ contents: ['for B'] });
     // A's message is still unread after B's step acknowledged B's.
