@@ -126,9 +126,6 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
     max: opts.max ?? DEFAULT_POOL_MAX,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'cairn',
-    // Cairn's statements are unnamed: behind PgBouncer in transaction mode (before 1.21) a named
-    // one is prepared on whichever server connection served it, and the next client there fails
-    // with "prepared statement … already exists" (test/integration/pgbouncer.test.ts).
     // Statements a caller sends without waiting go out together (see wrapLone): a lone
     // statement's BEGIN+setup, the statement and COMMIT cost one round trip.
     pipeline: true,
@@ -150,9 +147,36 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
   // destroys a client that is no longer queryable when it is released.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    unnameStatements(client);
     if (setupSql(setup) !== '') guardClient(client, setup);
   });
   return pool;
+}
+
+/**
+ * Sends every statement unnamed, so no prepared statement outlives its transaction on the server
+ * connection. Behind PgBouncer in transaction mode (before 1.21's prepared-statement support) a
+ * named one is prepared on whichever server connection served that transaction: the next client
+ * there fails with "prepared statement … already exists", and the preparing client, handed
+ * another server connection, finds it missing. Measured: no cost for Cairn's statements (calls
+ * of SQL functions whose plans the server caches per session anyway).
+ */
+function unnameStatements(client: PoolClient): void {
+  const raw = client.query.bind(client) as unknown as QueryFn;
+  const unnamed = (...args: unknown[]): unknown => {
+    const first = args[0];
+    if (
+      typeof first === 'object' &&
+      first !== null &&
+      'name' in first &&
+      typeof (first as { submit?: unknown }).submit !== 'function'
+    ) {
+      const { name: _name, ...rest } = first as QueryConfig;
+      args[0] = rest;
+    }
+    return raw(...args);
+  };
+  client.query = unnamed as unknown as PoolClient['query'];
 }
 
 const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;]*;?\s*$/i;

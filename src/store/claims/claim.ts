@@ -15,7 +15,7 @@ import {
   type RenewResult,
 } from './types';
 
-// Unnamed, like every Cairn statement (createPool in src/store/pool.ts: PgBouncer in transaction mode).
+// Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode).
 const CLAIM_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
 };
