@@ -1,5 +1,7 @@
 /** Small agents and one observation type for workflow tests. */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineAgent, type AgentDefinition } from '../../src/agent';
@@ -90,5 +92,16 @@ export const slow = defineAgent({
     return { waited: ms ?? null };
   },
 });
+
+let gates = 0;
+
+/**
+ * A file a `slow` step with `{ untilFile }` waits for: the test opens it when what the step must
+ * wait for has happened (a gate, not a guessed duration that a loaded machine outruns).
+ */
+export function fileGate(name: string): { path: string; open: () => void } {
+  const file = path.join(tmpdir(), `cairn-gate-${process.pid}-${name}-${++gates}`);
+  return { path: file, open: () => writeFileSync(file, '') };
+}
 
 export const testAgents: AgentDefinition[] = [echo, listener, slow, typed];

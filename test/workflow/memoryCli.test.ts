@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMaintenanceSchedule, maintenanceScheduleId } from '../../src/maintenanceSchedule';
 import type { MaintenanceReport } from '../../src/shared/maintenance';
 import type { FoundEpisode } from '../../src/store/episodeSearch';
-import type { StoredMessage } from '../../src/store/messages';
+import { listMessages, type StoredMessage } from '../../src/store/messages';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
-import { testAgents, testTypes } from './agents';
+import { fileGate, testAgents, testTypes } from './agents';
 
 const run = promisify(execFile);
 const bin = path.join(__dirname, '..', '..', 'bin', 'cairn.js');
@@ -56,11 +56,12 @@ async function cairn(args: string[]): Promise<string> {
 describe('memory commands', () => {
   it('inbox shows a role’s unread context; --all adds what a step read; episodes finds the task', async () => {
     const taskKey = 'cli-inbox';
+    const gate = fileGate('cli-inbox');
     await stack.client.startTask({
       taskKey,
       goal: 'Hear about the quarterly numbers',
       steps: [
-        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 2500 } },
+        { id: 'gate', role: 'slow', title: 'hold', input: { untilFile: gate.path } },
         { id: 'read', role: 'listener', title: 'read', dependsOn: ['gate'] },
       ],
     });
@@ -79,6 +80,13 @@ describe('memory commands', () => {
       type: 'note',
       content: { quarter: 2 },
     });
+    // The listener's step starts once q1 is persisted (admitted later, it would wait for a next step).
+    await expect
+      .poll(async () => (await listMessages(db.pool, { taskKey })).some((m) => m.id === 'q1'), {
+        timeout: 20_000,
+      })
+      .toBe(true);
+    gate.open();
     expect((await stack.client.result(taskKey)).status).toBe('completed');
     const unread = JSON.parse(await cairn(['inbox', 'echo', '--task', taskKey, '--json'])) as StoredMessage[];
     expect(unread.map((m) => [m.id, m.ackedAt])).toEqual([['q2', null]]);

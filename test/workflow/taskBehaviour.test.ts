@@ -9,10 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { listEpisodes } from '../../src/store/episodes';
-import type { TaskInput } from '../../src/shared/task';
+import { listMessages } from '../../src/store/messages';
+import { taskWorkflowId, type TaskInput } from '../../src/shared/task';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { startTestStack, type TestStack } from '../helpers/temporal';
-import { testAgents, testTypes } from './agents';
+import { fileGate, testAgents, testTypes } from './agents';
 
 let db: TestDatabase;
 let stack: TestStack;
@@ -69,29 +70,46 @@ describe('task workflow', () => {
 
   it('runs independent steps in parallel and feeds dependency outputs forward', async () => {
     const taskKey = 'parallel';
+    const [gateA, gateB] = [fileGate('parallel-a'), fileGate('parallel-b')];
     await stack.client.startTask({
       taskKey,
       goal: 'fan out and in',
       steps: [
-        { id: 'a', role: 'slow', title: 'wait a', input: { ms: 1500 } },
-        { id: 'b', role: 'slow', title: 'wait b', input: { ms: 1500 } },
+        { id: 'a', role: 'slow', title: 'wait a', input: { untilFile: gateA.path } },
+        { id: 'b', role: 'slow', title: 'wait b', input: { untilFile: gateB.path } },
         { id: 'join', role: 'echo', title: 'join', dependsOn: ['a', 'b'] },
       ],
     });
-    const started = Date.now();
+    // Both steps are running at once while neither may finish: sequential execution would
+    // never have both pending (an observation, not a wall-clock bound).
+    const handle = stack.client.temporal.workflow.getHandle(taskWorkflowId(taskKey));
+    await expect
+      .poll(
+        async () =>
+          ((await handle.describe()).raw.pendingActivities ?? []).map((a) => a.activityId ?? '').sort(),
+        { timeout: 20_000 },
+      )
+      .toEqual(['step-a', 'step-b']);
+    gateA.open();
+    gateB.open();
     const result = await stack.client.result(taskKey);
     expect(result.status).toBe('completed');
-    // Sequential execution would need ≥ 3 s of waiting; in parallel it is one wait plus overhead.
-    expect(Date.now() - started).toBeLessThan(2900);
+    expect(result.steps.find((s) => s.id === 'a')?.output).toEqual({ waited: gateA.path });
+    expect(result.steps.map((s) => [s.id, s.status])).toEqual([
+      ['a', 'completed'],
+      ['b', 'completed'],
+      ['join', 'completed'],
+    ]);
   });
 
   it('deduplicates context by id, delivers it to the role’s next step and acknowledges it', async () => {
     const taskKey = 'dedup';
+    const gate = fileGate('dedup');
     await stack.client.startTask({
       taskKey,
       goal: 'dedup',
       steps: [
-        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 2000 } },
+        { id: 'gate', role: 'slow', title: 'hold', input: { untilFile: gate.path } },
         { id: 'read', role: 'listener', title: 'read inbox', dependsOn: ['gate'] },
       ],
     });
@@ -99,6 +117,12 @@ describe('task workflow', () => {
     await stack.client.sendContext(taskKey, msg);
     await stack.client.sendContext(taskKey, msg);
     await stack.client.sendContext(taskKey, { ...msg, id: 'm2', content: { n: 2 } });
+    // The reading step starts once both messages are persisted: a message admitted after its
+    // role's step started belongs to that role's next step, by design.
+    await expect
+      .poll(async () => (await listMessages(db.pool, { taskKey })).length, { timeout: 20_000 })
+      .toBe(2);
+    gate.open();
     const result = await stack.client.result(taskKey);
     const read = result.steps.find((s) => s.id === 'read')!.output as { inbox: string[] };
     expect(read.inbox).toEqual(['m1', 'm2']);
@@ -114,11 +138,12 @@ describe('task workflow', () => {
 
   it('working memory: a writer reads its own write and a stale compare-and-set is refused with the current version', async () => {
     const taskKey = 'memory';
+    const gate = fileGate('memory');
     await stack.client.startTask({
       taskKey,
       goal: 'memory',
       steps: [
-        { id: 'gate', role: 'slow', title: 'hold', input: { ms: 2500 } },
+        { id: 'gate', role: 'slow', title: 'hold', input: { untilFile: gate.path } },
         { id: 'read', role: 'listener', title: 'read memory', dependsOn: ['gate'] },
       ],
     });
@@ -137,6 +162,7 @@ describe('task workflow', () => {
       message: 'working memory "plan": expected version 0 but the current version is 1',
     });
     await stack.client.updateWorkingMemory(taskKey, { key: 'plan', value: 'v2', expectedVersion: 1 });
+    gate.open();
     const result = await stack.client.result(taskKey);
     const read = result.steps.find((s) => s.id === 'read')!.output as {
       memory: Record<string, { value: string; version: number }>;
