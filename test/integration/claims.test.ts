@@ -378,7 +378,7 @@ describe('the database refuses to rewrite claims', () => {
       admin.query(
         `update cairn.claims set token = token + 1, holder = 'B', acquired_at = clock_timestamp(), renewed_at = clock_timestamp() where resource = 'own/1'`,
       ),
-    ).rejects.toThrow(/is held by A/);
+    ).rejects.toThrow(/is held by a lease that is still live/);
     await expect(
       admin.query(`update cairn.claims set holder = 'B' where resource = 'own/1'`),
     ).rejects.toMatchObject({ code: 'CNF03' });

@@ -69,19 +69,43 @@ export function toGrant(r: ClaimResultRow): ClaimGrant {
   };
 }
 
+/** A held answer; without a holder it is one the database hid (a scope the caller may not read). */
 export function toHeld(r: ClaimResultRow): ClaimHeld {
+  const resource = required(r.resource, 'resource');
+  if (r.holder === null)
+    return {
+      granted: false,
+      outcome: 'held',
+      resource,
+      holder: null,
+      token: null,
+      acquiredAt: null,
+      expiresAt: null,
+      checkedAt: r.checked_at,
+      expiresInMs: null,
+      hidden: true,
+    };
   const expiresAt = required(r.expires_at, 'expires_at');
   return {
     granted: false,
     outcome: 'held',
-    resource: required(r.resource, 'resource'),
-    holder: required(r.holder, 'holder'),
+    resource,
+    holder: r.holder,
     token: required(r.token, 'token'),
     acquiredAt: required(r.acquired_at, 'acquired_at'),
     expiresAt,
     checkedAt: r.checked_at,
     expiresInMs: msBetween(r.checked_at, expiresAt),
+    hidden: false,
   };
+}
+
+/**
+ * A refused renewal or release whose claim the database hid: it belongs to a scope the caller
+ * may not read and the caller did not name its holder and token (migration 017).
+ */
+export function isHiddenRefusal(r: ClaimResultRow): boolean {
+  return r.outcome === 'refused' && r.token === null;
 }
 
 /** The row's current state; null when the resource has no claim row. */
