@@ -6,6 +6,7 @@ import type { Queryable } from '../pool';
 import { tracedClaim } from '../../telemetry/instrument';
 import {
   CLAIM_RESULT_COLUMNS,
+  CLAIM_RESULT_TYPES,
   isHiddenRefusal,
   parseClaimResult,
   refusalOf,
@@ -26,12 +27,15 @@ import {
 // Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode).
 const CLAIM_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 const RENEW_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.renew_claim($1, $2, $3::bigint, $4::int) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 const RELEASE_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.release_claim($1, $2, $3::bigint) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 
 /**

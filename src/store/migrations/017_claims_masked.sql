@@ -197,6 +197,7 @@ declare
   v_res     text;
   v_skip    text[] := '{}';
   v_created int := 0;
+  v_n       int;
   v_scopes  text[];
   v_all     boolean;
 begin
@@ -207,11 +208,15 @@ begin
     if cardinality(p_resources) > 10000 or array_position(p_resources, null) is not null then
       raise exception 'claim_next takes 0 to 10000 non-null candidates' using errcode = 'CNF02';
     end if;
+    -- The first 16 candidates first: the pick looks up every candidate it is given before it
+    -- takes the first free one in order, and under contention the first free one is near the
+    -- front (callers release in turn); only if none of those is free, all of them.
+    v_n := least(cardinality(p_resources), 16);
     loop
       -- Pick (locked, skipping rows others hold locked), grant, scope and log: one statement.
       with pick as (
         select c.resource
-        from unnest(p_resources) with ordinality u(res, ord)
+        from unnest(p_resources[1:v_n]) with ordinality u(res, ord)
         join cairn.claims c on c.resource = u.res
         where c.token = 0 or c.released_at is not null or c.expires_at <= clock_timestamp()
         order by u.ord
@@ -237,6 +242,10 @@ begin
         into r from granted g;
       if found then
         return r;
+      end if;
+      if v_n < cardinality(p_resources) then
+        v_n := cardinality(p_resources);
+        continue;
       end if;
       -- Candidates never claimed have no row yet: create them free (once), then look again.
       exit when v_created > 0;
