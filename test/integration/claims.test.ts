@@ -403,7 +403,14 @@ describe('claim results', () => {
         fc.asyncProperty(
           // 1850 (local mean time offsets with seconds) to 2200, any microsecond.
           fc.bigInt({ min: -3_786_825_600_000_000n, max: 7_258_118_400_000_000n }),
-          fc.constantFrom('UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Amsterdam', 'Pacific/Chatham', 'America/Los_Angeles'),
+          fc.constantFrom(
+            'UTC',
+            'Asia/Kolkata',
+            'America/St_Johns',
+            'Europe/Amsterdam',
+            'Pacific/Chatham',
+            'America/Los_Angeles',
+          ),
           async (micros, zone) => {
             await client.query(`select set_config('TimeZone', $1, false)`, [zone]);
             const { rows } = await client.query<{ text: string; iso: string }>(

@@ -428,7 +428,9 @@ describe('the claim functions answer with a claim’s details only to callers wh
       outcome: 'held',
       ...hidden,
     });
-    expect(await claimAs({ read: `{task:${t1},global}`, write: `{task:${t1}}` }, theirs, 'prober')).toMatchObject({
+    expect(
+      await claimAs({ read: `{task:${t1},global}`, write: `{task:${t1}}` }, theirs, 'prober'),
+    ).toMatchObject({
       outcome: 'held',
       ...hidden,
     });
@@ -441,9 +443,14 @@ describe('the claim functions answer with a claim’s details only to callers wh
       expect(seen.expires_at).toBeInstanceOf(Date);
     }
     // Through the library, as a step of t1 runs it.
-    const r = await withScope(appPool, { read: [], write: [] }, (c) => claim(c, theirs, { holder: 'x', ttlMs: 1000 }), {
-      taskKey: t1,
-    });
+    const r = await withScope(
+      appPool,
+      { read: [], write: [] },
+      (c) => claim(c, theirs, { holder: 'x', ttlMs: 1000 }),
+      {
+        taskKey: t1,
+      },
+    );
     expect(r).toEqual({
       granted: false,
       outcome: 'held',
@@ -507,23 +514,31 @@ describe('the claim functions answer with a claim’s details only to callers wh
     const g = await withScope(appPool, grant, (c) => claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }));
     if (!g.granted) throw new Error('not granted');
     // ...yet its holder, naming itself, renews it (same token) and releases it.
-    const again = await withScope(appPool, grant, (c) => claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }));
+    const again = await withScope(appPool, grant, (c) =>
+      claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }),
+    );
     expect(again).toMatchObject({ granted: true, outcome: 'renewed', token: g.token, holder: 'mcp/multi' });
     const renewed = await withScope(appPool, grant, (c) =>
       renew(c, res, { holder: 'mcp/multi', token: g.token, ttlMs: 60_000 }),
     );
     expect(renewed).toMatchObject({ renewed: true, grant: { token: g.token } });
-    const released = await withScope(appPool, grant, (c) => release(c, res, { holder: 'mcp/multi', token: g.token }));
+    const released = await withScope(appPool, grant, (c) =>
+      release(c, res, { holder: 'mcp/multi', token: g.token }),
+    );
     expect(released.released).toBe(true);
     // A second release of its own (released) grant is refused with the grant's own state.
-    const twice = await withScope(appPool, grant, (c) => release(c, res, { holder: 'mcp/multi', token: g.token }));
+    const twice = await withScope(appPool, grant, (c) =>
+      release(c, res, { holder: 'mcp/multi', token: g.token }),
+    );
     expect(twice).toMatchObject({ released: false, reason: 'released', current: { holder: 'mcp/multi' } });
   });
 
   it('a stale fence does not name the current holder, token or expiry of another scope’s claim', async () => {
     const theirs = resourceOf(t2);
     const fenceError = (settings: { read?: string; task?: string }, token: number) =>
-      asApp(settings, (c) => c.query('select cairn.check_fence($1, $2)', [theirs, token])).catch((e: unknown) => e);
+      asApp(settings, (c) => c.query('select cairn.check_fence($1, $2)', [theirs, token])).catch(
+        (e: unknown) => e,
+      );
     for (const token of [tokens[t2]! + 1, tokens[t2]! + 7]) {
       const err = await fenceError({ read: `{task:${t1}}`, task: t1 }, token);
       expect(pgError(err)?.code).toBe('CNF01');
@@ -562,18 +577,32 @@ describe('the claim functions answer with a claim’s details only to callers wh
 
   it('a claim taken over by another scope: the old holder’s stale fence and renewal say nothing of the new one', async () => {
     const res = `takeover-${run}`;
-    const as = (t: string) => <T>(fn: (c: PoolClient) => Promise<T>) =>
-      withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
+    const as =
+      (t: string) =>
+      <T>(fn: (c: PoolClient) => Promise<T>) =>
+        withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
     const first = await as(t1)((c) => claim(c, res, { holder: holderOf(t1), ttlMs: 1 }));
     if (!first.granted) throw new Error('not granted');
     await new Promise((r) => setTimeout(r, 20));
     const second = await as(t2)((c) => claim(c, res, { holder: holderOf(t2), ttlMs: 60_000 }));
-    expect(second).toMatchObject({ granted: true, outcome: 'expired-takeover', previousHolder: holderOf(t1) });
-    const err = await as(t1)((c) => checkFences(c, [{ resource: res, token: first.token }])).catch((e: unknown) => e);
+    expect(second).toMatchObject({
+      granted: true,
+      outcome: 'expired-takeover',
+      previousHolder: holderOf(t1),
+    });
+    const err = await as(t1)((c) => checkFences(c, [{ resource: res, token: first.token }])).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(FencingTokenStaleError);
     expect((err as FencingTokenStaleError).reason).toBe('superseded');
-    expect((err as FencingTokenStaleError).current).toMatchObject({ holder: null, token: null, hidden: true });
-    const renewed = await as(t1)((c) => renew(c, res, { holder: holderOf(t1), token: first.token, ttlMs: 1000 }));
+    expect((err as FencingTokenStaleError).current).toMatchObject({
+      holder: null,
+      token: null,
+      hidden: true,
+    });
+    const renewed = await as(t1)((c) =>
+      renew(c, res, { holder: holderOf(t1), token: first.token, ttlMs: 1000 }),
+    );
     expect(renewed).toEqual({ renewed: false, reason: 'not-holder', current: null });
     // The owner of the row (every scope) still sees it all.
     const all = await withScope(appPool, { read: ['*'], write: [] }, (c) =>
@@ -596,16 +625,22 @@ describe('the claim functions answer with a claim’s details only to callers wh
 
   it('nextFree over work items hands out only items of scopes the caller may read; listing likewise', async () => {
     const work = `work-${run}`;
-    const step = (t: string) => <T>(fn: (c: PoolClient) => Promise<T>) =>
-      withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
+    const step =
+      (t: string) =>
+      <T>(fn: (c: PoolClient) => Promise<T>) =>
+        withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
     // Registered oldest first: t2's item, one outside any scope, then t1's.
     await step(t2)((c) => registerWorkItems(c, work, ['b1']));
     await withScope(appPool, { read: [], write: [] }, (c) => registerWorkItems(c, work, ['u1']));
     await step(t1)((c) => registerWorkItems(c, work, ['a1']));
     expect((await step(t1)((c) => listWorkItems(c, work))).map((w) => w.id)).toEqual(['a1']);
-    const mine = await step(t1)((c) => nextFree(c, work, { workItems: true }, { holder: 'w1', ttlMs: 60_000 }));
+    const mine = await step(t1)((c) =>
+      nextFree(c, work, { workItems: true }, { holder: 'w1', ttlMs: 60_000 }),
+    );
     expect(mine).toMatchObject({ resource: `${work}/a1`, id: 'a1' });
-    expect(await step(t1)((c) => nextFree(c, work, { workItems: true }, { holder: 'w1b', ttlMs: 60_000 }))).toBeNull();
+    expect(
+      await step(t1)((c) => nextFree(c, work, { workItems: true }, { holder: 'w1b', ttlMs: 60_000 })),
+    ).toBeNull();
     // A grant without the task but with t2's read scope gets t2's item.
     const withGrant = await withScope(appPool, { read: [`task:${t2}`], write: [] }, (c) =>
       nextFree(c, work, { workItems: true }, { holder: 'w2', ttlMs: 60_000 }),

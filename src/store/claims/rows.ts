@@ -15,7 +15,8 @@ export const CLAIM_RESULT_COLUMNS =
   'r.outcome, r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, r.checked_at, r.previous_holder';
 
 const TIMESTAMPTZ_OID = 1184;
-const ISO_TEXT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
+const ISO_TEXT =
+  /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
 
 /**
  * Postgres' text of a timestamptz (`2026-12-07 17:05:09.1234+00`, offset in the session's
@@ -31,16 +32,21 @@ export function timestamptzToIsoUtc(text: string): string | null {
   const offsetMs =
     (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) * 1000;
   const ms =
-    Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) - offsetMs;
+    Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) -
+    offsetMs;
   return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`;
 }
 
 /** Type parsers for a claim statement: timestamptz as ISO UTC text, everything else as pg does. */
 export const CLAIM_RESULT_TYPES = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === TIMESTAMPTZ_OID && format !== 'binary'
-      ? timestamptzToIsoUtc
-      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((value: never) => unknown) =>
+    format === 'binary'
+      ? (pg.types.getTypeParser(oid, 'binary') as (value: Buffer) => unknown)
+      : oid === TIMESTAMPTZ_OID
+        ? timestamptzToIsoUtc
+        : (pg.types.getTypeParser(oid, 'text') as (
+            value: string,
+          ) => unknown)) as typeof pg.types.getTypeParser,
 };
 
 const OUTCOMES = new Set(['granted', 'expired-takeover', 'renewed', 'held', 'released', 'refused', 'none']);
