@@ -260,6 +260,31 @@ describe('fenced appends', () => {
     expect(recordedAt < b.acquiredAt).toBe(true);
   });
 
+  it('stamps a release after the fenced transaction that held it off ends', async () => {
+    const a = granted(await claim(db.pool, 'doc/f5', { holder: 'A', ttlMs: 10_000 }));
+    const client = await db.pool.connect();
+    let releasing: ReturnType<typeof release> | undefined;
+    let lastInside = '';
+    try {
+      await client.query('begin');
+      await checkFences(client, [{ resource: 'doc/f5', token: a.token }]);
+      releasing = release(db.pool, 'doc/f5', { holder: 'A', token: a.token });
+      await sleep(150);
+      lastInside = (
+        await client.query<{ t: string }>(
+          `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+        )
+      ).rows[0]!.t;
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    const r = await releasing;
+    if (!r.released) throw new Error('not released');
+    // The lease ends after every write its token was allowed to make.
+    expect(r.state.releasedAt! > lastInside).toBe(true);
+  });
+
   it('needs a transaction when given a client', async () => {
     const a = granted(await claim(db.pool, 'doc/f4', { holder: 'A', ttlMs: 10_000 }));
     const client = await db.pool.connect();
