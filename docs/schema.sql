@@ -1164,7 +1164,13 @@ begin
   end loop;
   v_now := clock_timestamp();
   if v_c.holder = p_holder and v_c.released_at is null and v_c.expires_at > v_now then
-    return cairn.extend_claim(v_c, p_ttl_ms, v_now);
+    -- A renewal by name answers with the grant (its token and expiry): only to a caller who may
+    -- read the claim's scope, since a holder's name is no proof (anyone can say it; renew_claim
+    -- and release_claim need the token). Others get the masked "held", and nothing is renewed.
+    if cairn.claim_visible(v_c.scope) then
+      return cairn.extend_claim(v_c, p_ttl_ms, v_now);
+    end if;
+    return row('held', v_c.resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
   end if;
   if v_c.token = 0 or v_c.released_at is not null or v_c.expires_at <= v_now then
     -- Free on the locked row: granted as in step 1 (the row is ours, the WHERE holds).

@@ -436,6 +436,20 @@ describe('the claim functions answer with a claim’s details only to callers wh
     });
     // No grant at all (a worker's pool outside any step): held, nothing else.
     expect(await claimAs({}, theirs, 'prober')).toMatchObject({ outcome: 'held', ...hidden });
+    // Naming the holder (steps' names are guessable) neither renews its lease nor tells its token.
+    const before = await db.adminPool.query<{ expires_at: Date }>(
+      'select expires_at from cairn.claims where resource = $1',
+      [theirs],
+    );
+    expect(await claimAs({ read: `{task:${t1}}`, task: t1 }, theirs, holderOf(t2))).toMatchObject({
+      outcome: 'held',
+      ...hidden,
+    });
+    const after = await db.adminPool.query<{ expires_at: Date }>(
+      'select expires_at from cairn.claims where resource = $1',
+      [theirs],
+    );
+    expect(after.rows[0]!.expires_at).toEqual(before.rows[0]!.expires_at);
     // A's grant, acting for A, or every scope: who holds it, its token and expiry.
     for (const settings of [{ read: `{task:${t2}}` }, { task: t2 }, { read: '{*}' }]) {
       const seen = await claimAs(settings, theirs, 'prober');
@@ -507,17 +521,18 @@ describe('the claim functions answer with a claim’s details only to callers wh
     expect(released).toEqual({ released: false, reason: 'not-holder', current: null });
   });
 
-  it('a holder outside any one scope keeps renewing, releasing and seeing its own claim', async () => {
+  it('a holder outside any one scope renews and releases its own claim with its token; its name alone proves nothing', async () => {
     // Two write scopes: the claim belongs to no scope (seen only with every scope)...
     const grant = { read: ['team:a', 'team:b'], write: ['team:a', 'team:b'] };
     const res = `multi-${run}`;
     const g = await withScope(appPool, grant, (c) => claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }));
     if (!g.granted) throw new Error('not granted');
-    // ...yet its holder, naming itself, renews it (same token) and releases it.
+    // ...so naming the holder proves nothing: claim() by that name neither renews nor tells...
     const again = await withScope(appPool, grant, (c) =>
       claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }),
     );
-    expect(again).toMatchObject({ granted: true, outcome: 'renewed', token: g.token, holder: 'mcp/multi' });
+    expect(again).toMatchObject({ granted: false, outcome: 'held', hidden: true, token: null });
+    // ...but the holder, with its token, renews it (same token) and releases it.
     const renewed = await withScope(appPool, grant, (c) =>
       renew(c, res, { holder: 'mcp/multi', token: g.token, ttlMs: 60_000 }),
     );

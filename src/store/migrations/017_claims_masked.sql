@@ -10,7 +10,8 @@
 -- Now, in every one of them, the details of a claim — holder, token, acquired/expiry/release
 -- times, previous holder — come back only when the caller may read the claim's scope, by the
 -- same rule as the RLS policy of 013 (cairn.claim_visible below), or when the caller proves it
--- is the holder of that very grant (renew/release with the holder's name and token). Otherwise
+-- is the holder of that very grant (renew/release with the holder's name and token; claim by the
+-- holder's name alone renews only for a caller who may read the scope: a name is no proof). Otherwise
 -- the answer keeps its outcome and says nothing else: "held" (someone holds it, under a scope
 -- the caller may not read), "refused", or a stale fence with its reason. Exclusivity stays
 -- global: resource names are one namespace, and a grant is refused whoever holds the claim.
@@ -156,7 +157,13 @@ begin
   end loop;
   v_now := clock_timestamp();
   if v_c.holder = p_holder and v_c.released_at is null and v_c.expires_at > v_now then
-    return cairn.extend_claim(v_c, p_ttl_ms, v_now);
+    -- A renewal by name answers with the grant (its token and expiry): only to a caller who may
+    -- read the claim's scope, since a holder's name is no proof (anyone can say it; renew_claim
+    -- and release_claim need the token). Others get the masked "held", and nothing is renewed.
+    if cairn.claim_visible(v_c.scope) then
+      return cairn.extend_claim(v_c, p_ttl_ms, v_now);
+    end if;
+    return row('held', v_c.resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
   end if;
   if v_c.token = 0 or v_c.released_at is not null or v_c.expires_at <= v_now then
     -- Free on the locked row: granted as in step 1 (the row is ours, the WHERE holds).
