@@ -520,7 +520,6 @@ CREATE TRIGGER claim_events_no_truncate BEFORE TRUNCATE ON cairn.claim_events FO
 CREATE TRIGGER claims_guard BEFORE UPDATE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.claims_guard();
 CREATE TRIGGER claims_no_delete BEFORE DELETE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.refuse_claim_delete();
 CREATE TRIGGER claims_no_truncate BEFORE TRUNCATE ON cairn.claims FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_claim_delete();
-CREATE TRIGGER claims_scope_on_grant BEFORE UPDATE ON cairn.claims FOR EACH ROW WHEN ((new.token IS DISTINCT FROM old.token)) EXECUTE FUNCTION cairn.claims_set_scope();
 CREATE TRIGGER context_messages_guard BEFORE DELETE OR UPDATE ON cairn.context_messages FOR EACH ROW EXECUTE FUNCTION cairn.context_messages_guard();
 CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON cairn.context_messages_archive FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -883,22 +882,34 @@ declare
   r        cairn.claims;
   v_now    timestamptz;
   v_reason text;
+  v_shown  boolean;
 begin
   select * into r from cairn.claims c where c.resource = p_resource for share;
   v_now := clock_timestamp();
   v_reason := case
-    when not found or r.token = 0 or p_token > r.token then 'never-granted'
+    when r.token is null or r.token = 0 or p_token > r.token then 'never-granted'
     when p_token < r.token then 'superseded'
     when r.released_at is not null then 'released'
     when r.expires_at <= v_now then 'expired'
   end;
   if v_reason is not null then
+    v_shown := r.token is null or r.token = 0 or cairn.claim_visible(r.scope);
+    if v_shown then
+      raise exception 'fencing token % of % is stale (%)', p_token, p_resource, v_reason
+        using errcode = 'CNF01',
+              detail = json_build_object('resource', p_resource, 'token', p_token, 'reason', v_reason,
+                                         'currentToken', r.token, 'holder', r.holder,
+                                         'expiresAt', r.expires_at, 'releasedAt', r.released_at,
+                                         'checkedAt', v_now)::text;
+    end if;
+    if p_token <> r.token then
+      v_reason := 'superseded';
+    end if;
     raise exception 'fencing token % of % is stale (%)', p_token, p_resource, v_reason
       using errcode = 'CNF01',
             detail = json_build_object('resource', p_resource, 'token', p_token, 'reason', v_reason,
-                                       'currentToken', r.token, 'holder', r.holder,
-                                       'expiresAt', r.expires_at, 'releasedAt', r.released_at,
-                                       'checkedAt', v_now)::text;
+                                       'currentToken', null, 'holder', null, 'expiresAt', null,
+                                       'releasedAt', null, 'checkedAt', v_now, 'hidden', true)::text;
   end if;
   return v_now;
 end
@@ -1080,7 +1091,8 @@ CREATE OR REPLACE FUNCTION cairn.claim(p_resource text, p_holder text, p_ttl_ms 
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  r      cairn.claims;
+  r      cairn.claim_result;
+  v_c    cairn.claims;
   f      record;
   v_now  timestamptz;
   v_read timestamptz;
@@ -1089,51 +1101,102 @@ begin
      or p_ttl_ms is null or p_ttl_ms not between 1 and 604800000 then
     raise exception 'claim: resource and holder must be 1 to 512 characters, ttl 1 ms to 7 days' using errcode = 'CNF02';
   end if;
-  -- 1. Free: taken in one statement.
-  r := cairn.take_claim(p_resource, p_holder, p_ttl_ms);
-  if r.resource is not null then
-    return cairn.granted_result(r);
+  -- 1. Free (never granted, released or lapsed, re-checked on the row's newest version once the
+  --    UPDATE holds its lock): granted, scoped and logged in one statement.
+  with granted as (
+    update cairn.claims c
+    set holder = p_holder, token = c.token + 1, acquired_at = clock_timestamp(), renewed_at = null,
+        expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond', released_at = null,
+        previous_holder = case when c.token > 0 and c.released_at is null then c.holder end,
+        scope = cairn.acting_scope()
+    where c.resource = p_resource
+      and (c.token = 0 or c.released_at is not null or c.expires_at <= clock_timestamp())
+    returning c.*
+  ), logged as (
+    insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder, scope)
+    select g.resource, case when g.previous_holder is null then 'granted' else 'expired-takeover' end,
+           g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder, g.scope
+    from granted g
+  )
+  select case when g.previous_holder is null then 'granted' else 'expired-takeover' end, g.resource, g.holder,
+         g.token, g.acquired_at, g.expires_at, null::timestamptz, g.acquired_at, g.previous_holder
+    into r from granted g;
+  if found then
+    return r;
   end if;
-  -- 2. Someone else's live claim, read without a lock from a row nobody is changing (xmax 0:
-  --    every change locks the row before it reads the clock, so a release in flight cannot have
-  --    ended the lease before this read). The answer holds as of greatest(clock before the read,
-  --    its grant): a moment the lease was certainly live.
+  -- 2. Someone else's live claim, read without a lock from a row nobody is changing (see 004).
+  --    The answer holds as of greatest(clock before the read, its grant).
   v_read := clock_timestamp();
-  select c.holder, c.token, c.acquired_at, c.expires_at, c.released_at, c.xmax::text = '0' as quiet into f
+  select c.holder, c.token, c.acquired_at, c.expires_at, c.released_at, c.scope, c.xmax::text = '0' as quiet into f
   from cairn.claims c where c.resource = p_resource;
   v_now := clock_timestamp();
   if found and f.quiet and f.token > 0 and f.released_at is null and f.expires_at > v_now and f.holder <> p_holder then
-    return row('held', p_resource, f.holder, f.token, f.acquired_at, f.expires_at, null,
-               greatest(v_read, f.acquired_at), null)::cairn.claim_result;
+    if cairn.claim_visible(f.scope) then
+      return row('held', p_resource, f.holder, f.token, f.acquired_at, f.expires_at, null,
+                 greatest(v_read, f.acquired_at), null)::cairn.claim_result;
+    end if;
+    -- Held under a scope the caller may not read: no holder, token or times (not even the
+    -- grant's time through checked_at: a grant made after v_read answers with v_now).
+    return row('held', p_resource, null, null, null, null, null,
+               case when f.acquired_at <= v_read then v_read else v_now end, null)::cairn.claim_result;
   end if;
   -- 3. Everything else on the locked row: a first claim (insert), a renewal by the holder, a
   --    claim freed since step 1, or a held answer while someone is changing the row.
   loop
-    select * into r from cairn.claims c where c.resource = p_resource for update;
+    select * into v_c from cairn.claims x where x.resource = p_resource for update;
     exit when found;
     with inserted as (
-      insert into cairn.claims (resource, holder, token, acquired_at, expires_at)
-      values (p_resource, p_holder, 1, clock_timestamp(), clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+      insert into cairn.claims (resource, holder, token, acquired_at, expires_at, scope)
+      values (p_resource, p_holder, 1, clock_timestamp(), clock_timestamp() + p_ttl_ms * interval '1 millisecond',
+              cairn.acting_scope())
       on conflict (resource) do nothing
       returning *
     ), logged as (
-      insert into cairn.claim_events (resource, event, token, holder, at, expires_at)
-      select i.resource, 'granted', 1, i.holder, i.acquired_at, i.expires_at from inserted i
+      insert into cairn.claim_events (resource, event, token, holder, at, expires_at, scope)
+      select i.resource, 'granted', 1, i.holder, i.acquired_at, i.expires_at, i.scope from inserted i
     )
-    select * into r from inserted;
+    select 'granted', i.resource, i.holder, i.token, i.acquired_at, i.expires_at, null::timestamptz, i.acquired_at, null::text
+      into r from inserted i;
     if found then
-      return cairn.granted_result(r);
+      return r;
     end if;
     -- Another claimer inserted it first: lock its row and decide on that.
   end loop;
   v_now := clock_timestamp();
-  if r.holder = p_holder and r.released_at is null and r.expires_at > v_now then
-    return cairn.extend_claim(r, p_ttl_ms, v_now);
+  if v_c.holder = p_holder and v_c.released_at is null and v_c.expires_at > v_now then
+    -- A renewal by name answers with the grant (its token and expiry): only to a caller who may
+    -- read the claim's scope, since a holder's name is no proof (anyone can say it; renew_claim
+    -- and release_claim need the token). Others get the masked "held", and nothing is renewed.
+    if cairn.claim_visible(v_c.scope) then
+      return cairn.extend_claim(v_c, p_ttl_ms, v_now);
+    end if;
+    return row('held', v_c.resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
   end if;
-  if r.token = 0 or r.released_at is not null or r.expires_at <= v_now then
-    return cairn.granted_result(cairn.take_claim(p_resource, p_holder, p_ttl_ms));
+  if v_c.token = 0 or v_c.released_at is not null or v_c.expires_at <= v_now then
+    -- Free on the locked row: granted as in step 1 (the row is ours, the WHERE holds).
+    with granted as (
+      update cairn.claims x
+      set holder = p_holder, token = x.token + 1, acquired_at = clock_timestamp(), renewed_at = null,
+          expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond', released_at = null,
+          previous_holder = case when x.token > 0 and x.released_at is null then x.holder end,
+          scope = cairn.acting_scope()
+      where x.resource = p_resource
+      returning x.*
+    ), logged as (
+      insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder, scope)
+      select g.resource, case when g.previous_holder is null then 'granted' else 'expired-takeover' end,
+             g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder, g.scope
+      from granted g
+    )
+    select case when g.previous_holder is null then 'granted' else 'expired-takeover' end, g.resource, g.holder,
+           g.token, g.acquired_at, g.expires_at, null::timestamptz, g.acquired_at, g.previous_holder
+      into r from granted g;
+    return r;
   end if;
-  return row('held', r.resource, r.holder, r.token, r.acquired_at, r.expires_at, null, v_now, null)::cairn.claim_result;
+  if cairn.claim_visible(v_c.scope) then
+    return row('held', v_c.resource, v_c.holder, v_c.token, v_c.acquired_at, v_c.expires_at, null, v_now, null)::cairn.claim_result;
+  end if;
+  return row('held', v_c.resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
 end
 $function$;
 
@@ -1144,10 +1207,13 @@ CREATE OR REPLACE FUNCTION cairn.claim_next(p_resources text[], p_kind text, p_h
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  r         cairn.claims;
+  r         cairn.claim_result;
   v_res     text;
   v_skip    text[] := '{}';
   v_created int := 0;
+  v_n       int;
+  v_scopes  text[];
+  v_all     boolean;
 begin
   if p_holder is null or length(p_holder) not between 1 and 512 or p_ttl_ms is null or p_ttl_ms not between 1 and 604800000 then
     raise exception 'claim_next: holder must be 1 to 512 characters, ttl 1 ms to 7 days' using errcode = 'CNF02';
@@ -1156,11 +1222,15 @@ begin
     if cardinality(p_resources) > 10000 or array_position(p_resources, null) is not null then
       raise exception 'claim_next takes 0 to 10000 non-null candidates' using errcode = 'CNF02';
     end if;
+    -- The first 16 candidates first: the pick looks up every candidate it is given before it
+    -- takes the first free one in order, and under contention the first free one is near the
+    -- front (callers release in turn); only if none of those is free, all of them.
+    v_n := least(cardinality(p_resources), 16);
     loop
-      -- Pick (locked, skipping rows others hold locked), grant and log: one statement.
+      -- Pick (locked, skipping rows others hold locked), grant, scope and log: one statement.
       with pick as (
         select c.resource
-        from unnest(p_resources) with ordinality u(res, ord)
+        from unnest(p_resources[1:v_n]) with ordinality u(res, ord)
         join cairn.claims c on c.resource = u.res
         where c.token = 0 or c.released_at is not null or c.expires_at <= clock_timestamp()
         order by u.ord
@@ -1170,19 +1240,26 @@ begin
         update cairn.claims c
         set holder = p_holder, token = c.token + 1, acquired_at = clock_timestamp(), renewed_at = null,
             expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond', released_at = null,
-            previous_holder = case when c.token > 0 and c.released_at is null then c.holder end
+            previous_holder = case when c.token > 0 and c.released_at is null then c.holder end,
+            scope = cairn.acting_scope()
         from pick
         where c.resource = pick.resource
         returning c.*
       ), logged as (
-        insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder)
+        insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder, scope)
         select g.resource, case when g.previous_holder is null then 'granted' else 'expired-takeover' end,
-               g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder
+               g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder, g.scope
         from granted g
       )
-      select * into r from granted;
+      select case when g.previous_holder is null then 'granted' else 'expired-takeover' end, g.resource, g.holder,
+             g.token, g.acquired_at, g.expires_at, null::timestamptz, g.acquired_at, g.previous_holder
+        into r from granted g;
       if found then
-        return cairn.granted_result(r);
+        return r;
+      end if;
+      if v_n < cardinality(p_resources) then
+        v_n := cardinality(p_resources);
+        continue;
       end if;
       -- Candidates never claimed have no row yet: create them free (once), then look again.
       exit when v_created > 0;
@@ -1192,11 +1269,18 @@ begin
     return row('none', null, null, null, null, null, null, clock_timestamp(), null)::cairn.claim_result;
   end if;
 
+  -- Work items of the scopes the caller may read (the RLS rule of 013, as in claim_visible).
+  v_scopes := cairn.bookkeeping_scopes();
+  v_all := '*' = any (v_scopes);
+  if not v_all and pg_catalog.current_setting('role') <> 'cairn_app' then
+    v_all := not cairn.acting_as_application();
+  end if;
   loop
     select c.resource into v_res
     from cairn.work_items w
     join cairn.claims c on c.resource = w.resource
     where w.kind = p_kind and w.done_at is null
+      and (v_all or w.scope = any (v_scopes))
       and (c.token = 0 or c.released_at is not null or c.expires_at <= clock_timestamp())
       and c.resource <> all (v_skip)
     order by w.seq
@@ -1205,11 +1289,41 @@ begin
     if not found then
       return row('none', null, null, null, null, null, null, clock_timestamp(), null)::cairn.claim_result;
     end if;
+    -- The claim row is locked now; done-ness is re-read on a fresh snapshot, so an item
+    -- completed by a holder whose lease then lapsed is never handed out again.
     exit when not exists (select 1 from cairn.work_items w where w.resource = v_res and w.done_at is not null);
     v_skip := v_skip || v_res;
   end loop;
-  return cairn.granted_result(cairn.take_claim(v_res, p_holder, p_ttl_ms));
+  -- Free on the locked row: granted, scoped and logged.
+  with granted as (
+    update cairn.claims c
+    set holder = p_holder, token = c.token + 1, acquired_at = clock_timestamp(), renewed_at = null,
+        expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond', released_at = null,
+        previous_holder = case when c.token > 0 and c.released_at is null then c.holder end,
+        scope = cairn.acting_scope()
+    where c.resource = v_res
+    returning c.*
+  ), logged as (
+    insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder, scope)
+    select g.resource, case when g.previous_holder is null then 'granted' else 'expired-takeover' end,
+           g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder, g.scope
+    from granted g
+  )
+  select case when g.previous_holder is null then 'granted' else 'expired-takeover' end, g.resource, g.holder,
+         g.token, g.acquired_at, g.expires_at, null::timestamptz, g.acquired_at, g.previous_holder
+    into r from granted g;
+  return r;
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.claim_visible(p_scope text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select case when '*' = any (cairn.bookkeeping_scopes()) or p_scope = any (cairn.bookkeeping_scopes()) then true
+              when pg_catalog.current_setting('role') = 'cairn_app' then false
+              else not cairn.acting_as_application() end
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.claims_guard()
@@ -1231,22 +1345,12 @@ begin
       using errcode = 'CNF03';
   end if;
   if new.token = old.token + 1 and old.token > 0 and old.released_at is null and old.expires_at > new.acquired_at then
-    raise exception 'cairn.claims: % is held by % until %; it cannot be granted at %', old.resource, old.holder, old.expires_at, new.acquired_at
+    raise exception 'cairn.claims: % is held by a lease that is still live; it cannot be granted', old.resource
       using errcode = 'CNF03';
   end if;
   if new.token = old.token and (new.holder is distinct from old.holder or new.acquired_at is distinct from old.acquired_at) then
     raise exception 'cairn.claims: % token % changes holder only by a new grant', old.resource, old.token using errcode = 'CNF03';
   end if;
-  return new;
-end
-$function$;
-
-CREATE OR REPLACE FUNCTION cairn.claims_set_scope()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-begin
-  new.scope := cairn.acting_scope();
   return new;
 end
 $function$;
@@ -1922,7 +2026,8 @@ CREATE OR REPLACE FUNCTION cairn.release_claim(p_resource text, p_holder text, p
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  r cairn.claims;
+  r   cairn.claim_result;
+  v_c cairn.claims;
 begin
   if p_token is null then
     raise exception 'release_claim: the holder''s fencing token is required' using errcode = 'CNF02';
@@ -1932,17 +2037,24 @@ begin
     where c.resource = p_resource and c.holder = p_holder and c.token = p_token and c.released_at is null
     returning c.*
   ), logged as (
-    insert into cairn.claim_events (resource, event, token, holder, at, expires_at)
-    select g.resource, 'released', g.token, g.holder, g.released_at, least(g.expires_at, g.released_at) from released g
+    insert into cairn.claim_events (resource, event, token, holder, at, expires_at, scope)
+    select g.resource, 'released', g.token, g.holder, g.released_at, least(g.expires_at, g.released_at), cairn.acting_scope()
+    from released g
   )
-  select * into r from released;
+  select 'released', g.resource, g.holder, g.token, g.acquired_at, least(g.expires_at, g.released_at),
+         g.released_at, g.released_at, null::text
+    into r from released g;
   if found then
-    return row('released', r.resource, r.holder, r.token, r.acquired_at, least(r.expires_at, r.released_at),
-               r.released_at, r.released_at, null)::cairn.claim_result;
+    return r;
   end if;
-  select * into r from cairn.claims c where c.resource = p_resource;
-  return row(case when found then 'refused' else 'none' end, p_resource, r.holder, r.token, r.acquired_at,
-             r.expires_at, r.released_at, clock_timestamp(), null)::cairn.claim_result;
+  select * into v_c from cairn.claims x where x.resource = p_resource;
+  if not found then
+    return row('none', p_resource, null, null, null, null, null, clock_timestamp(), null)::cairn.claim_result;
+  end if;
+  if (v_c.holder = p_holder and v_c.token = p_token) or cairn.claim_visible(v_c.scope) then
+    return row('refused', p_resource, v_c.holder, v_c.token, v_c.acquired_at, v_c.expires_at, v_c.released_at, clock_timestamp(), null)::cairn.claim_result;
+  end if;
+  return row('refused', p_resource, null, null, null, null, null, clock_timestamp(), null)::cairn.claim_result;
 end
 $function$;
 
@@ -1965,7 +2077,10 @@ begin
     return row('none', p_resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
   end if;
   if r.holder is distinct from p_holder or r.token <> p_token or r.released_at is not null or r.expires_at <= v_now then
-    return row('refused', r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, v_now, null)::cairn.claim_result;
+    if (r.holder = p_holder and r.token = p_token) or cairn.claim_visible(r.scope) then
+      return row('refused', r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, v_now, null)::cairn.claim_result;
+    end if;
+    return row('refused', r.resource, null, null, null, null, null, v_now, null)::cairn.claim_result;
   end if;
   return cairn.extend_claim(r, p_ttl_ms, v_now);
 end
@@ -2042,32 +2157,6 @@ AS $function$
    where p.task_key = p_task_key and p.id = any (p_ids)
 $function$;
 
-CREATE OR REPLACE FUNCTION cairn.take_claim(p_resource text, p_holder text, p_ttl_ms integer)
- RETURNS cairn.claims
- LANGUAGE plpgsql
-AS $function$
-declare
-  r cairn.claims;
-begin
-  with granted as (
-    update cairn.claims c
-    set holder = p_holder, token = c.token + 1, acquired_at = clock_timestamp(), renewed_at = null,
-        expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond', released_at = null,
-        previous_holder = case when c.token > 0 and c.released_at is null then c.holder end
-    where c.resource = p_resource
-      and (c.token = 0 or c.released_at is not null or c.expires_at <= clock_timestamp())
-    returning c.*
-  ), logged as (
-    insert into cairn.claim_events (resource, event, token, holder, at, expires_at, previous_holder)
-    select g.resource, case when g.previous_holder is null then 'granted' else 'expired-takeover' end,
-           g.token, g.holder, g.acquired_at, g.expires_at, g.previous_holder
-    from granted g
-  )
-  select * into r from granted;
-  return r;
-end
-$function$;
-
 CREATE OR REPLACE FUNCTION cairn.task_keys_guard()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2138,7 +2227,6 @@ grant execute on function cairn.check_references(p_entity_type text[], p_entity_
 grant execute on function cairn.claim(p_resource text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claim_next(p_resources text[], p_kind text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claims_guard() to public;
-grant execute on function cairn.claims_set_scope() to public;
 grant execute on function cairn.complete_work_item(p_resource text, p_holder text, p_token bigint) to cairn_app;
 grant execute on function cairn.context_messages_guard() to public;
 grant execute on function cairn.derived_children(p_parent uuid) to cairn_app;

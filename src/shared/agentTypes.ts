@@ -29,17 +29,23 @@ export interface ClaimGrant {
   previousHolder?: string;
 }
 
-/** Someone else holds the claim, until `expiresAt`. */
+/**
+ * Someone else holds the claim, until `expiresAt`. When the claim belongs to a scope the caller
+ * may not read (`hidden`), only that: holder, token, times and expiresInMs are null (migration
+ * 017; docs/coordination.md "Scope").
+ */
 export interface ClaimHeld {
   granted: false;
   outcome: 'held';
   resource: string;
-  holder: string;
-  token: number;
-  acquiredAt: string;
-  expiresAt: string;
+  holder: string | null;
+  token: number | null;
+  acquiredAt: string | null;
+  expiresAt: string | null;
   checkedAt: string;
-  expiresInMs: number;
+  expiresInMs: number | null;
+  /** Held under a scope the caller may not read: the details above are null. */
+  hidden: boolean;
 }
 
 export type ClaimResult = ClaimGrant | ClaimHeld;

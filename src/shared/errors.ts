@@ -222,6 +222,11 @@ export class FencingTokenStaleError extends CairnError {
       checkedAt: string | null;
       /** When the current token was released (null or absent: it was not). */
       releasedAt?: string | null;
+      /**
+       * The claim belongs to a scope the caller may not read: token, holder and times are null
+       * (hidden by the database, migration 017).
+       */
+      hidden?: boolean;
     },
   ) {
     super(`fencing token ${token ?? '(none)'} of ${resource} is stale (${reason})${currentLease(current)}`);
@@ -233,6 +238,7 @@ export class FencingTokenStaleError extends CairnError {
 
 /** What became of the current token: held until, released at, or expired at (database times). */
 function currentLease(c: FencingTokenStaleError['current']): string {
+  if (c.hidden) return '; its current grant belongs to a scope you may not read';
   if (c.holder === null) return '';
   if (c.releasedAt) return `; token ${c.token} of ${c.holder} was released at ${c.releasedAt}`;
   const ended =

@@ -118,5 +118,7 @@ export function compactClaim(c: ClaimResult) {
         token: c.token,
         expiresAt: c.expiresAt,
         expiresInMs: c.expiresInMs,
+        // Held under a scope you may not read: who holds it and until when are not said.
+        ...(c.hidden ? { hidden: true } : {}),
       };
 }

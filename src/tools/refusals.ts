@@ -80,8 +80,9 @@ export function toolRefusal(err: unknown): ToolRefusal {
   if (err instanceof PayloadTooLargeError)
     return { error: err.message, next: 'send smaller fields; nothing was written', details: err.details() };
   if (err instanceof FencingTokenStaleError) {
-    const held =
-      err.current.holder === null
+    const held = err.current.hidden
+      ? 'its current grant belongs to a scope you may not read'
+      : err.current.holder === null
         ? 'nobody holds it now'
         : `held by ${err.current.holder} (token ${err.current.token}) until ${err.current.expiresAt}`;
     return {

@@ -4,6 +4,7 @@
  * SKIP LOCKED semantics, and a schema that refuses to rewrite claim history.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { FencingTokenStaleError } from '../../src/shared/errors';
@@ -25,6 +26,7 @@ import {
 } from '../../src/store/claims';
 import type { AppendContext } from '../../src/store/observations/append';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
+import { timestamptzToIsoUtc } from '../../src/store/claims/rows';
 import { withTransaction } from '../../src/store/pool';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
@@ -258,6 +260,31 @@ describe('fenced appends', () => {
     expect(recordedAt < b.acquiredAt).toBe(true);
   });
 
+  it('stamps a release after the fenced transaction that held it off ends', async () => {
+    const a = granted(await claim(db.pool, 'doc/f5', { holder: 'A', ttlMs: 10_000 }));
+    const client = await db.pool.connect();
+    let releasing: ReturnType<typeof release> | undefined;
+    let lastInside = '';
+    try {
+      await client.query('begin');
+      await checkFences(client, [{ resource: 'doc/f5', token: a.token }]);
+      releasing = release(db.pool, 'doc/f5', { holder: 'A', token: a.token });
+      await sleep(150);
+      lastInside = (
+        await client.query<{ t: string }>(
+          `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+        )
+      ).rows[0]!.t;
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    const r = await releasing;
+    if (!r.released) throw new Error('not released');
+    // The lease ends after every write its token was allowed to make.
+    expect(r.state.releasedAt! > lastInside).toBe(true);
+  });
+
   it('needs a transaction when given a client', async () => {
     const a = granted(await claim(db.pool, 'doc/f4', { holder: 'A', ttlMs: 10_000 }));
     const client = await db.pool.connect();
@@ -378,7 +405,7 @@ describe('the database refuses to rewrite claims', () => {
       admin.query(
         `update cairn.claims set token = token + 1, holder = 'B', acquired_at = clock_timestamp(), renewed_at = clock_timestamp() where resource = 'own/1'`,
       ),
-    ).rejects.toThrow(/is held by A/);
+    ).rejects.toThrow(/is held by a lease that is still live/);
     await expect(
       admin.query(`update cairn.claims set holder = 'B' where resource = 'own/1'`),
     ).rejects.toMatchObject({ code: 'CNF03' });
@@ -390,5 +417,42 @@ describe('the database refuses to rewrite claims', () => {
     });
     await expect(admin.query(`delete from cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
     await expect(admin.query(`truncate cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
+  });
+});
+
+describe('claim results', () => {
+  it('read timestamps from Postgres’ own text in any session time zone, to the microsecond (as to_char in UTC)', async () => {
+    const client = await db.adminPool.connect();
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          // 1850 (local mean time offsets with seconds) to 2200, any microsecond.
+          fc.bigInt({ min: -3_786_825_600_000_000n, max: 7_258_118_400_000_000n }),
+          fc.constantFrom(
+            'UTC',
+            'Asia/Kolkata',
+            'America/St_Johns',
+            'Europe/Amsterdam',
+            'Pacific/Chatham',
+            'America/Los_Angeles',
+          ),
+          async (micros, zone) => {
+            await client.query(`select set_config('TimeZone', $1, false)`, [zone]);
+            const { rows } = await client.query<{ text: string; iso: string }>(
+              `select t::text as text, to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as iso
+                 from (select to_timestamp(0) + $1::bigint * interval '1 microsecond' as t) x`,
+              [micros.toString()],
+            );
+            expect(timestamptzToIsoUtc(rows[0]!.text)).toBe(rows[0]!.iso);
+          },
+        ),
+        { numRuns: 200 },
+      );
+      expect(timestamptzToIsoUtc('-infinity')).toBeNull();
+      expect(() => timestamptzToIsoUtc('Mon Dec 07 17:05:09 2026 PST')).toThrow(/DateStyle ISO/);
+    } finally {
+      await client.query('reset TimeZone');
+      client.release();
+    }
   });
 });

@@ -8,7 +8,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claim, registerWorkItems } from '../../src/store/claims';
+import {
+  checkFences,
+  claim,
+  listClaimEvents,
+  listClaims,
+  listWorkItems,
+  nextFree,
+  registerWorkItems,
+  release,
+  renew,
+} from '../../src/store/claims';
+import { FencingTokenStaleError } from '../../src/shared/errors';
 import { effectKey, runOnce } from '../../src/store/effects';
 import { bindTaskKey, recordEpisode } from '../../src/store/episodes';
 import { tagEpisode } from '../../src/store/episodeSearch';
@@ -394,5 +405,283 @@ describe('the worker’s paths', () => {
       },
     ).catch((e: unknown) => e);
     expect(pgError(err)?.code).toBe('42501');
+  });
+});
+
+describe('the claim functions answer with a claim’s details only to callers who may read its scope (migration 017)', () => {
+  /** A held or refused answer as raw SQL returns it: the details a caller could learn. */
+  type Answer = { outcome: string; holder: string | null; token: string | null; expires_at: Date | null };
+  const claimAs = (settings: { read?: string; write?: string; task?: string }, res: string, holder: string) =>
+    asApp(settings, async (c) => {
+      const { rows } = await c.query<Answer>(
+        'select outcome, holder, token, acquired_at, expires_at from cairn.claim($1, $2, 60000)',
+        [res, holder],
+      );
+      return rows[0]!;
+    });
+  const hidden = { holder: null, token: null, expires_at: null };
+
+  it('claim(): "held" without holder, token or expiry for another scope; with them for its own and for all scopes', async () => {
+    const theirs = resourceOf(t2);
+    // Acting for t1, or with t1's grant only: held, nothing else.
+    expect(await claimAs({ read: `{task:${t1}}`, task: t1 }, theirs, 'prober')).toMatchObject({
+      outcome: 'held',
+      ...hidden,
+    });
+    expect(
+      await claimAs({ read: `{task:${t1},global}`, write: `{task:${t1}}` }, theirs, 'prober'),
+    ).toMatchObject({
+      outcome: 'held',
+      ...hidden,
+    });
+    // No grant at all (a worker's pool outside any step): held, nothing else.
+    expect(await claimAs({}, theirs, 'prober')).toMatchObject({ outcome: 'held', ...hidden });
+    // Naming the holder (steps' names are guessable) neither renews its lease nor tells its token.
+    const before = await db.adminPool.query<{ expires_at: Date }>(
+      'select expires_at from cairn.claims where resource = $1',
+      [theirs],
+    );
+    expect(await claimAs({ read: `{task:${t1}}`, task: t1 }, theirs, holderOf(t2))).toMatchObject({
+      outcome: 'held',
+      ...hidden,
+    });
+    const after = await db.adminPool.query<{ expires_at: Date }>(
+      'select expires_at from cairn.claims where resource = $1',
+      [theirs],
+    );
+    expect(after.rows[0]!.expires_at).toEqual(before.rows[0]!.expires_at);
+    // A's grant, acting for A, or every scope: who holds it, its token and expiry.
+    for (const settings of [{ read: `{task:${t2}}` }, { task: t2 }, { read: '{*}' }]) {
+      const seen = await claimAs(settings, theirs, 'prober');
+      expect(seen).toMatchObject({ outcome: 'held', holder: holderOf(t2), token: String(tokens[t2]) });
+      expect(seen.expires_at).toBeInstanceOf(Date);
+    }
+    // Through the library, as a step of t1 runs it.
+    const r = await withScope(
+      appPool,
+      { read: [], write: [] },
+      (c) => claim(c, theirs, { holder: 'x', ttlMs: 1000 }),
+      {
+        taskKey: t1,
+      },
+    );
+    expect(r).toEqual({
+      granted: false,
+      outcome: 'held',
+      resource: theirs,
+      holder: null,
+      token: null,
+      acquiredAt: null,
+      expiresAt: null,
+      checkedAt: expect.any(String),
+      expiresInMs: null,
+      hidden: true,
+    });
+    // Exclusivity is global: the grant was refused, nothing changed.
+    const { rows } = await db.adminPool.query<{ holder: string; token: string }>(
+      'select holder, token from cairn.claims where resource = $1',
+      [theirs],
+    );
+    expect(rows[0]).toEqual({ holder: holderOf(t2), token: String(tokens[t2]) });
+  });
+
+  it('renew and release refusals hide the claim’s state from another scope, not from its holder', async () => {
+    const theirs = resourceOf(t2);
+    const refusal = (settings: { read?: string; task?: string }, sql: string, params: unknown[]) =>
+      asApp(settings, async (c) => (await c.query<Answer>(sql, params)).rows[0]!);
+    for (const [sql, params] of [
+      ['select * from cairn.release_claim($1, $2, $3)', [theirs, holderOf(t2), tokens[t2]! + 1]],
+      ['select * from cairn.renew_claim($1, $2, $3, 60000)', [theirs, holderOf(t2), tokens[t2]! + 1]],
+      ['select * from cairn.renew_claim($1, $2, $3, 60000)', [theirs, 'someone', tokens[t2]!]],
+    ] as const) {
+      expect(await refusal({ read: `{task:${t1}}`, task: t1 }, sql, [...params])).toMatchObject({
+        outcome: 'refused',
+        ...hidden,
+      });
+      expect(await refusal({ read: `{task:${t2}}` }, sql, [...params])).toMatchObject({
+        outcome: 'refused',
+        holder: holderOf(t2),
+        token: String(tokens[t2]),
+      });
+    }
+    // Through the library: not the holder, no state.
+    const renewed = await withScope(
+      appPool,
+      { read: [], write: [] },
+      (c) => renew(c, theirs, { holder: holderOf(t2), token: tokens[t2]! + 1, ttlMs: 1000 }),
+      { taskKey: t1 },
+    );
+    expect(renewed).toEqual({ renewed: false, reason: 'not-holder', current: null });
+    const released = await withScope(
+      appPool,
+      { read: [], write: [] },
+      (c) => release(c, theirs, { holder: holderOf(t2), token: tokens[t2]! + 1 }),
+      { taskKey: t1 },
+    );
+    expect(released).toEqual({ released: false, reason: 'not-holder', current: null });
+  });
+
+  it('a holder outside any one scope renews and releases its own claim with its token; its name alone proves nothing', async () => {
+    // Two write scopes: the claim belongs to no scope (seen only with every scope)...
+    const grant = { read: ['team:a', 'team:b'], write: ['team:a', 'team:b'] };
+    const res = `multi-${run}`;
+    const g = await withScope(appPool, grant, (c) => claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }));
+    if (!g.granted) throw new Error('not granted');
+    // ...so naming the holder proves nothing: claim() by that name neither renews nor tells...
+    const again = await withScope(appPool, grant, (c) =>
+      claim(c, res, { holder: 'mcp/multi', ttlMs: 60_000 }),
+    );
+    expect(again).toMatchObject({ granted: false, outcome: 'held', hidden: true, token: null });
+    // ...but the holder, with its token, renews it (same token) and releases it.
+    const renewed = await withScope(appPool, grant, (c) =>
+      renew(c, res, { holder: 'mcp/multi', token: g.token, ttlMs: 60_000 }),
+    );
+    expect(renewed).toMatchObject({ renewed: true, grant: { token: g.token } });
+    const released = await withScope(appPool, grant, (c) =>
+      release(c, res, { holder: 'mcp/multi', token: g.token }),
+    );
+    expect(released.released).toBe(true);
+    // A second release of its own (released) grant is refused with the grant's own state.
+    const twice = await withScope(appPool, grant, (c) =>
+      release(c, res, { holder: 'mcp/multi', token: g.token }),
+    );
+    expect(twice).toMatchObject({ released: false, reason: 'released', current: { holder: 'mcp/multi' } });
+  });
+
+  it('a stale fence does not name the current holder, token or expiry of another scope’s claim', async () => {
+    const theirs = resourceOf(t2);
+    const fenceError = (settings: { read?: string; task?: string }, token: number) =>
+      asApp(settings, (c) => c.query('select cairn.check_fence($1, $2)', [theirs, token])).catch(
+        (e: unknown) => e,
+      );
+    for (const token of [tokens[t2]! + 1, tokens[t2]! + 7]) {
+      const err = await fenceError({ read: `{task:${t1}}`, task: t1 }, token);
+      expect(pgError(err)?.code).toBe('CNF01');
+      expect((err as Error).message).not.toContain(holderOf(t2));
+      const detail = JSON.parse(pgError(err)!.detail!) as Record<string, unknown>;
+      // Below or above the current token: the same reason, so probing tokens tells nothing.
+      expect(detail).toMatchObject({
+        reason: 'superseded',
+        currentToken: null,
+        holder: null,
+        expiresAt: null,
+        releasedAt: null,
+        hidden: true,
+      });
+      // With t2's grant, the details (and the exact reason).
+      const shown = await fenceError({ read: `{task:${t2}}` }, token);
+      expect(JSON.parse(pgError(shown)!.detail!)).toMatchObject({
+        reason: 'never-granted',
+        currentToken: tokens[t2],
+        holder: holderOf(t2),
+      });
+    }
+    // Through the library, in a step's transaction of t1: FencingTokenStaleError, hidden.
+    const err = await withScope(
+      appPool,
+      { read: [], write: [] },
+      (c) => checkFences(c, [{ resource: theirs, token: tokens[t2]! + 1 }]),
+      { taskKey: t1 },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencingTokenStaleError);
+    const stale = err as FencingTokenStaleError;
+    expect(stale.current).toMatchObject({ token: null, holder: null, expiresAt: null, hidden: true });
+    expect(stale.message).not.toContain(holderOf(t2));
+    expect(stale.message).toContain('a scope you may not read');
+  });
+
+  it('a claim taken over by another scope: the old holder’s stale fence and renewal say nothing of the new one', async () => {
+    const res = `takeover-${run}`;
+    const as =
+      (t: string) =>
+      <T>(fn: (c: PoolClient) => Promise<T>) =>
+        withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
+    const first = await as(t1)((c) => claim(c, res, { holder: holderOf(t1), ttlMs: 1 }));
+    if (!first.granted) throw new Error('not granted');
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await as(t2)((c) => claim(c, res, { holder: holderOf(t2), ttlMs: 60_000 }));
+    expect(second).toMatchObject({
+      granted: true,
+      outcome: 'expired-takeover',
+      previousHolder: holderOf(t1),
+    });
+    const err = await as(t1)((c) => checkFences(c, [{ resource: res, token: first.token }])).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(FencingTokenStaleError);
+    expect((err as FencingTokenStaleError).reason).toBe('superseded');
+    expect((err as FencingTokenStaleError).current).toMatchObject({
+      holder: null,
+      token: null,
+      hidden: true,
+    });
+    const renewed = await as(t1)((c) =>
+      renew(c, res, { holder: holderOf(t1), token: first.token, ttlMs: 1000 }),
+    );
+    expect(renewed).toEqual({ renewed: false, reason: 'not-holder', current: null });
+    // The owner of the row (every scope) still sees it all.
+    const all = await withScope(appPool, { read: ['*'], write: [] }, (c) =>
+      claim(c, res, { holder: 'someone', ttlMs: 1000 }),
+    );
+    expect(all).toMatchObject({ outcome: 'held', holder: holderOf(t2), token: second.token, hidden: false });
+  });
+
+  it('the guard trigger’s refusal does not name the holder or its expiry', async () => {
+    const err = await db.adminPool
+      .query(
+        `update cairn.claims set token = token + 1, holder = 'forger', acquired_at = clock_timestamp() where resource = $1`,
+        [resourceOf(t2)],
+      )
+      .catch((e: unknown) => e);
+    expect(pgError(err)?.code).toBe('CNF03');
+    expect((err as Error).message).toMatch(/is held by a lease that is still live/);
+    expect((err as Error).message).not.toContain(holderOf(t2));
+  });
+
+  it('nextFree over work items hands out only items of scopes the caller may read; listing likewise', async () => {
+    const work = `work-${run}`;
+    const step =
+      (t: string) =>
+      <T>(fn: (c: PoolClient) => Promise<T>) =>
+        withScope(appPool, { read: [], write: [] }, fn, { taskKey: t });
+    // Registered oldest first: t2's item, one outside any scope, then t1's.
+    await step(t2)((c) => registerWorkItems(c, work, ['b1']));
+    await withScope(appPool, { read: [], write: [] }, (c) => registerWorkItems(c, work, ['u1']));
+    await step(t1)((c) => registerWorkItems(c, work, ['a1']));
+    expect((await step(t1)((c) => listWorkItems(c, work))).map((w) => w.id)).toEqual(['a1']);
+    const mine = await step(t1)((c) =>
+      nextFree(c, work, { workItems: true }, { holder: 'w1', ttlMs: 60_000 }),
+    );
+    expect(mine).toMatchObject({ resource: `${work}/a1`, id: 'a1' });
+    expect(
+      await step(t1)((c) => nextFree(c, work, { workItems: true }, { holder: 'w1b', ttlMs: 60_000 })),
+    ).toBeNull();
+    // A grant without the task but with t2's read scope gets t2's item.
+    const withGrant = await withScope(appPool, { read: [`task:${t2}`], write: [] }, (c) =>
+      nextFree(c, work, { workItems: true }, { holder: 'w2', ttlMs: 60_000 }),
+    );
+    expect(withGrant).toMatchObject({ id: 'b1' });
+    // Items outside any scope: only every scope.
+    expect(
+      await withScope(appPool, { read: [], write: [] }, (c) =>
+        nextFree(c, work, { workItems: true }, { holder: 'w3', ttlMs: 60_000 }),
+      ),
+    ).toBeNull();
+    const all = await withScope(appPool, { read: ['*'], write: [] }, (c) =>
+      nextFree(c, work, { workItems: true }, { holder: 'w4', ttlMs: 60_000 }),
+    );
+    expect(all).toMatchObject({ id: 'u1' });
+    // Listing: claims and their history of another scope are not listed.
+    const listed = await step(t1)(async (c) => ({
+      claims: (await listClaims(c, { all: true })).map((r) => r.resource),
+      events: (await listClaimEvents(c)).map((e) => e.resource),
+    }));
+    for (const list of [listed.claims, listed.events]) {
+      expect(list).toContain(resourceOf(t1));
+      expect(list).toContain(`${work}/a1`);
+      expect(list).not.toContain(resourceOf(t2));
+      expect(list).not.toContain(`${work}/b1`);
+      expect(list).not.toContain(`${work}/u1`);
+    }
   });
 });

@@ -124,15 +124,40 @@ describe('runAgentStep', () => {
 
   it('claims and work items are real: each run takes the next job, then none is left', async () => {
     const input = { kind: 'unit-jobs', jobs: ['a', 'b'] };
+    // A kind's work items belong to the task that registered them (migration 017): a step of
+    // another task does not get them, whoever registers the same ids again.
+    const other = await runAgentStep(worker, {
+      databaseUrl: db.url,
+      types,
+      taskKey: 'jobs-elsewhere',
+      stepId: 'x',
+      input,
+    });
+    expect(other.output.job).toBe('a');
     const taken: (string | null)[] = [];
     for (const stepId of ['one', 'two', 'three']) {
-      const run = await runAgentStep(worker, { databaseUrl: db.url, types, stepId, input });
+      const run = await runAgentStep(worker, {
+        databaseUrl: db.url,
+        types,
+        taskKey: 'jobs',
+        stepId,
+        input: { kind: 'unit-jobs2', jobs: ['c', 'd'] },
+      });
       taken.push(run.output.job);
       expect(run.observationsOf(task).map((o) => o.fields.by)).toEqual(run.output.job ? [stepId] : []);
     }
-    expect(taken).toEqual(['a', 'b', null]);
+    expect(taken).toEqual(['c', 'd', null]);
+    const outsider = await runAgentStep(worker, {
+      databaseUrl: db.url,
+      types,
+      taskKey: 'jobs-outsider',
+      stepId: 'y',
+      input: { kind: 'unit-jobs2', jobs: ['c', 'd', 'e'] },
+    });
+    // It registered e (new, its own) and gets that, never c or d.
+    expect(outsider.output.job).toBe('e');
     const { rows } = await db.pool.query(
-      "select count(*)::int as n from cairn.claims where resource like 'unit-jobs/%' and released_at is null and expires_at > now()",
+      "select count(*)::int as n from cairn.claims where resource like 'unit-jobs%' and released_at is null and expires_at > now()",
     );
     // Every claim was released when its step ended.
     expect(rows[0].n).toBe(0);

@@ -107,5 +107,19 @@ describe('refusals', () => {
       }),
     );
     expect(fence.error).toContain('held by mcp/bob (token 2) until 2030-01-01');
+    // A claim of a scope the caller may not read: no holder, and not "nobody holds it".
+    const hidden = new FencingTokenStaleError('r', 1, 'superseded', {
+      token: null,
+      holder: null,
+      expiresAt: null,
+      checkedAt: null,
+      hidden: true,
+    });
+    expect(toolRefusal(hidden).error).toBe(
+      'your claim on r is lost (superseded); its current grant belongs to a scope you may not read',
+    );
+    expect(hidden.message).toBe(
+      'fencing token 1 of r is stale (superseded); its current grant belongs to a scope you may not read',
+    );
   });
 });

@@ -4,7 +4,16 @@
  */
 import type { Queryable } from '../pool';
 import { tracedClaim } from '../../telemetry/instrument';
-import { CLAIM_RESULT_COLUMNS, parseClaimResult, refusalOf, toGrant, toHeld, toState } from './rows';
+import {
+  CLAIM_RESULT_COLUMNS,
+  CLAIM_RESULT_TYPES,
+  isHiddenRefusal,
+  parseClaimResult,
+  refusalOf,
+  toGrant,
+  toHeld,
+  toState,
+} from './rows';
 import {
   checkName,
   checkToken,
@@ -18,18 +27,22 @@ import {
 // Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode).
 const CLAIM_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 const RENEW_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.renew_claim($1, $2, $3::bigint, $4::int) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 const RELEASE_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.release_claim($1, $2, $3::bigint) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 
 /**
  * Grants `resource` to `opts.holder` for `opts.ttlMs` (a new token), renews it when the holder
- * already holds it (same token), or answers who holds it and until when. An expired claim is
- * taken over (`expired-takeover`, a new token). Exactly one caller wins any race.
+ * already holds it (same token), or answers who holds it and until when (only `held`, `hidden`,
+ * when the claim belongs to a scope the caller may not read). An expired claim is taken over
+ * (`expired-takeover`, a new token). Exactly one caller wins any race.
  */
 export const claim = tracedClaim(claimUntraced);
 async function claimUntraced(db: Queryable, resource: string, opts: ClaimOptions): Promise<ClaimResult> {
@@ -57,6 +70,7 @@ export async function renew(
   const { rows } = await db.query({ ...RENEW_SQL, values: [resource, opts.holder, opts.token, opts.ttlMs] });
   const r = parseClaimResult(rows[0]);
   if (r.outcome === 'renewed') return { renewed: true, grant: toGrant(r) };
+  if (isHiddenRefusal(r)) return { renewed: false, reason: 'not-holder', current: null };
   const current = toState(r);
   return { renewed: false, reason: refusalOf(current, opts.holder, opts.token), current };
 }
@@ -76,6 +90,7 @@ export async function release(
   checkToken(opts.token);
   const { rows } = await db.query({ ...RELEASE_SQL, values: [resource, opts.holder, opts.token] });
   const r = parseClaimResult(rows[0]);
+  if (isHiddenRefusal(r)) return { released: false, reason: 'not-holder', current: null };
   const state = toState(r);
   if (r.outcome === 'released' && state) return { released: true, state };
   return { released: false, reason: refusalOf(state, opts.holder, opts.token), current: state };

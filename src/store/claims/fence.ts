@@ -87,6 +87,8 @@ export function mapFenceError(err: unknown): unknown {
     expiresAt: isoFromJson(str(d.expiresAt)),
     checkedAt: isoFromJson(str(d.checkedAt)),
     releasedAt: isoFromJson(str(d.releasedAt)),
+    // The claim belongs to a scope the caller may not read: the database left out its details.
+    ...(d.hidden === true ? { hidden: true } : {}),
   });
 }
 

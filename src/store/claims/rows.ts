@@ -1,43 +1,97 @@
 /**
  * cairn.claim_result rows, parsed at the edge. Timestamps come as ISO 8601 UTC text with
  * microseconds (pg's Date would drop them, and the ordering of grants is checked at that grain).
+ *
+ * The statement selects the result's columns as they are (no formatting functions: each to_char
+ * was parse-analysis and execution work on every claim call, issue 14) and the timestamps are
+ * turned into ISO UTC text here, from Postgres' own text form (DateStyle ISO, which node-postgres
+ * needs for every timestamp anyway; any session TimeZone).
  */
-import { z } from 'zod';
-import { isoUtc } from '../observations/rows';
+import pg from 'pg';
 import type { ClaimGrant, ClaimHeld, ClaimRefusal, ClaimState } from './types';
 
-/** Select list over a cairn.claim_result `r`. */
-export const CLAIM_RESULT_COLUMNS = [
-  'r.outcome',
-  'r.resource',
-  'r.holder',
-  'r.token',
-  `${isoUtc('r.acquired_at')} as acquired_at`,
-  `${isoUtc('r.expires_at')} as expires_at`,
-  `${isoUtc('r.released_at')} as released_at`,
-  `${isoUtc('r.checked_at')} as checked_at`,
-  'r.previous_holder',
-].join(', ');
+/** Select list over a cairn.claim_result `r`; pass CLAIM_RESULT_TYPES with the query. */
+export const CLAIM_RESULT_COLUMNS =
+  'r.outcome, r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, r.checked_at, r.previous_holder';
 
-const resultRow = z.object({
-  outcome: z.enum(['granted', 'expired-takeover', 'renewed', 'held', 'released', 'refused', 'none']),
-  resource: z.string().nullable(),
-  holder: z.string().nullable(),
-  // bigint arrives as text; tokens stay far below 2^53.
-  token: z
-    .union([z.string(), z.number()])
-    .nullable()
-    .transform((t) => (t === null ? null : Number(t))),
-  acquired_at: z.string().nullable(),
-  expires_at: z.string().nullable(),
-  released_at: z.string().nullable(),
-  checked_at: z.string(),
-  previous_holder: z.string().nullable(),
-});
-export type ClaimResultRow = z.output<typeof resultRow>;
+const TIMESTAMPTZ_OID = 1184;
+const ISO_TEXT =
+  /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
 
+/**
+ * Postgres' text of a timestamptz (`2026-12-07 17:05:09.1234+00`, offset in the session's
+ * TimeZone) as ISO UTC with six fractional digits; the infinities as null (as to_char gave).
+ */
+export function timestamptzToIsoUtc(text: string): string | null {
+  if (text === 'infinity' || text === '-infinity') return null;
+  const m = ISO_TEXT.exec(text);
+  if (!m) throw new Error(`unexpected timestamptz text "${text}" (cairn needs DateStyle ISO)`);
+  const frac = (m[7] ?? '').padEnd(6, '0');
+  if (m[9] === '00' && m[10] === undefined && m[11] === undefined)
+    return `${m[1]!}-${m[2]!}-${m[3]!}T${m[4]!}:${m[5]!}:${m[6]!}.${frac}Z`;
+  const offsetMs =
+    (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) * 1000;
+  const ms =
+    Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) -
+    offsetMs;
+  return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`;
+}
+
+/** Type parsers for a claim statement: timestamptz as ISO UTC text, everything else as pg does. */
+export const CLAIM_RESULT_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((value: never) => unknown) =>
+    format === 'binary'
+      ? (pg.types.getTypeParser(oid, 'binary') as (value: Buffer) => unknown)
+      : oid === TIMESTAMPTZ_OID
+        ? timestamptzToIsoUtc
+        : (pg.types.getTypeParser(oid, 'text') as (
+            value: string,
+          ) => unknown)) as typeof pg.types.getTypeParser,
+};
+
+const OUTCOMES = new Set(['granted', 'expired-takeover', 'renewed', 'held', 'released', 'refused', 'none']);
+
+export interface ClaimResultRow {
+  outcome: 'granted' | 'expired-takeover' | 'renewed' | 'held' | 'released' | 'refused' | 'none';
+  resource: string | null;
+  holder: string | null;
+  token: number | null;
+  acquired_at: string | null;
+  expires_at: string | null;
+  released_at: string | null;
+  checked_at: string;
+  previous_holder: string | null;
+}
+
+/** Checks a cairn.claim_result row (a hand-written check: it runs on every claim call). */
 export function parseClaimResult(row: unknown): ClaimResultRow {
-  return resultRow.parse(row);
+  if (typeof row !== 'object' || row === null) throw new Error('claim result: no row');
+  const r = row as Record<string, unknown>;
+  if (typeof r.outcome !== 'string' || !OUTCOMES.has(r.outcome))
+    throw new Error(`claim result: unknown outcome ${JSON.stringify(r.outcome)}`);
+  const checkedAt = textOrNull(r, 'checked_at');
+  if (checkedAt === null) throw new Error('claim result is missing checked_at');
+  // bigint arrives as text; tokens stay far below 2^53.
+  const token = r.token;
+  if (token !== null && typeof token !== 'string' && typeof token !== 'number')
+    throw new Error('claim result: token is not a number');
+  return {
+    outcome: r.outcome as ClaimResultRow['outcome'],
+    resource: textOrNull(r, 'resource'),
+    holder: textOrNull(r, 'holder'),
+    token: token === null ? null : Number(token),
+    acquired_at: textOrNull(r, 'acquired_at'),
+    expires_at: textOrNull(r, 'expires_at'),
+    released_at: textOrNull(r, 'released_at'),
+    checked_at: checkedAt,
+    previous_holder: textOrNull(r, 'previous_holder'),
+  };
+}
+
+function textOrNull(r: Record<string, unknown>, key: string): string | null {
+  const v = r[key];
+  if (v === null || typeof v === 'string') return v;
+  throw new Error(`claim result: ${key} is not text`);
 }
 
 /** Microseconds since the epoch of an ISO UTC timestamp with up to 6 fractional digits. */
@@ -69,19 +123,43 @@ export function toGrant(r: ClaimResultRow): ClaimGrant {
   };
 }
 
+/** A held answer; without a holder it is one the database hid (a scope the caller may not read). */
 export function toHeld(r: ClaimResultRow): ClaimHeld {
+  const resource = required(r.resource, 'resource');
+  if (r.holder === null)
+    return {
+      granted: false,
+      outcome: 'held',
+      resource,
+      holder: null,
+      token: null,
+      acquiredAt: null,
+      expiresAt: null,
+      checkedAt: r.checked_at,
+      expiresInMs: null,
+      hidden: true,
+    };
   const expiresAt = required(r.expires_at, 'expires_at');
   return {
     granted: false,
     outcome: 'held',
-    resource: required(r.resource, 'resource'),
-    holder: required(r.holder, 'holder'),
+    resource,
+    holder: r.holder,
     token: required(r.token, 'token'),
     acquiredAt: required(r.acquired_at, 'acquired_at'),
     expiresAt,
     checkedAt: r.checked_at,
     expiresInMs: msBetween(r.checked_at, expiresAt),
+    hidden: false,
   };
+}
+
+/**
+ * A refused renewal or release whose claim the database hid: it belongs to a scope the caller
+ * may not read and the caller did not name its holder and token (migration 017).
+ */
+export function isHiddenRefusal(r: ClaimResultRow): boolean {
+  return r.outcome === 'refused' && r.token === null;
 }
 
 /** The row's current state; null when the resource has no claim row. */

@@ -42,6 +42,10 @@ export interface ClaimState {
  */
 export type ClaimRefusal = 'superseded' | 'expired' | 'released' | 'not-holder' | 'never-granted';
 
+/**
+ * A refusal's `current` is null when the resource has no claim, or (reason `not-holder`) when
+ * its claim belongs to a scope the caller may not read: the database hides it (migration 017).
+ */
 export type RenewResult =
   { renewed: true; grant: ClaimGrant } | { renewed: false; reason: ClaimRefusal; current: ClaimState | null };
 

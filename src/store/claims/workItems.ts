@@ -6,7 +6,7 @@
 import type { PoolClient } from 'pg';
 import type { Queryable } from '../pool';
 import { mapFenceError } from './fence';
-import { CLAIM_RESULT_COLUMNS, parseClaimResult, toGrant } from './rows';
+import { CLAIM_RESULT_COLUMNS, CLAIM_RESULT_TYPES, parseClaimResult, toGrant } from './rows';
 import {
   checkKind,
   checkName,
@@ -23,6 +23,7 @@ export type { NextFreeSource };
 
 const NEXT_SQL = {
   text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim_next($1::text[], $2, $3, $4::int) r`,
+  types: CLAIM_RESULT_TYPES,
 };
 
 /**
