@@ -46,7 +46,16 @@ const VALUES = [
   `{"x": ${deep(31)}}`,
 ];
 
-const typeName = fc.constantFrom('string', 'number', 'integer', 'boolean', 'null', 'object', 'array', 'bogus');
+const typeName = fc.constantFrom(
+  'string',
+  'number',
+  'integer',
+  'boolean',
+  'null',
+  'object',
+  'array',
+  'bogus',
+);
 const propSchema = fc.record(
   {
     type: fc.oneof(typeName, fc.uniqueArray(typeName, { maxLength: 3 })),
@@ -72,7 +81,11 @@ const fieldsText = fc
   })
   .map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}: ${v}`).join(', ')}}`);
 
-async function verdicts(s: unknown, fields: string, kind: string): Promise<{ compiled: boolean | null; problem: string | null }> {
+async function verdicts(
+  s: unknown,
+  fields: string,
+  kind: string,
+): Promise<{ compiled: boolean | null; problem: string | null }> {
   const { rows } = await db.adminPool.query<{ expr: string | null; problem: string | null }>(
     'select cairn.fields_ok_expr($1::jsonb) as expr, cairn.fields_problem($2::jsonb, $3, $1::jsonb) as problem',
     [JSON.stringify(s), fields, kind],
@@ -120,7 +133,10 @@ describe('compiled field checks (cairn.fields_ok, migration 018)', () => {
     );
     const ok = (fields: string, kind = 'assertion') =>
       db.adminPool
-        .query<{ ok: boolean | null }>(`select cairn.fields_ok('fok.t', 1, $1::jsonb, $2) as ok`, [fields, kind])
+        .query<{ ok: boolean | null }>(`select cairn.fields_ok('fok.t', 1, $1::jsonb, $2) as ok`, [
+          fields,
+          kind,
+        ])
         .then((r) => r.rows[0]!.ok);
     expect(await ok('{"n": 2.0, "s": "x"}')).toBe(true);
     expect(await ok('{"n": 2.5}')).toBe(false);

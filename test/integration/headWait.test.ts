@@ -156,7 +156,9 @@ describe('head notifications only for waiters (migration 018)', () => {
       await settle();
       expect(l.got).toEqual([]);
 
-      const { rows } = await l.client.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [key]);
+      const { rows } = await l.client.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [
+        key,
+      ]);
       await append('q1', 'three');
       await append('q2', 'other entity');
       await settle();
@@ -211,12 +213,17 @@ describe('head notifications only for waiters (migration 018)', () => {
     const key = headKey({ entityType: 'memo', entityId: 'q5' });
     await expect(db.pool.query('select * from cairn.head_waiters')).rejects.toMatchObject({ code: '42501' });
     await expect(
-      db.pool.query(`insert into cairn.head_waiters (key, expires_at) values ($1, now() + interval '1 hour')`, [key]),
+      db.pool.query(
+        `insert into cairn.head_waiters (key, expires_at) values ($1, now() + interval '1 hour')`,
+        [key],
+      ),
     ).rejects.toMatchObject({ code: '42501' });
     await expect(db.pool.query('select cairn.head_wait_begin($1, 1000)', ['short'])).rejects.toMatchObject({
       code: '22023',
     });
-    const mine = await db.adminPool.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [key]);
+    const mine = await db.adminPool.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [
+      key,
+    ]);
     // Another session (the pool's) ends nothing of this one's.
     await db.pool.query('select cairn.head_wait_end($1)', [mine.rows[0]!.id]);
     const { rows } = await db.adminPool.query<{ n: number }>(
