@@ -144,10 +144,50 @@ describe('compiled field checks (cairn.fields_ok, migration 018)', () => {
     expect(await ok('{"s": "x"}')).toBe(false);
     expect(await ok('{"s": "x"}', 'correction')).toBe(true);
     expect(await ok('{"n": 1, "other": 1}')).toBe(false);
+    // Through an append: refused by the compiled check, named by fields_problem (CN006, as before).
+    const appendOne = (fields: string, key: string) =>
+      db.pool.query(
+        `select * from cairn.append_observations(array['fok'], array['e1'], array['fok.t'], array[1], array['assertion'],
+           array[$1::jsonb], array['global'], array['{}'], array[null::jsonb], array[null::uuid], array[null::int],
+           array[$2], array[encode(sha256(convert_to($2, 'UTF8')), 'hex')], array[now()],
+           't', 'wf', 'run', 'act', 1, 'agent', 'role')`,
+        [fields, key],
+      );
+    await expect(appendOne('{"n": 2.5}', 'fok:1')).rejects.toMatchObject({
+      code: 'CN006',
+      message: 'fok/e1 version 1: fields.n: number is not of type "integer" (type fok.t@1)',
+    });
+    await expect(appendOne('{"n": 1, "zz": 1}', 'fok:2')).rejects.toMatchObject({
+      code: 'CN006',
+      message: 'fok/e1 version 1: fields.zz: not a field of this type (type fok.t@1)',
+    });
+    await appendOne('{"n": 3.0, "s": "y"}', 'fok:3');
+    const stored = await db.adminPool.query<{ n: number }>(
+      `select count(*)::int as n from cairn.observations where entity_type = 'fok'`,
+    );
+    expect(stored.rows[0]!.n).toBe(1);
     // Not registered: no compiled check (the generic one decides).
     const unknown = await db.adminPool.query<{ ok: boolean | null }>(
       `select cairn.fields_ok('fok.none', 1, '{}'::jsonb, 'assertion') as ok`,
     );
     expect(unknown.rows[0]!.ok).toBeNull();
+  });
+
+  it('concurrent registrations all end up compiled (registrations take turns regenerating)', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `fok.c${i}`);
+    await Promise.all(
+      names.map((name) =>
+        db.pool.query(
+          `insert into cairn.observation_types (name, version, entity, policies, json_schema)
+           values ($1, 1, 'fok', '{}', '{"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": false}')`,
+          [name],
+        ),
+      ),
+    );
+    const { rows } = await db.adminPool.query<{ name: string; ok: boolean | null }>(
+      `select n as name, cairn.fields_ok(n, 1, '{"n": 1.5}'::jsonb, 'assertion') as ok from unnest($1::text[]) n`,
+      [names],
+    );
+    expect(rows.map((r) => r.ok)).toEqual(names.map(() => false));
   });
 });
