@@ -24,8 +24,9 @@
 --    for a type it does not compile (an unusual schema: the generic check runs). Rows it
 --    passes are not checked again; for the others fields_problem still names the problem, so
 --    errors (CN006) read as before.
--- 3. One statement-level AFTER trigger instead of two (check_observation_rows: the fields, then
---    the scopes, the order the two triggers ran in), one pass over the transition table.
+-- 3. cairn.provenance_hash declared stable (what its body is), so Postgres inlines it.
+-- 4. One statement-level AFTER trigger instead of two (check_observation_rows: the fields, then
+--    the scopes, the order the two triggers ran in): one trigger call and transition table.
 --
 -- Not done here: the provenance-hash and chain-link CHECKs stay. A BEFORE INSERT trigger that
 -- computes both hashes (consistent by construction) was measured at least as costly per row as
@@ -34,7 +35,9 @@
 --
 -- Non-breaking: an older worker's waiters do not register, so its minVersion waits are answered
 -- by their fallback poll (at most 1 s apart while listening) instead of a notification; no
--- result changes.
+-- result changes. What is dropped or renamed (the two statement triggers and their functions,
+-- 012's trigger) is called by no code, old or new: the append functions older code calls are
+-- unchanged, and their errors read as before.
 
 create unlogged table cairn.head_waiters (
   id         uuid        primary key default gen_random_uuid(),
@@ -220,7 +223,7 @@ create trigger observation_types_compile
 select cairn.compile_fields_ok();
 
 -- ---------------------------------------------------------------------------------------------
--- 4. cairn.provenance_hash (010) inlined. It was declared immutable around convert_to, which is
+-- 3. cairn.provenance_hash (010) inlined. It was declared immutable around convert_to, which is
 --    only stable, so Postgres never inlined it: every call (the append function's and the CHECK's,
 --    twice per single append) ran the SQL-function executor, about 70 µs of planning and setup
 --    each on a single append. Declared stable (what its body is), it is inlined into both
@@ -228,7 +231,7 @@ select cairn.compile_fields_ok();
 alter function cairn.provenance_hash(text, text, text, text, int, text, text, text) stable;
 
 -- ---------------------------------------------------------------------------------------------
--- 3. One statement trigger over the new rows: the fields (as 009's trigger), then the scopes (as
+-- 4. One statement trigger over the new rows: the fields (as 009's trigger), then the scopes (as
 --    006's, unchanged).
 create function cairn.check_observation_rows() returns trigger
 language plpgsql as $$
