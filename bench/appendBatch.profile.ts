@@ -4,7 +4,7 @@
  * unnest of bench/raw.ts, rounds interleaved. Destructive (drops triggers and constraints), so
  * it runs in a database of its own that it creates and drops:
  *
- *   npx tsx bench/appendBatch.profile.ts [--rounds 9] [--writers]
+ *   npx tsx bench/appendBatch.profile.ts [--rounds 9] [--writers] [--database cairn_append_profile]
  *
  * Not part of `cairn bench`: an experiment that names the remaining cost (see bench/README.md).
  */
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig } from '../src/config';
 import { splitDatabaseUrl } from '../src/store/database';
+import { headKey } from '../src/store/headWait';
 import { migrate } from '../src/store/migrate';
 import { appendObservations, type AppendItem } from '../src/store/observations/append';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
@@ -21,23 +22,29 @@ import { median } from './harness';
 import { benchProvenance, createRawTable, insertRawBatch, RawRowMaker } from './raw';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '9' }, writers: { type: 'boolean', default: false } },
+  options: {
+    rounds: { type: 'string', default: '9' },
+    writers: { type: 'boolean', default: false },
+    database: { type: 'string', default: 'cairn_append_profile' },
+  },
 });
 const rounds = Number(values.rounds);
-const DB = 'cairn_append_profile';
+if (!/^[a-z_][a-z0-9_]*$/.test(values.database)) throw new Error('--database: a plain lower-case name');
+const DB = values.database;
 
 /** Each variant: what to switch off before the round, and how to switch it back on. */
 const variants: { name: string; off: string; on: string }[] = [
   { name: 'full append (every check)', off: '', on: '' },
   {
-    name: 'without the per-field trigger (check_observation_fields)',
-    off: 'alter table cairn.observations disable trigger observations_check_fields',
-    on: 'alter table cairn.observations enable trigger observations_check_fields',
+    name: 'without compiled field checks (fields_problem interprets every row, as before 018)',
+    off: `create or replace function cairn.fields_ok(p_type text, p_version int, f jsonb, p_kind text) returns boolean
+          language sql stable as 'select null::boolean'`,
+    on: 'select cairn.compile_fields_ok()',
   },
   {
-    name: 'without the scope trigger (check_observation_scopes)',
-    off: 'alter table cairn.observations disable trigger observations_check_scopes',
-    on: 'alter table cairn.observations enable trigger observations_check_scopes',
+    name: 'without the row-check trigger (fields and scopes: check_observation_rows)',
+    off: 'alter table cairn.observations disable trigger observations_check_rows',
+    on: 'alter table cairn.observations enable trigger observations_check_rows',
   },
   {
     name: 'without the provenance-hash and chain-link CHECKs',
@@ -53,8 +60,10 @@ const variants: { name: string; off: string; on: string }[] = [
   },
   {
     name: 'without the head-notify trigger',
-    off: 'alter table cairn.entity_heads disable trigger entity_heads_notify',
-    on: 'alter table cairn.entity_heads enable trigger entity_heads_notify',
+    off: `alter table cairn.entity_heads disable trigger entity_heads_notify_insert,
+                                         disable trigger entity_heads_notify_update`,
+    on: `alter table cairn.entity_heads enable trigger entity_heads_notify_insert,
+                                        enable trigger entity_heads_notify_update`,
   },
 ];
 
@@ -121,9 +130,11 @@ async function main(): Promise<void> {
 }
 
 /**
- * `--writers`: 8 writers × 8 entities, 200 single appends per round, with and without the
- * head-notify trigger. A transaction that has sent NOTIFY takes a database-wide lock at commit
- * (the notification queue's), so notifying commits are serialised, WAL flush included.
+ * `--writers`: 8 writers × 8 entities, 200 single appends per round, with nobody waiting (since
+ * migration 018 no NOTIFY is sent) and with a waiter registered for each entity (every append
+ * notifies, as every append did under 012). A transaction that has sent NOTIFY takes a
+ * database-wide lock at commit (the notification queue's), so notifying commits are
+ * serialised, WAL flush included.
  */
 async function concurrentWriters(url: string, owner: pg.Pool, times: Map<string, number[]>): Promise<void> {
   const lanes = createPool(url, { max: 8, scopes: 'all', applicationName: 'cairn-bench-profile' });
@@ -131,7 +142,16 @@ async function concurrentWriters(url: string, owner: pg.Pool, times: Map<string,
   try {
     for (let r = 0; r <= rounds; r++) {
       for (const notify of [true, false]) {
-        if (!notify) await owner.query('alter table cairn.entity_heads disable trigger entity_heads_notify');
+        if (notify)
+          await owner.query(
+            `insert into cairn.head_waiters (key, expires_at)
+             select k, now() + interval '1 hour' from unnest($1::text[]) k`,
+            [
+              Array.from({ length: 8 }, (_, lane) =>
+                headKey({ entityType: BENCH_ENTITY_TYPE, entityId: `w-${lane}` }),
+              ),
+            ],
+          );
         const t0 = performance.now();
         let next = 0;
         await Promise.all(
@@ -159,8 +179,8 @@ async function concurrentWriters(url: string, owner: pg.Pool, times: Map<string,
           }),
         );
         const ms = (performance.now() - t0) / 200;
-        if (!notify) await owner.query('alter table cairn.entity_heads enable trigger entity_heads_notify');
-        const name = `8 writers × 8 entities, ms per append${notify ? '' : ', without the head-notify trigger'}`;
+        if (notify) await owner.query('delete from cairn.head_waiters');
+        const name = `8 writers × 8 entities, ms per append${notify ? ', a waiter on each entity (every append notifies)' : ', nobody waiting (no NOTIFY)'}`;
         if (r > 0) times.set(name, [...(times.get(name) ?? []), ms]);
       }
     }

@@ -161,6 +161,14 @@ create table cairn.episodes (
 );
 alter table cairn.episodes enable row level security;
 
+create table cairn.head_waiters (
+  id uuid not null default gen_random_uuid(),
+  key text not null,
+  pid integer not null default pg_backend_pid(),
+  expires_at timestamp with time zone not null,
+  constraint head_waiters_pkey PRIMARY KEY (id)
+);
+
 create table cairn.mcp_agents (
   id uuid not null default gen_random_uuid(),
   agent_id text not null,
@@ -411,6 +419,9 @@ CREATE UNIQUE INDEX episodes_pkey ON cairn.episodes USING btree (id);
 CREATE INDEX episodes_tags_idx ON cairn.episodes USING gin (tags);
 CREATE INDEX episodes_task_key ON cairn.episodes USING btree (task_key);
 CREATE UNIQUE INDEX episodes_workflow_id_key ON cairn.episodes USING btree (workflow_id);
+CREATE INDEX head_waiters_expires_idx ON cairn.head_waiters USING btree (expires_at);
+CREATE INDEX head_waiters_key_idx ON cairn.head_waiters USING btree (key);
+CREATE UNIQUE INDEX head_waiters_pkey ON cairn.head_waiters USING btree (id);
 CREATE INDEX mcp_agents_agent_id_idx ON cairn.mcp_agents USING btree (agent_id);
 CREATE UNIQUE INDEX mcp_agents_pkey ON cairn.mcp_agents USING btree (id);
 CREATE UNIQUE INDEX mcp_agents_token_hash_key ON cairn.mcp_agents USING btree (token_hash);
@@ -525,7 +536,8 @@ CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON c
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER effects_guard BEFORE DELETE OR UPDATE ON cairn.effects FOR EACH ROW EXECUTE FUNCTION cairn.effects_guard();
 CREATE TRIGGER effects_no_truncate BEFORE TRUNCATE ON cairn.effects FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
-CREATE TRIGGER entity_heads_notify AFTER INSERT OR UPDATE OF version ON cairn.entity_heads FOR EACH ROW EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_insert AFTER INSERT ON cairn.entity_heads FOR EACH ROW WHEN ((new.version > 0)) EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_update AFTER UPDATE OF version ON cairn.entity_heads FOR EACH ROW WHEN ((new.version <> old.version)) EXECUTE FUNCTION cairn.notify_head_moved();
 CREATE TRIGGER entity_snapshots_bind BEFORE INSERT OR UPDATE ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_bind();
 CREATE TRIGGER entity_snapshots_set_scope BEFORE INSERT ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_set_scope();
 CREATE TRIGGER episode_summary_members_append_only BEFORE DELETE OR UPDATE ON cairn.episode_summary_members FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -537,11 +549,11 @@ CREATE TRIGGER observation_flags_no_truncate BEFORE TRUNCATE ON cairn.observatio
 CREATE TRIGGER observation_read_sets_append_only BEFORE DELETE OR UPDATE ON cairn.observation_read_sets FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER observation_read_sets_no_truncate BEFORE TRUNCATE ON cairn.observation_read_sets FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER observation_types_append_only BEFORE DELETE OR UPDATE ON cairn.observation_types FOR EACH ROW EXECUTE FUNCTION cairn.refuse_observation_type_change();
+CREATE TRIGGER observation_types_compile AFTER INSERT ON cairn.observation_types REFERENCING NEW TABLE AS new_types FOR EACH STATEMENT EXECUTE FUNCTION cairn.observation_types_compile();
 CREATE TRIGGER observation_types_hash BEFORE INSERT ON cairn.observation_types FOR EACH ROW EXECUTE FUNCTION cairn.observation_types_hash();
 CREATE TRIGGER observation_types_no_truncate BEFORE TRUNCATE ON cairn.observation_types FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_observation_type_change();
 CREATE TRIGGER observations_append_only BEFORE DELETE OR UPDATE ON cairn.observations FOR EACH ROW EXECUTE FUNCTION cairn.refuse_observation_change();
-CREATE TRIGGER observations_check_fields AFTER INSERT ON cairn.observations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn.check_observation_fields();
-CREATE TRIGGER observations_check_scopes AFTER INSERT ON cairn.observations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn.check_observation_scopes();
+CREATE TRIGGER observations_check_rows AFTER INSERT ON cairn.observations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn.check_observation_rows();
 CREATE TRIGGER observations_no_truncate BEFORE TRUNCATE ON cairn.observations FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_observation_change();
 CREATE TRIGGER quarantine_lifts_append_only BEFORE DELETE OR UPDATE ON cairn.quarantine_lifts FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER quarantine_lifts_no_truncate BEFORE TRUNCATE ON cairn.quarantine_lifts FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
@@ -915,15 +927,25 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION cairn.check_observation_fields()
+CREATE OR REPLACE FUNCTION cairn.check_observation_rows()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 declare
-  v_bad record;
+  v_grant text[] := cairn.scope_grant('write');
+  -- Whether the grant binds this statement: a grant other than '{*}', or none at all for a
+  -- caller acting as the application (deny by default).
+  v_bound boolean := case when v_grant is null then cairn.acting_as_application()
+                          else not coalesce('*' = any (v_grant), false) end;
+  v_bad   record;
 begin
+  -- Fields (CN006). Rows the compiled check passes are done; the others (refused by it, or of
+  -- a type it does not compile) go through fields_problem, which names the problem. The fence
+  -- (offset 0) keeps the generic check off the rows the compiled one passed.
   select n.entity_type, n.entity_id, n.entity_version, n.type, n.schema_version, p.problem into v_bad
-    from new_rows n
+    from (select * from new_rows n0
+           where cairn.fields_ok(n0.type, n0.schema_version, n0.fields, n0.kind) is not true
+          offset 0) n
     join cairn.observation_types t on t.name = n.type and t.version = n.schema_version
     cross join lateral (select cairn.fields_problem(n.fields, n.kind, t.json_schema) as problem) p
    where p.problem is not null
@@ -938,23 +960,8 @@ begin
                                        'path', split_part(v_bad.problem, ':', 1),
                                        'problem', v_bad.problem)::text;
   end if;
-  return null;
-end
-$function$;
 
-CREATE OR REPLACE FUNCTION cairn.check_observation_scopes()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-declare
-  v_grant text[] := cairn.scope_grant('write');
-  -- Whether the grant binds this statement: a grant other than '{*}', or none at all for a
-  -- caller acting as the application (deny by default).
-  v_bound boolean := case when v_grant is null then cairn.acting_as_application()
-                          else not coalesce('*' = any (v_grant), false) end;
-  v_bad   record;
-begin
-  -- 1. Every row names a scope (CNS03) inside the grant (CNS01).
+  -- Scopes 1. Every row names a scope (CNS03) inside the grant (CNS01).
   select n.role, e.scope,
          not (e.scope = 'global' or (length(e.scope) > 5 and left(e.scope, 5) in ('team:', 'task:'))) as bad_name
     into v_bad
@@ -976,15 +983,15 @@ begin
       'write', v_bad.role, v_bad.scope, v_grant, null, null);
   end if;
 
-  -- 2. A new entity takes the scope of its first row (version 1; its head was created by this
-  --    append, or at version 0 by a read receipt). The append holds the heads' row locks, so
-  --    this cannot race another writer.
+  -- Scopes 2. A new entity takes the scope of its first row (version 1; its head was created by
+  --    this append, or at version 0 by a read receipt). The append holds the heads' row locks,
+  --    so this cannot race another writer.
   update cairn.entity_heads h
      set scope = case when n.scope = 'task' then 'task:' || n.task_key else n.scope end
     from new_rows n
    where n.entity_version = 1 and h.entity_type = n.entity_type and h.entity_id = n.entity_id and h.scope is null;
 
-  -- 3. Every row is in its entity's scope (CNS02): one head per entity of the batch.
+  -- Scopes 3. Every row is in its entity's scope (CNS02): one head per entity of the batch.
   select b.role, b.entity_type, b.entity_id, h.scope as entity_scope,
          case when b.lo is distinct from h.scope then b.lo else b.hi end as scope
     into v_bad
@@ -1355,6 +1362,32 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.compile_fields_ok()
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_body text;
+begin
+  perform pg_advisory_xact_lock(166732964618); -- one key of its own (the bigint space: no overlap with two-int keys)
+  select coalesce(string_agg(format('    when p_type = %L and p_version = %s then (%s)', t.name, t.version, x.expr),
+                             E'\n' order by t.name, t.version), '')
+    into v_body
+    from cairn.observation_types t
+    cross join lateral (select cairn.fields_ok_expr(t.json_schema) as expr) x
+   where x.expr is not null;
+  execute format($f$
+create or replace function cairn.fields_ok(p_type text, p_version int, f jsonb, p_kind text) returns boolean
+language sql stable parallel safe
+as %L$f$,
+    -- Generated by cairn.compile_fields_ok (migration 018): true when fields_problem would find no problem.
+    case when v_body = '' then 'select null::boolean'
+         else E'select case\n' || v_body || E'\n  end' end);
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.complete_work_item(p_resource text, p_holder text, p_token bigint)
  RETURNS text
  LANGUAGE plpgsql
@@ -1560,6 +1593,74 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.fields_ok(p_type text, p_version integer, f jsonb, p_kind text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$select null::boolean$function$;
+
+CREATE OR REPLACE FUNCTION cairn.fields_ok_expr(p_schema jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_props jsonb := p_schema -> 'properties';
+  v_parts text[] := '{}';
+  v_req   text[];
+  v_key   text;
+  v_s     jsonb;
+  v_types text[];
+  v_plain text[];
+  v_test  text;
+begin
+  if jsonb_typeof(p_schema) is distinct from 'object'
+     or (v_props is not null and jsonb_typeof(v_props) <> 'object') then
+    return null;
+  end if;
+  -- Declared keys only.
+  if v_props is not null and p_schema -> 'additionalProperties' = 'false'::jsonb then
+    v_parts := v_parts || format('(f - %L::text[]) = ''{}''::jsonb',
+                                 array(select k from jsonb_object_keys(v_props) k order by k));
+  end if;
+  -- Required keys, for the kinds that state a whole observation.
+  if jsonb_typeof(p_schema -> 'required') = 'array' then
+    if exists (select 1 from jsonb_array_elements(p_schema -> 'required') r where jsonb_typeof(r) <> 'string') then
+      return null;
+    end if;
+    v_req := array(select r from jsonb_array_elements_text(p_schema -> 'required') r order by r);
+    if cardinality(v_req) > 0 then
+      v_parts := v_parts || format('(p_kind not in (''assertion'', ''inference'', ''decision'') or f ?& %L::text[])', v_req);
+    end if;
+  end if;
+  -- Each declared key's JSON type(s) and enum, when present.
+  for v_key, v_s in select e.key, e.value from jsonb_each(coalesce(v_props, '{}'::jsonb)) e order by e.key loop
+    if jsonb_typeof(v_s -> 'type') in ('string', 'array') then
+      -- Non-string entries of a type list never match (fields_problem compares their text).
+      v_types := array(select t from jsonb_array_elements_text(case when jsonb_typeof(v_s -> 'type') = 'array'
+                                                                    then v_s -> 'type'
+                                                                    else jsonb_build_array(v_s -> 'type') end) t
+                        where t is not null);
+      v_plain := array(select t from unnest(v_types) t
+                        where t in ('object', 'array', 'string', 'number', 'boolean', 'null'));
+      v_test := format('jsonb_typeof(f -> %L) = any (%L::text[])', v_key, v_plain);
+      if 'integer' = any (v_types) then
+        v_test := v_test || format(' or (case when jsonb_typeof(f -> %L) = ''number'' then (f ->> %L)::numeric %% 1 = 0'
+                                   ' else false end)', v_key, v_key);
+      end if;
+      v_parts := v_parts || format('(not f ? %L or %s)', v_key, v_test);
+    end if;
+    if jsonb_typeof(v_s -> 'enum') = 'array' then
+      v_parts := v_parts || format('(not f ? %L or %L::jsonb @> jsonb_build_array(f -> %L))', v_key, v_s -> 'enum', v_key);
+    end if;
+  end loop;
+  -- The library's nesting limit (as in fields_problem).
+  v_parts := v_parts || 'not jsonb_path_exists(f, ''strict $.**{32} ? (@.type() == "object" || @.type() == "array")'')'::text;
+  return array_to_string(v_parts, E'\n      and ');
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.fields_problem(p_fields jsonb, p_kind text, p_schema jsonb)
  RETURNS text
  LANGUAGE sql
@@ -1620,6 +1721,36 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.head_wait_begin(p_key text, p_ms integer)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_id uuid;
+begin
+  if p_key is null or length(p_key) <> 32 or p_ms is null or p_ms not between 1 and 86400000 then
+    raise exception 'head_wait_begin: a 32-character key and 1 ms to 1 day' using errcode = '22023';
+  end if;
+  -- Sweep what dead sessions left behind (a few index-ordered rows at most in steady state).
+  delete from cairn.head_waiters w where w.expires_at < clock_timestamp();
+  insert into cairn.head_waiters (key, pid, expires_at)
+  values (p_key, pg_backend_pid(), clock_timestamp() + p_ms * interval '1 millisecond')
+  returning id into v_id;
+  return v_id;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.head_wait_end(p_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  delete from cairn.head_waiters w where w.id = p_id and w.pid = pg_backend_pid()
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.mcp_agent_for_token(p_token_hash text)
  RETURNS TABLE(id uuid, agent_id text, role text, read_scopes text[], write_scopes text[], task_key text)
  LANGUAGE sql
@@ -1634,11 +1765,31 @@ $function$;
 CREATE OR REPLACE FUNCTION cairn.notify_head_moved()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+declare
+  v_key text := md5(new.entity_type || E'\x1f' || new.entity_id);
 begin
-  perform pg_notify('cairn_heads', md5(new.entity_type || E'\x1f' || new.entity_id));
+  if exists (select 1 from cairn.head_waiters w where w.key = v_key and w.expires_at > clock_timestamp()) then
+    perform pg_notify('cairn_heads', v_key);
+  end if;
   return null;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.observation_types_compile()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if exists (select 1 from new_types) then
+    perform cairn.compile_fields_ok();
+  end if;
+  return null;
+end
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.observation_types_hash()
@@ -1654,7 +1805,7 @@ $function$;
 CREATE OR REPLACE FUNCTION cairn.provenance_hash(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text, p_idempotency_key text)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+ STABLE PARALLEL SAFE
 AS $function$
   -- Each part as <UTF-8 byte length>:<text>, concatenated: unambiguous without escaping.
   select encode(sha256(convert_to(
@@ -2220,8 +2371,7 @@ grant execute on function cairn.bookkeeping_scopes() to cairn_app;
 grant execute on function cairn.bookkeeping_scopes() to public;
 grant execute on function cairn.caller_may_read(p_scope text) to public;
 grant execute on function cairn.check_fence(p_resource text, p_token bigint) to cairn_app;
-grant execute on function cairn.check_observation_fields() to public;
-grant execute on function cairn.check_observation_scopes() to public;
+grant execute on function cairn.check_observation_rows() to public;
 grant execute on function cairn.check_provenance(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text) to public;
 grant execute on function cairn.check_references(p_entity_type text[], p_entity_id text[], p_target_id uuid[], p_derived_from text[]) to public;
 grant execute on function cairn.claim(p_resource text, p_holder text, p_ttl_ms integer) to cairn_app;
@@ -2239,12 +2389,17 @@ grant execute on function cairn.entity_scope(p_entity_type text, p_entity_id tex
 grant execute on function cairn.entity_snapshots_bind() to public;
 grant execute on function cairn.entity_snapshots_set_scope() to public;
 grant execute on function cairn.expect_version(expected integer, current_version integer, item_index integer, e_type text, e_id text) to public;
+grant execute on function cairn.fields_ok(p_type text, p_version integer, f jsonb, p_kind text) to public;
+grant execute on function cairn.fields_ok_expr(p_schema jsonb) to public;
 grant execute on function cairn.fields_problem(p_fields jsonb, p_kind text, p_schema jsonb) to public;
 grant execute on function cairn.granted_result(r cairn.claims) to public;
 grant execute on function cairn.hash_chain(start text, content_hash text) to public;
 grant execute on function cairn.hash_chain_step(state text[], start text, content_hash text) to public;
+grant execute on function cairn.head_wait_begin(p_key text, p_ms integer) to cairn_app;
+grant execute on function cairn.head_wait_end(p_id uuid) to cairn_app;
 grant execute on function cairn.mcp_agent_for_token(p_token_hash text) to cairn_app;
 grant execute on function cairn.notify_head_moved() to public;
+grant execute on function cairn.observation_types_compile() to public;
 grant execute on function cairn.observation_types_hash() to public;
 grant execute on function cairn.provenance_hash(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text, p_idempotency_key text) to public;
 grant execute on function cairn.raise_idempotency_conflict(item_index integer, key text, existing_id uuid) to public;

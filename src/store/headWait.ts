@@ -5,6 +5,12 @@
  * a fallback poll interval passes, or the deadline. No connection sits idle in a transaction,
  * and no pooled connection is held while waiting.
  *
+ * The trigger notifies only for entities someone waits for (migration 018: NOTIFY serialises
+ * committing transactions). A waiter whose first check falls short registers the entity's key
+ * through the listener session (cairn.head_wait_begin), checks again, and removes the
+ * registration when it is done (cairn.head_wait_end). A writer whose trigger ran before the
+ * registration committed sends nothing: the waiter then sees the head at its next poll.
+ *
  * LISTEN needs a session: it does not work through PgBouncer in transaction mode (the
  * notifications go to whichever server connection ran the LISTEN). The listener therefore uses
  * its own direct connection: the pool's URL by default, or `listenUrl` (createPool's option,
@@ -91,6 +97,36 @@ class HeadListener {
     return true;
   }
 
+  /**
+   * Tells the database that this session waits for `key` for at most `ms` (migration 018), so
+   * writers notify it. Returns the function that removes the registration; undefined when the
+   * session cannot register (no listener, lost, or a database without migration 018): poll.
+   */
+  async register(key: string, ms: number): Promise<(() => Promise<void>) | undefined> {
+    const client = this.client;
+    if (client === undefined) return undefined;
+    // Some slack over the wait: a registration must outlive its waiter's last check.
+    const span = Math.min(Math.max(Math.ceil(ms) + 5_000, 1), 86_400_000);
+    let id: string;
+    try {
+      const { rows } = await client.query<{ id: string }>('select cairn.head_wait_begin($1, $2) as id', [
+        key,
+        span,
+      ]);
+      id = rows[0]!.id;
+    } catch {
+      return undefined;
+    }
+    return async () => {
+      // A lost session's registrations expire on their own.
+      if (this.client !== client) return;
+      await client.query('select cairn.head_wait_end($1)', [id]).then(
+        () => undefined,
+        () => undefined,
+      );
+    };
+  }
+
   /** Registers `wake` for the entity's notifications; returns the unregister function. */
   on(key: string, wake: () => void): () => void {
     let set = this.waiters.get(key);
@@ -144,19 +180,29 @@ export async function waitForHeadOutside(
   const pollMax = s?.pollMaxMs ?? (listening ? 1000 : 250);
   let woken = false;
   let wake: (() => void) | undefined;
+  const key = headKey(ref);
   // Registered before the first check: a commit between the check and the sleep still wakes us.
-  const off = listener.on(headKey(ref), () => {
+  const off = listener.on(key, () => {
     woken = true;
     wake?.();
   });
+  let unregister: (() => Promise<void>) | undefined;
   try {
     let delay = 10;
+    let checks = 0;
     for (;;) {
       woken = false;
       const head = await headOf();
       if (head >= required) return head;
       const left = deadline - Date.now();
       if (left <= 0) throw new VersionNotReachedError(formatEntityRef(ref), required, head);
+      if (checks++ === 0 && listening) {
+        // Most waits are answered by the first check; only a waiter that must sleep asks
+        // writers to notify it, then checks again (a commit before the registration was
+        // visible to its writer's trigger sent nothing).
+        unregister = await listener.register(key, left);
+        if (unregister !== undefined) continue;
+      }
       if (!woken)
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, Math.min(delay, left));
@@ -171,5 +217,7 @@ export async function waitForHeadOutside(
     }
   } finally {
     off();
+    // Not awaited: the answer need not wait for the clean-up (the listener session runs it).
+    void unregister?.();
   }
 }

@@ -1,15 +1,16 @@
 /**
  * minVersion waits happen outside any transaction and are woken by NOTIFY on head changes
- * (migration 012), not by polling: with the fallback poll set to 30 s, a waiter still returns
+ * (migration 012; since 018 only for entities someone registered a wait for), not by polling: with the fallback poll set to 30 s, a waiter still returns
  * right after the append commits, and meanwhile no connection of its pool is idle in a transaction.
  */
-import type { Pool } from 'pg';
+import { Client, type Notification, type Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineObservationType, ObservationTypeRegistry } from '../../src/shared/observationTypes';
 import { appendObservations, type AppendContext } from '../../src/store/observations/append';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
-import { createPool } from '../../src/store/pool';
+import { headKey, HEADS_CHANNEL } from '../../src/store/headWait';
+import { createPool, withTransaction } from '../../src/store/pool';
 import { readEntityInScope } from '../../src/store/scope';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
@@ -42,9 +43,9 @@ function ctx(): AppendContext {
     observedAt: new Date().toISOString(),
   };
 }
-const append = (entityId: string, text: string) =>
+const append = (entityId: string, text: string, into: Parameters<typeof appendObservations>[0] = db.pool) =>
   appendObservations(
-    db.pool,
+    into,
     registry,
     [{ entityType: 'memo', entityId, type: 'wait.note', fields: { text }, scope: 'global' }],
     ctx(),
@@ -81,9 +82,15 @@ describe('minVersion waits', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await inTransaction(app)).toBe(0);
     const { rows } = await db.adminPool.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity where application_name = 'cairn-listen' and query ilike 'LISTEN%'`,
+      `select count(*)::int as n from pg_stat_activity where application_name = 'cairn-listen'`,
     );
     expect(rows[0]!.n).toBeGreaterThanOrEqual(1);
+    // The waiter asked writers to notify it (migration 018: no registration, no NOTIFY).
+    const { rows: registered } = await db.adminPool.query<{ n: number }>(
+      'select count(*)::int as n from cairn.head_waiters where key = $1 and expires_at > now()',
+      [headKey(ref)],
+    );
+    expect(registered[0]!.n).toBe(1);
     const appended = Date.now();
     await append('w1', 'two');
     const state = await read;
@@ -123,5 +130,148 @@ describe('minVersion waits', () => {
     expect(await inTransaction(app)).toBe(0);
     await append('w2', 'two');
     expect((await read).version).toBe(2);
+  });
+});
+
+/** A plain LISTEN session on the heads channel, recording what it receives. */
+async function listen(): Promise<{ client: Client; got: string[]; end(): Promise<void> }> {
+  const client = new Client({ connectionString: db.url, application_name: 'cairn-test-listen' });
+  const got: string[] = [];
+  client.on('notification', (n: Notification) => {
+    if (n.channel === HEADS_CHANNEL && n.payload !== undefined) got.push(n.payload);
+  });
+  await client.connect();
+  await client.query(`LISTEN ${HEADS_CHANNEL}`);
+  return { client, got, end: () => client.end() };
+}
+const settle = (ms = 400) => new Promise((r) => setTimeout(r, ms));
+
+describe('head notifications only for waiters (migration 018)', () => {
+  it('an append nobody waits for sends no NOTIFY; a registered key does, until it ends or expires', async () => {
+    const l = await listen();
+    try {
+      const key = headKey({ entityType: 'memo', entityId: 'q1' });
+      await append('q1', 'one');
+      await append('q1', 'two');
+      await settle();
+      expect(l.got).toEqual([]);
+
+      const { rows } = await l.client.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [
+        key,
+      ]);
+      await append('q1', 'three');
+      await append('q2', 'other entity');
+      await settle();
+      expect(l.got).toEqual([key]);
+
+      await l.client.query('select cairn.head_wait_end($1)', [rows[0]!.id]);
+      const { rows: left } = await db.adminPool.query<{ n: number }>(
+        'select count(*)::int as n from cairn.head_waiters where key = $1',
+        [key],
+      );
+      expect(left[0]!.n).toBe(0);
+      await append('q1', 'four');
+      await settle();
+      expect(l.got).toEqual([key]);
+
+      // A registration past its expiry is ignored (and swept by the next registration).
+      await l.client.query('select cairn.head_wait_begin($1, 1)', [key]);
+      await settle(50);
+      await append('q1', 'five');
+      await settle();
+      expect(l.got).toEqual([key]);
+    } finally {
+      await l.end();
+    }
+  });
+
+  it('the batch path notifies a waiter once per moved head, and only for the heads waited for', async () => {
+    const l = await listen();
+    try {
+      const k3 = headKey({ entityType: 'memo', entityId: 'q3' });
+      await l.client.query('select cairn.head_wait_begin($1, 60000)', [k3]);
+      await appendObservations(
+        db.pool,
+        registry,
+        ['q3', 'q4', 'q3'].map((entityId, i) => ({
+          entityType: 'memo',
+          entityId,
+          type: 'wait.note',
+          fields: { text: `b${i}` },
+          scope: 'global',
+        })),
+        ctx(),
+      );
+      await settle();
+      expect(l.got).toEqual([k3]);
+    } finally {
+      await l.end();
+    }
+  });
+
+  it('the application role cannot touch registrations but through the functions, and only its own', async () => {
+    const key = headKey({ entityType: 'memo', entityId: 'q5' });
+    await expect(db.pool.query('select * from cairn.head_waiters')).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      db.pool.query(
+        `insert into cairn.head_waiters (key, expires_at) values ($1, now() + interval '1 hour')`,
+        [key],
+      ),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(db.pool.query('select cairn.head_wait_begin($1, 1000)', ['short'])).rejects.toMatchObject({
+      code: '22023',
+    });
+    const mine = await db.adminPool.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [
+      key,
+    ]);
+    // Another session (the pool's) ends nothing of this one's.
+    await db.pool.query('select cairn.head_wait_end($1)', [mine.rows[0]!.id]);
+    const { rows } = await db.adminPool.query<{ n: number }>(
+      'select count(*)::int as n from cairn.head_waiters where id = $1',
+      [mine.rows[0]!.id],
+    );
+    expect(rows[0]!.n).toBe(1);
+    await db.adminPool.query('delete from cairn.head_waiters where id = $1', [mine.rows[0]!.id]);
+  });
+
+  it('a waiter registered after the writer’s trigger ran still gets its answer, by poll', async () => {
+    const app = `cairn-race-${Date.now()}`;
+    const pool = createPool(db.url, { max: 2, applicationName: app, headPollMaxMs: 200 });
+    pools.push(pool);
+    const ref = { entityType: 'memo', entityId: 'q6' };
+    const key = headKey(ref);
+    await append('q6', 'one');
+    const l = await listen();
+    try {
+      let read: Promise<{ version: number }> | undefined;
+      await withTransaction(db.pool, async (client) => {
+        // The trigger runs here, before anyone waits: it sees no registration.
+        await append('q6', 'two', client);
+        read = readEntityInScope(pool, grant, 'w', policyOf, ref, { minVersion: 2, waitMs: 10_000 });
+        // The waiter's first check fell short (this append is not committed) and it registered.
+        for (let i = 0; i < 200; i++) {
+          const { rows } = await db.adminPool.query<{ n: number }>(
+            'select count(*)::int as n from cairn.head_waiters where key = $1',
+            [key],
+          );
+          if (rows[0]!.n > 0) break;
+          await settle(10);
+        }
+      });
+      const committed = Date.now();
+      expect((await read!).version).toBe(2);
+      expect(Date.now() - committed).toBeLessThan(2_000);
+      await settle(100);
+      // No notification explains that answer: the commit sent none.
+      expect(l.got).toEqual([]);
+      // And the waiter removed its registration.
+      const { rows } = await db.adminPool.query<{ n: number }>(
+        'select count(*)::int as n from cairn.head_waiters where key = $1',
+        [key],
+      );
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      await l.end();
+    }
   });
 });
