@@ -54,7 +54,11 @@ async function main(): Promise<void> {
   await migrate(url.toString());
   // One connection each, so one backend serves each variant's statements.
   const pool = createPool(url.toString(), { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
-  const owner = createPool(url.toString(), { max: 1, applicationRole: null, applicationName: 'owner' });
+  const owner = createPool(url.toString(), {
+    max: 1,
+    applicationRole: null,
+    applicationName: 'cairn-bench-owner',
+  });
   const probe = await createCpuProbe(url.toString());
   try {
     await registerObservationTypes(pool, benchTypes);
@@ -99,6 +103,10 @@ async function main(): Promise<void> {
       { name: 'getEntityState without its span', op: () => getEntityStateUntraced(pool, policyOf, ref) },
       { name: 'the read statement alone (pool.query)', op: () => pool.query(latestQuery(ref)) },
       { name: 'readEntityInScope', op: () => readEntityInScope(pool, grant, 'profile', policyOf, ref) },
+      {
+        name: 'getEntityState as the owner (no role, no RLS)',
+        op: () => getEntityState(owner, policyOf, ref),
+      },
     ];
     const wall = new Map<string, number[]>();
     const node = new Map<string, number[]>();

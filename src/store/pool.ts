@@ -341,7 +341,7 @@ export async function queryInline<R extends QueryResultRow>(
   scopes?: TransactionScopes,
 ): Promise<QueryResult<R>> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
-  const prefix = setupSql(setup, scopes);
+  const prefix = inlineSetupSql(setup, scopes);
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
@@ -357,6 +357,27 @@ export async function queryInline<R extends QueryResultRow>(
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * setupSql as one statement: the role through set_config('role', …, true), which is SET LOCAL
+ * ROLE (the same membership check, the same error when the role cannot be set), so the setup is
+ * one SELECT instead of two statements.
+ */
+function inlineSetupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
+  const s: TransactionScopes | undefined =
+    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  const calls: string[] = [];
+  if (setup.role !== null) calls.push(`set_config('role', ${escapeLiteral(setup.role)}, true)`);
+  if (s) {
+    calls.push(
+      `set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`,
+      `set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
+    );
+    if (s.taskKey !== undefined)
+      calls.push(`set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)`);
+  }
+  return calls.length === 0 ? '' : `SELECT ${calls.join(', ')}`;
 }
 
 /** A text value as a SQL literal for queryInline; refuses NUL, which Postgres text cannot hold. */
