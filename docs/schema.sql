@@ -1849,6 +1849,52 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.read_current(p_entity_type text, p_entity_id text, p_limit integer)
+ RETURNS TABLE(head integer, snapshot_version integer, snapshot jsonb, rows json)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_after int;
+begin
+  select h.version, s.version, s.state into head, snapshot_version, snapshot
+    from cairn.entity_heads h
+    left join lateral (
+      select s.version, s.state
+        from cairn.entity_snapshots s
+        join cairn.observations o
+          on o.entity_type = s.entity_type and o.entity_id = s.entity_id and o.entity_version = s.version
+         and o.chain_hash = s.chain_hash
+       where s.entity_type = h.entity_type and s.entity_id = h.entity_id and s.version <= h.version
+       order by s.version desc
+       limit 1) s on true
+   where h.entity_type = p_entity_type and h.entity_id = p_entity_id;
+  if head is null then
+    return next;
+    return;
+  end if;
+  if snapshot_version = head then
+    rows := '[]'::json;
+    return next;
+    return;
+  end if;
+  v_after := coalesce(snapshot_version, 0);
+  select coalesce(json_agg(r order by r.entity_version), '[]'::json) into rows
+    from (select o.id, o.entity_version, o.type, o.schema_version, o.kind, o.fields, o.target_id, o.agent_id,
+                 o.role, o.task_key,
+                 case when o.kind = 'retraction' then
+                   (select t.entity_version from cairn.observations t where t.id = o.target_id) end as target_version
+            from cairn.observations o
+           where o.entity_type = p_entity_type and o.entity_id = p_entity_id
+             and o.entity_version > v_after and o.entity_version <= head
+           order by o.entity_version
+           limit p_limit) r;
+  return next;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer)
  RETURNS TABLE(head integer, snapshot_version integer, snapshot_state jsonb, rows json)
  LANGUAGE plpgsql
@@ -2404,6 +2450,8 @@ grant execute on function cairn.observation_types_hash() to public;
 grant execute on function cairn.provenance_hash(p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text, p_idempotency_key text) to public;
 grant execute on function cairn.raise_idempotency_conflict(item_index integer, key text, existing_id uuid) to public;
 grant execute on function cairn.raise_scope_error(p_code text, p_message text, p_access text, p_role text, p_scope text, p_granted text[], p_entity text, p_entity_scope text) to public;
+grant execute on function cairn.read_current(p_entity_type text, p_entity_id text, p_limit integer) to cairn_app;
+grant execute on function cairn.read_current(p_entity_type text, p_entity_id text, p_limit integer) to public;
 grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to cairn_app;
 grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to public;
 grant execute on function cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[]) to cairn_app;

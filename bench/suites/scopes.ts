@@ -1,7 +1,8 @@
 /**
  * Scopes (issue "Coordination", invariant 7): what a step's scoped entity read costs over a
  * read as it was before scopes. A scoped read is a transaction whose settings row-level
- * security reads (readEntityInScope: BEGIN + settings in one round trip, the read, COMMIT).
+ * security reads (readEntityInScope: the role, the settings and the read in one message, which
+ * Postgres runs as one implicit transaction; src/store/pool.ts queryInline).
  * Two more rows split that cost into the transaction's and the policies'.
  */
 import type { EntityRef } from '../../src/shared/observation';

@@ -323,6 +323,76 @@ export async function queryWithScopes<R extends QueryResultRow>(
 }
 
 /**
+ * Runs one read-only statement on the pool with the pool's role and scope settings (or the given
+ * scope lists) in ONE simple-protocol message and no BEGIN / COMMIT: `SET LOCAL ROLE …;
+ * SELECT set_config(…, true); <statement>`. Postgres runs the statements of one Query message as
+ * one implicit transaction: the role and settings are transaction-local to it and end with it,
+ * and when the setup fails the rest of the message is skipped, so the statement never runs as
+ * the login (test/integration/poolPipelining.test.ts). A single message passes PgBouncer in
+ * transaction mode like any transaction. It saves the BEGIN and COMMIT messages and their
+ * answers (Postgres and Node work per read, measured in bench/README.md).
+ *
+ * The simple protocol has no parameters: `statement` must be ONE statement built from values the
+ * caller turned into literals itself (inlineText / inlineInt), never from text it did not escape.
+ */
+export async function queryInline<R extends QueryResultRow>(
+  pool: Pool,
+  statement: string,
+  scopes?: TransactionScopes,
+): Promise<QueryResult<R>> {
+  const setup = setups.get(pool) ?? { role: null, allScopes: false };
+  const prefix = inlineSetupSql(setup, scopes);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const raw =
+      (client as unknown as Record<symbol, QueryFn | undefined>)[RAW_QUERY] ?? client.query.bind(client);
+    const result = (await raw(prefix === '' ? statement : `${prefix}; ${statement}`)) as
+      QueryResult<R> | QueryResult<R>[];
+    return Array.isArray(result) ? (result.at(-1) as QueryResult<R>) : result;
+  } catch (err) {
+    // An implicit transaction ends with its message, failed or not; a client that says otherwise is not reused.
+    if (inTransaction(client)) broken = err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * setupSql as one statement: the role through set_config('role', …, true), which is SET LOCAL
+ * ROLE (the same membership check, the same error when the role cannot be set), so the setup is
+ * one SELECT instead of two statements.
+ */
+function inlineSetupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
+  const s: TransactionScopes | undefined =
+    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  const calls: string[] = [];
+  if (setup.role !== null) calls.push(`set_config('role', ${escapeLiteral(setup.role)}, true)`);
+  if (s) {
+    calls.push(
+      `set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`,
+      `set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
+    );
+    if (s.taskKey !== undefined)
+      calls.push(`set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)`);
+  }
+  return calls.length === 0 ? '' : `SELECT ${calls.join(', ')}`;
+}
+
+/** A text value as a SQL literal for queryInline; refuses NUL, which Postgres text cannot hold. */
+export function inlineText(value: string): string {
+  if (value.includes('\0')) throw new RangeError('a text value for SQL cannot contain NUL characters');
+  return escapeLiteral(value);
+}
+
+/** An integer as a SQL literal for queryInline. */
+export function inlineInt(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new RangeError(`not a safe integer: ${value}`);
+  return String(value);
+}
+
+/**
  * Starts a transaction on a pooled client with the pool's role and the given scope lists
  * (Postgres array literals) in one round trip: withScope's BEGIN.
  */

@@ -20,11 +20,20 @@ import {
   foldLatest,
   getEntityStateUntraced,
   getEntityVersion,
+  inlinable,
   latestQuery,
+  latestStatement,
   type EntityStateOptions,
   type LatestRow,
 } from './observations/read';
-import { beginWithScopes, forgetTransaction, pgError, queryWithScopes, type Queryable } from './pool';
+import {
+  beginWithScopes,
+  forgetTransaction,
+  pgError,
+  queryInline,
+  queryWithScopes,
+  type Queryable,
+} from './pool';
 import { inReadSpan } from '../telemetry/instrument';
 
 /** SQLSTATEs raised by migration 006's trigger. */
@@ -193,14 +202,17 @@ async function readInScope(
     }
     readOpts = { ...opts, waitMs: 0 };
   }
-  // The everyday read: one statement, with BEGIN, the grant and COMMIT pipelined around it (one
-  // round trip); the general path below when it cannot answer alone (see foldLatest).
+  // The everyday read: one statement sent with the role and the grant in one message, which
+  // Postgres runs as one implicit transaction (queryInline: no BEGIN / COMMIT); the general path
+  // below when it cannot answer alone (see foldLatest).
   if (
     readOpts?.asOfVersion === undefined &&
     readOpts?.asOfTime === undefined &&
     readOpts?.without === undefined
   ) {
-    const { rows } = await queryWithScopes<LatestRow>(pool, scopeLists(grant), latestQuery(ref));
+    const { rows } = inlinable(ref)
+      ? await queryInline<LatestRow>(pool, latestStatement(ref), scopeLists(grant))
+      : await queryWithScopes<LatestRow>(pool, scopeLists(grant), latestQuery(ref));
     const fast = await foldLatest(pool, policyOf, ref, rows[0], readOpts);
     if (fast) return fast;
   }

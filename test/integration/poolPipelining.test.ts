@@ -3,12 +3,13 @@
  * COMMIT go out together, and a transaction's BEGIN travels with its first statement. What must
  * still hold: nothing runs as the login, each lone statement is a transaction of its own, a
  * failure leaves the connection outside any transaction with the right error, and a scoped
- * transaction's first statement already sees its grant.
+ * transaction's first statement already sees its grant. queryInline (a read sent with its setup
+ * in one message, no BEGIN / COMMIT) keeps the same rules.
  */
 import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, withTransaction } from '../../src/store/pool';
+import { createPool, inlineInt, inlineText, queryInline, withTransaction } from '../../src/store/pool';
 import { withScope } from '../../src/store/scope';
 import { testDatabase, type TestDatabase } from '../helpers/database';
 
@@ -139,5 +140,112 @@ describe('transactions with a pipelined BEGIN', () => {
     } finally {
       await bad.end();
     }
+  });
+});
+
+describe('queryInline: the setup and one statement in one message, no BEGIN / COMMIT', () => {
+  const probe = `select pg_catalog.txid_current()::text as tx, current_user::text as u,
+                        current_setting('cairn.read_scopes', true) as r, current_setting('cairn.write_scopes', true) as w`;
+  type Probe = { tx: string; u: string; r: string; w: string };
+
+  it("runs as cairn_app with the pool's grant or the given one, transaction-local, in a transaction of its own", async () => {
+    const a = (await queryInline<Probe>(one, probe)).rows[0];
+    expect(a).toMatchObject({ u: 'cairn_app', r: '{*}', w: '{*}' });
+    const b = (await queryInline<Probe>(one, probe, { read: '{"task:t1"}', write: '{}' })).rows[0];
+    expect(b).toMatchObject({ u: 'cairn_app', r: '{"task:t1"}', w: '{}' });
+    expect(b?.tx).not.toBe(a?.tx);
+    // Nothing outlives the message: the connection (the pool's only one) is outside any
+    // transaction, and a statement sent past the role guard (a message starting with COMMIT
+    // passes it as is) runs as the login with no grant.
+    const client = await one.connect();
+    try {
+      expect(client.getTransactionStatus()).toBe('I');
+      const raw = (await client.query(`commit; ${probe}, session_user::text as login`)) as unknown as
+        pg.QueryResult<Probe & { login: string }>[] | pg.QueryResult<Probe & { login: string }>;
+      const after = (Array.isArray(raw) ? raw.at(-1) : raw)?.rows[0];
+      expect(after?.u).toBe(after?.login);
+      expect(after?.u).not.toBe('cairn_app');
+      expect([null, '']).toContain(after?.r);
+    } finally {
+      client.release();
+    }
+    const { rows } = await db.adminPool.query<{ n: string }>(
+      `select count(*)::text as n from pg_stat_activity where application_name = 'cairn-test-pipeline' and state like 'idle in transaction%'`,
+    );
+    expect(rows).toEqual([{ n: '0' }]);
+  });
+
+  it('row-level security applies with the given grant', async () => {
+    await db.adminPool.query(
+      `create table if not exists public.inline_probe (id int primary key, scope text not null);
+       alter table public.inline_probe enable row level security;
+       drop policy if exists inline_probe_in_scope on public.inline_probe;
+       create policy inline_probe_in_scope on public.inline_probe for select to cairn_app
+         using (scope = any (current_setting('cairn.read_scopes', true)::text[]) or '*' = any (current_setting('cairn.read_scopes', true)::text[]));
+       grant select on public.inline_probe to cairn_app;
+       truncate public.inline_probe;
+       insert into public.inline_probe values (1, 'task:a'), (2, 'task:b');`,
+    );
+    const ids = async (read?: string) =>
+      (
+        await queryInline<{ id: number }>(
+          one,
+          'select id from public.inline_probe order by id',
+          read === undefined ? undefined : { read, write: '{}' },
+        )
+      ).rows.map((r) => r.id);
+    expect(await ids()).toEqual([1, 2]);
+    expect(await ids('{"task:a"}')).toEqual([1]);
+    expect(await ids('{"task:c"}')).toEqual([]);
+  });
+
+  it('a role that cannot be set fails the message: the statement never runs as the login', async () => {
+    const bad = createPool(db.url, { max: 1, applicationRole: 'cairn_no_such_role' });
+    try {
+      await expect(
+        queryInline(bad, 'create table public.inline_should_not_exist (x int)'),
+      ).rejects.toMatchObject({
+        code: '22023',
+      });
+      const { rows } = await db.adminPool.query(`select to_regclass('public.inline_should_not_exist') as t`);
+      expect(rows).toEqual([{ t: null }]);
+      // The connection is usable and outside any transaction afterwards.
+      await expect(bad.query('select 1')).rejects.toMatchObject({ code: '22023' });
+    } finally {
+      await bad.end();
+    }
+  });
+
+  it('a failing statement throws its own error and leaves the connection outside any transaction', async () => {
+    await expect(queryInline(one, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
+    const client = await one.connect();
+    try {
+      expect(client.getTransactionStatus()).toBe('I');
+    } finally {
+      client.release();
+    }
+    expect((await queryInline<{ u: string }>(one, 'select current_user::text as u')).rows).toEqual([
+      { u: 'cairn_app' },
+    ]);
+  });
+
+  it('literals: any text round-trips as itself (property); NUL and unsafe integers are refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: 'binary' }).filter((t) => !t.includes('\0')),
+        async (text) => {
+          const { rows } = await queryInline<{ t: string; n: string }>(
+            one,
+            `select ${inlineText(text)}::text as t, ${inlineInt(text.length)}::text as n`,
+          );
+          // Lone surrogates are not UTF-8: both protocols send them as U+FFFD.
+          expect(rows).toEqual([{ t: Buffer.from(text).toString(), n: String(text.length) }]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(() => inlineText('a\0b')).toThrow(RangeError);
+    expect(() => inlineInt(1.5)).toThrow(RangeError);
+    expect(() => inlineInt(2 ** 60)).toThrow(RangeError);
   });
 });

@@ -121,6 +121,19 @@ describe('getEntityState', () => {
     expect(await getEntityVersion(db.pool, ref)).toBe(0);
   });
 
+  it('reads refs whose text needs quoting as themselves; a NUL in a ref is refused by Postgres as before', async () => {
+    // The current-state read on the pool carries the ref as SQL literals (queryInline).
+    for (const id of [`o'brien`, `back\\slash'; select 1; --`, `ü$$ \\' e'x`]) {
+      const ref = company(id);
+      await append(ref, [{ name: ref.entityId }]);
+      const state = await getEntityState(db.pool, policyOf, ref);
+      expect(state).toMatchObject({ ...ref, version: 1, fields: { name: { value: ref.entityId } } });
+    }
+    await expect(getEntityState(db.pool, policyOf, company('nul\0id'))).rejects.toMatchObject({
+      code: '22021',
+    });
+  });
+
   it('reads as of a version', async () => {
     const ref = company('versions');
     await append(ref, [{ hq: 'Paris' }, { hq: 'Lyon' }, { hq: 'Nice' }]);

@@ -17,11 +17,14 @@ import {
   getEntityHistory,
   getEntityState,
   latestQuery,
+  latestStatement,
   type LatestRow,
   type ReadStats,
 } from '../../src/store/observations/read';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
 import { SNAPSHOT_EVERY, SNAPSHOT_FORMAT, saveSnapshots } from '../../src/store/observations/snapshots';
+import { queryInline, withTransaction } from '../../src/store/pool';
+import { readEntityInScope } from '../../src/store/scope';
 import { testDatabase, type TestDatabase } from '../helpers/database';
 
 const fields = {
@@ -239,17 +242,22 @@ describe('snapshot-accelerated reads', () => {
 
   it('the current state in one statement equals the full fold, whatever snapshots exist (property)', async () => {
     // getEntityState without asOf* folds latestQuery's row (foldLatest) or falls back to the
-    // general path; either way the state must be the full fold of the whole history.
+    // general path; either way the state must be the full fold of the whole history. Sent on
+    // the pool (one message with its setup, queryInline), on a client in a transaction, and
+    // scoped (readEntityInScope). A snapshot at the head (atHead) is returned as stored.
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.record({ op: opArb, newBatch: fc.boolean() }), { minLength: 1, maxLength: 25 }),
         fc.uniqueArray(fc.nat(), { maxLength: 4 }),
         fc.boolean(),
-        async (steps, snapshotPicks, writeSnapshots) => {
+        fc.boolean(),
+        async (steps, snapshotPicks, writeSnapshots, atHead) => {
           const ref = company('latest');
           const n = await appendOps(ref, steps);
           const history = await fullHistory(ref);
-          const snapshotVersions = [...new Set(snapshotPicks.map((p) => 1 + (p % n)))];
+          const snapshotVersions = [
+            ...new Set([...snapshotPicks.map((p) => 1 + (p % n)), ...(atHead ? [n] : [])]),
+          ];
           await saveSnapshots(
             db.pool,
             ref,
@@ -266,12 +274,30 @@ describe('snapshot-accelerated reads', () => {
           expect(s.folded).toBe(n - s.snapshotVersion);
           // Twice: the first read may have stored a checkpoint the second starts from.
           expect(await getEntityState(db.pool, policyOf, ref, { minVersion: n })).toStrictEqual(full);
+          expect(
+            await withTransaction(db.pool, (c) =>
+              getEntityState(c, policyOf, ref, { writeSnapshots: false }),
+            ),
+          ).toStrictEqual(full);
+          expect(
+            await readEntityInScope(db.pool, { read: ['task:snap'], write: [] }, 'test', policyOf, ref),
+          ).toStrictEqual(full);
           const [row] = (await db.pool.query<LatestRow>(latestQuery(ref))).rows;
+          const [inline] = (await queryInline<LatestRow>(db.pool, latestStatement(ref))).rows;
+          expect(inline).toStrictEqual(row);
+          expect(row?.head).toBe(n);
           const fast = await foldLatest(db.pool, policyOf, ref, row, { writeSnapshots: false });
           // Without retractions in its window the statement always answers alone.
           const window = history.filter((o) => o.entityVersion > (row?.snapshot_version ?? 0));
           if (!window.some((o) => o.kind === 'retraction')) expect(fast).toBeDefined();
           if (fast) expect(fast).toStrictEqual(full);
+          if (atHead) {
+            // The snapshot at the head, and nothing to fold: the statement fetched no rows.
+            expect(row).toMatchObject({ snapshot_version: n, rows: [] });
+            const at = stats();
+            expect(await getEntityState(db.pool, policyOf, ref, { stats: at })).toStrictEqual(full);
+            expect(at).toEqual({ snapshotVersion: n, folded: 0, snapshotsWritten: 0 });
+          }
         },
       ),
       { numRuns: 30 },
@@ -297,7 +323,7 @@ describe('snapshot-accelerated reads', () => {
     // As the owner: the application role cannot insert snapshots (migration 009).
     await db.adminPool.query(
       `insert into cairn.entity_snapshots (entity_type, entity_id, version, state)
-       values ($1, $2, 4, $3), ($1, $2, 5, $4), ($1, $2, 2, $5)`,
+       values ($1, $2, 4, $3), ($1, $2, 5, $4), ($1, $2, 2, $5), ($1, $2, 6, $6)`,
       [
         ref.entityType,
         ref.entityId,
@@ -308,6 +334,8 @@ describe('snapshot-accelerated reads', () => {
           format: SNAPSHOT_FORMAT,
           state: reduceEntity(ref, history, policyOf, { upToVersion: 2 }),
         }),
+        // At the head, of another format: the one-statement read returns it, and must not use it.
+        JSON.stringify({ format: SNAPSHOT_FORMAT + 1, state: { ...bogus, version: 6 } }),
       ],
     );
     const s = stats();

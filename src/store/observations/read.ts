@@ -28,7 +28,8 @@ import {
   type RetractionLink,
   type Withdrawals,
 } from '../../shared/reducer';
-import type { Queryable } from '../pool';
+import { Pool } from 'pg';
+import { inlineInt, inlineText, queryInline, type Queryable } from '../pool';
 import { assertReadGrant } from '../readGrant';
 import { observationColumns, parseObservationRow } from './rows';
 import {
@@ -96,7 +97,11 @@ export async function getEntityStateUntraced(
   // The everyday read (current state): one statement, folded here; the general path below only
   // when that statement cannot answer alone (see foldLatest).
   if (opts.asOfVersion === undefined && opts.asOfTime === undefined && opts.without === undefined) {
-    const { rows } = await db.query<LatestRow>(latestQuery(ref));
+    // On the pool: one message, no BEGIN / COMMIT (queryInline); on a client: its transaction.
+    const { rows } =
+      db instanceof Pool && inlinable(ref)
+        ? await queryInline<LatestRow>(db, latestStatement(ref))
+        : await db.query<LatestRow>(latestQuery(ref));
     const fast = await foldLatest(db, policyOf, ref, rows[0], opts);
     if (fast) return fast;
   }
@@ -114,35 +119,48 @@ export async function getEntityStateUntraced(
   return state;
 }
 
-/** What latestQuery returns: the head, the newest usable snapshot and the rows after it. */
+/** What latestQuery returns: the head, the newest bound snapshot (its stored document) and the rows after it. */
 export interface LatestRow {
   head: number | null;
   snapshot_version: number | null;
-  snapshot_state: unknown;
-  rows: FoldRow[];
+  /** The snapshot as stored: `{ format, state }` (./snapshots.ts), of any format. */
+  snapshot: unknown;
+  rows: FoldRow[] | null;
 }
 
 /**
- * The current state's inputs in one statement, cairn.read_latest (one round trip; with the pool's
- * pipelining, one round trip including its transaction): the head, the newest snapshot bound to
- * its version's chain hash (the same rule as loadSnapshot), and the rows after it, as JSON.
+ * The current state's inputs in one statement, cairn.read_current (migration 019; one round
+ * trip): the head, the newest snapshot bound to its version's chain hash (the rule of
+ * loadSnapshot) as stored, and the rows after it as JSON (none when the snapshot is the head).
  */
 export function latestQuery(ref: EntityRef): { text: string; values: unknown[] } {
-  // Unnamed: cairn.read_latest (migration 014) keeps its own plans, and an unnamed statement
-  // passes PgBouncer in transaction mode (a named one would collide between client connections).
+  // Unnamed: cairn.read_current keeps its own plans, and an unnamed statement passes PgBouncer
+  // in transaction mode (a named one would collide between client connections).
   return {
-    text: 'select head, snapshot_version, snapshot_state, rows from cairn.read_latest($1, $2, $3::int, $4::int)',
-    values: [ref.entityType, ref.entityId, SNAPSHOT_FORMAT, SNAPSHOT_EVERY],
+    text: 'select head, snapshot_version, snapshot, rows from cairn.read_current($1, $2, $3::int)',
+    values: [ref.entityType, ref.entityId, SNAPSHOT_EVERY],
   };
+}
+
+/** latestQuery with its values as literals, for queryInline (see inlinable). */
+export function latestStatement(ref: EntityRef): string {
+  return `select head, snapshot_version, snapshot, rows from cairn.read_current(${inlineText(ref.entityType)}, ${inlineText(ref.entityId)}, ${inlineInt(SNAPSHOT_EVERY)})`;
+}
+
+/** A ref queryInline can carry as literals (Postgres text holds no NUL; such a ref takes latestQuery and fails there as before). */
+export function inlinable(ref: EntityRef): boolean {
+  return !ref.entityType.includes('\0') && !ref.entityId.includes('\0');
 }
 
 /**
  * The current state from latestQuery's row, or undefined when the general path must answer:
  * no observations (or no grant: the general path says which), a head below `minVersion` (it
- * waits or refuses), a snapshot that fails its check, a window it did not fetch whole, a
- * retraction reaching below the snapshot (the fold must start lower), or a checkpoint to store
- * (aligned version in the window). Otherwise it is exactly foldTo's fold: the newest snapshot
- * plus every row after it, with the window's withdrawals.
+ * waits or refuses), a snapshot of another format or failing its check, a window it did not
+ * fetch whole, a retraction reaching below the snapshot (the fold must start lower), or a
+ * checkpoint to store (aligned version in the window). Otherwise it is exactly foldTo's fold:
+ * the newest snapshot plus every row after it, with the window's withdrawals. A snapshot at the
+ * head is the state as stored: Postgres checked its binding to the head's chain hash in the
+ * same statement, and there is nothing to fold.
  */
 export async function foldLatest(
   db: Queryable,
@@ -155,12 +173,18 @@ export async function foldLatest(
   if (!row || head === 0 || head < (opts.minVersion ?? 0)) return undefined;
   let base = emptyEntityState(ref);
   if (row.snapshot_version !== null) {
-    if (!isStateOf(row.snapshot_state, ref, row.snapshot_version)) return undefined;
-    base = row.snapshot_state;
+    const doc = row.snapshot as { format?: unknown; state?: unknown } | null;
+    if (doc?.format !== SNAPSHOT_FORMAT || !isStateOf(doc.state, ref, row.snapshot_version)) return undefined;
+    base = doc.state;
   }
   const rows = Array.isArray(row.rows) ? row.rows : [];
   if (rows.length !== head - base.version || rows.at(-1)?.entity_version !== (rows.length ? head : undefined))
     return undefined;
+  if (rows.length === 0) {
+    if (opts.stats)
+      Object.assign(opts.stats, { snapshotVersion: base.version, folded: 0, snapshotsWritten: 0 });
+    return base;
+  }
   if (
     (opts.writeSnapshots ?? true) &&
     Math.floor(head / SNAPSHOT_EVERY) > Math.floor(base.version / SNAPSHOT_EVERY)
