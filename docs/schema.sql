@@ -536,8 +536,8 @@ CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON c
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER effects_guard BEFORE DELETE OR UPDATE ON cairn.effects FOR EACH ROW EXECUTE FUNCTION cairn.effects_guard();
 CREATE TRIGGER effects_no_truncate BEFORE TRUNCATE ON cairn.effects FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
-CREATE TRIGGER entity_heads_notify_insert AFTER INSERT ON cairn.entity_heads FOR EACH ROW WHEN ((new.version > 0)) EXECUTE FUNCTION cairn.notify_head_moved();
-CREATE TRIGGER entity_heads_notify_update AFTER UPDATE OF version ON cairn.entity_heads FOR EACH ROW WHEN ((new.version <> old.version)) EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_insert AFTER INSERT ON cairn.entity_heads FOR EACH ROW WHEN (((new.version > 0) AND (pg_relation_size('cairn.head_waiters'::regclass) > 0))) EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_update AFTER UPDATE OF version ON cairn.entity_heads FOR EACH ROW WHEN (((new.version <> old.version) AND (pg_relation_size('cairn.head_waiters'::regclass) > 0))) EXECUTE FUNCTION cairn.notify_head_moved();
 CREATE TRIGGER entity_snapshots_bind BEFORE INSERT OR UPDATE ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_bind();
 CREATE TRIGGER entity_snapshots_set_scope BEFORE INSERT ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_set_scope();
 CREATE TRIGGER episode_summary_members_append_only BEFORE DELETE OR UPDATE ON cairn.episode_summary_members FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
