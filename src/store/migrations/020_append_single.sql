@@ -15,8 +15,9 @@
 --    (pg_relation_size > 0, one lseek; no query, no plpgsql call). A live registration is a row,
 --    so the table then has a page and the trigger runs and checks as before. The table is empty
 --    on disk until the first registration, and again after (auto)vacuum truncates it once every
---    registration is gone: a log nobody waits on pays no trigger call per append (about a tenth
---    of a single append's Postgres time, bench/README.md).
+--    registration is gone: a log nobody waits on pays no trigger call per append (a few per cent
+--    of a single append's Postgres time, bench/README.md). The size check takes the table's
+--    AccessShareLock, which waits only behind vacuum's brief truncation lock.
 --
 -- Non-breaking: both functions keep their signatures, results and errors; the two triggers are
 -- recreated under their names with a narrower WHEN (who is notified is unchanged). Older code
