@@ -240,6 +240,21 @@ describe('fields written with raw SQL', () => {
     return (err as Error).message;
   };
 
+  it('are refused for their fields before their scope (one pass since migration 020, same order)', async () => {
+    // Scope global outside the grant, and fields that break the type: the field problem wins.
+    const teamOnly = { read: '{*}', write: '{team:x}' };
+    const bad = await asApp(teamOnly, (c) =>
+      rawAppend(c, company('raw-order'), '{"name":"x","evil":1}'),
+    ).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ code: 'CN006' });
+    expect((bad as Error).message).toMatch(/fields\.evil: not a field of this type/);
+    // The same row with good fields: the grant refuses it.
+    const good = await asApp(teamOnly, (c) => rawAppend(c, company('raw-order'), '{"name":"x"}')).catch(
+      (e: unknown) => e,
+    );
+    expect(good).toMatchObject({ code: 'CNS01' });
+  });
+
   it('are refused when they break the type’s keys, types, enums or nesting limit', async () => {
     expect(await refused('{"name":"x","employees":"lots","evil":{"a":1}}')).toMatch(
       /fields\.evil: not a field of this type/,
