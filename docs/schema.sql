@@ -536,8 +536,8 @@ CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON c
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER effects_guard BEFORE DELETE OR UPDATE ON cairn.effects FOR EACH ROW EXECUTE FUNCTION cairn.effects_guard();
 CREATE TRIGGER effects_no_truncate BEFORE TRUNCATE ON cairn.effects FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
-CREATE TRIGGER entity_heads_notify_insert AFTER INSERT ON cairn.entity_heads FOR EACH ROW WHEN ((new.version > 0)) EXECUTE FUNCTION cairn.notify_head_moved();
-CREATE TRIGGER entity_heads_notify_update AFTER UPDATE OF version ON cairn.entity_heads FOR EACH ROW WHEN ((new.version <> old.version)) EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_insert AFTER INSERT ON cairn.entity_heads FOR EACH ROW WHEN (((new.version > 0) AND (pg_relation_size('cairn.head_waiters'::regclass) > 0))) EXECUTE FUNCTION cairn.notify_head_moved();
+CREATE TRIGGER entity_heads_notify_update AFTER UPDATE OF version ON cairn.entity_heads FOR EACH ROW WHEN (((new.version <> old.version) AND (pg_relation_size('cairn.head_waiters'::regclass) > 0))) EXECUTE FUNCTION cairn.notify_head_moved();
 CREATE TRIGGER entity_snapshots_bind BEFORE INSERT OR UPDATE ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_bind();
 CREATE TRIGGER entity_snapshots_set_scope BEFORE INSERT ON cairn.entity_snapshots FOR EACH ROW EXECUTE FUNCTION cairn.entity_snapshots_set_scope();
 CREATE TRIGGER episode_summary_members_append_only BEFORE DELETE OR UPDATE ON cairn.episode_summary_members FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -627,7 +627,16 @@ declare
   v_row         record;
   v_prov        text;
 begin
-  perform cairn.check_provenance(p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt, p_agent_id, p_role);
+  -- Provenance's shape and bound identity (cairn.check_provenance's conditions), tested here as
+  -- one expression; only when it fails does check_provenance run, to name the problem.
+  if (length(p_task_key) <= 512 and length(p_workflow_id) <= 512 and length(p_run_id) <= 512
+      and length(p_activity_id) <= 512 and p_attempt >= 0 and length(p_agent_id) <= 512
+      and length(p_role) <= 512
+      and coalesce(pg_catalog.current_setting('cairn.agent_id', true), '') in ('', p_agent_id)
+      and coalesce(pg_catalog.current_setting('cairn.role', true), '') in ('', p_role)
+      and coalesce(pg_catalog.current_setting('cairn.task_key', true), '') in ('', p_task_key)) is not true then
+    perform cairn.check_provenance(p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt, p_agent_id, p_role);
+  end if;
   v_prov := cairn.provenance_hash(p_task_key, p_workflow_id, p_run_id, p_activity_id, p_attempt, p_agent_id, p_role,
                                   p_idempotency_key);
   if p_target_id is not null or p_derived_from <> '{}' then
@@ -939,38 +948,43 @@ declare
                           else not coalesce('*' = any (v_grant), false) end;
   v_bad   record;
 begin
-  -- Fields (CN006). Rows the compiled check passes are done; the others (refused by it, or of
-  -- a type it does not compile) go through fields_problem, which names the problem. The fence
-  -- (offset 0) keeps the generic check off the rows the compiled one passed.
-  select n.entity_type, n.entity_id, n.entity_version, n.type, n.schema_version, p.problem into v_bad
-    from (select * from new_rows n0
-           where cairn.fields_ok(n0.type, n0.schema_version, n0.fields, n0.kind) is not true
-          offset 0) n
-    join cairn.observation_types t on t.name = n.type and t.version = n.schema_version
-    cross join lateral (select cairn.fields_problem(n.fields, n.kind, t.json_schema) as problem) p
-   where p.problem is not null
+  -- 1. Fields (CN006), scope names (CNS03) and the grant (CNS01), one pass over the new rows; a
+  --    field problem is reported first (the order of 018's separate checks). Rows the compiled
+  --    field check passes are done; for the others (refused by it, or of a type it does not
+  --    compile) fields_problem names the problem, through the CASE, so it runs for them only.
+  --    The fences (offset 0) keep each expression computed once per row.
+  select x.* into v_bad
+    from (select n.*,
+                 case when n.suspect then
+                   (select cairn.fields_problem(n.fields, n.kind, t.json_schema)
+                      from cairn.observation_types t
+                     where t.name = n.type and t.version = n.schema_version)
+                 end as problem
+            from (select n0.entity_type, n0.entity_id, n0.entity_version, n0.type, n0.schema_version,
+                         n0.fields, n0.kind, n0.role, e.scope,
+                         cairn.fields_ok(n0.type, n0.schema_version, n0.fields, n0.kind) is not true as suspect,
+                         not (e.scope = 'global' or (length(e.scope) > 5 and left(e.scope, 5) in ('team:', 'task:')))
+                           as bad_name,
+                         v_bound and not coalesce(e.scope = any (v_grant), false) as bad_grant
+                    from new_rows n0
+                    cross join lateral (select case when n0.scope = 'task' then 'task:' || n0.task_key
+                                                    else n0.scope end as scope) e
+                  offset 0) n
+          offset 0) x
+   where x.problem is not null or x.bad_name or x.bad_grant
+   order by x.problem is null
    limit 1;
   if found then
-    raise exception '%/% version %: % (type %@%)', v_bad.entity_type, v_bad.entity_id, v_bad.entity_version,
-                    v_bad.problem, v_bad.type, v_bad.schema_version
-      using errcode = 'CN006',
-            detail = json_build_object('entity', v_bad.entity_type || '/' || v_bad.entity_id,
-                                       'version', v_bad.entity_version, 'type', v_bad.type,
-                                       'schemaVersion', v_bad.schema_version,
-                                       'path', split_part(v_bad.problem, ':', 1),
-                                       'problem', v_bad.problem)::text;
-  end if;
-
-  -- Scopes 1. Every row names a scope (CNS03) inside the grant (CNS01).
-  select n.role, e.scope,
-         not (e.scope = 'global' or (length(e.scope) > 5 and left(e.scope, 5) in ('team:', 'task:'))) as bad_name
-    into v_bad
-    from new_rows n
-    cross join lateral (select case when n.scope = 'task' then 'task:' || n.task_key else n.scope end as scope) e
-   where not (e.scope = 'global' or (length(e.scope) > 5 and left(e.scope, 5) in ('team:', 'task:')))
-      or (v_bound and not coalesce(e.scope = any (v_grant), false))
-   limit 1;
-  if found then
+    if v_bad.problem is not null then
+      raise exception '%/% version %: % (type %@%)', v_bad.entity_type, v_bad.entity_id, v_bad.entity_version,
+                      v_bad.problem, v_bad.type, v_bad.schema_version
+        using errcode = 'CN006',
+              detail = json_build_object('entity', v_bad.entity_type || '/' || v_bad.entity_id,
+                                         'version', v_bad.entity_version, 'type', v_bad.type,
+                                         'schemaVersion', v_bad.schema_version,
+                                         'path', split_part(v_bad.problem, ':', 1),
+                                         'problem', v_bad.problem)::text;
+    end if;
     if v_bad.bad_name then
       perform cairn.raise_scope_error('CNS03',
         format('"%s" is not a scope: use global, team:<name> or task:<task key>', v_bad.scope),
@@ -983,25 +997,33 @@ begin
       'write', v_bad.role, v_bad.scope, v_grant, null, null);
   end if;
 
-  -- Scopes 2. A new entity takes the scope of its first row (version 1; its head was created by
-  --    this append, or at version 0 by a read receipt). The append holds the heads' row locks,
-  --    so this cannot race another writer.
-  update cairn.entity_heads h
-     set scope = case when n.scope = 'task' then 'task:' || n.task_key else n.scope end
-    from new_rows n
-   where n.entity_version = 1 and h.entity_type = n.entity_type and h.entity_id = n.entity_id and h.scope is null;
-
-  -- Scopes 3. Every row is in its entity's scope (CNS02): one head per entity of the batch.
-  select b.role, b.entity_type, b.entity_id, h.scope as entity_scope,
-         case when b.lo is distinct from h.scope then b.lo else b.hi end as scope
+  -- 2. One statement: a new entity takes the scope of its first row (version 1; its head was
+  --    created by this append, or at version 0 by a read receipt), and every row must be in its
+  --    entity's scope (CNS02). The update's effect is not visible to the same statement's
+  --    select, so the select reads a head still without scope as the scope the update gives it.
+  --    The append holds the heads' row locks, so this cannot race another writer.
+  with b as (
+    select n.entity_type, n.entity_id, min(n.role) as role,
+           min(e.scope) as lo, max(e.scope) as hi,
+           min(e.scope) filter (where n.entity_version = 1) as first_scope
+      from new_rows n
+      cross join lateral (select case when n.scope = 'task' then 'task:' || n.task_key else n.scope end as scope) e
+     group by n.entity_type, n.entity_id
+  ),
+  scoped as (
+    update cairn.entity_heads h
+       set scope = b.first_scope
+      from b
+     where b.first_scope is not null and h.entity_type = b.entity_type and h.entity_id = b.entity_id
+       and h.scope is null
+  )
+  select s.role, s.entity_type, s.entity_id, s.entity_scope,
+         case when s.lo is distinct from s.entity_scope then s.lo else s.hi end as scope
     into v_bad
-    from (select n.entity_type, n.entity_id, min(n.role) as role,
-                 min(case when n.scope = 'task' then 'task:' || n.task_key else n.scope end) as lo,
-                 max(case when n.scope = 'task' then 'task:' || n.task_key else n.scope end) as hi
-            from new_rows n
-           group by n.entity_type, n.entity_id) b
-    join cairn.entity_heads h on h.entity_type = b.entity_type and h.entity_id = b.entity_id
-   where h.scope is distinct from b.lo or b.lo <> b.hi
+    from (select b.role, b.entity_type, b.entity_id, b.lo, b.hi, coalesce(h.scope, b.first_scope) as entity_scope
+            from b
+            join cairn.entity_heads h on h.entity_type = b.entity_type and h.entity_id = b.entity_id) s
+   where s.entity_scope is distinct from s.lo or s.lo <> s.hi
    limit 1;
   if found then
     perform cairn.raise_scope_error('CNS02',

@@ -209,6 +209,58 @@ describe('head notifications only for waiters (migration 018)', () => {
     }
   });
 
+  it('with the registrations table empty on disk the trigger is skipped, and the next registration is still notified', async () => {
+    const l = await listen();
+    try {
+      // Every registration gone and the table truncated by vacuum: no page, so the head
+      // trigger's WHEN (migration 020) skips it (its calls are counted with track_functions).
+      await db.adminPool.query('delete from cairn.head_waiters');
+      await db.adminPool.query('vacuum cairn.head_waiters');
+      const size = await db.adminPool.query<{ n: string }>(
+        `select pg_relation_size('cairn.head_waiters') as n`,
+      );
+      expect(Number(size.rows[0]!.n)).toBe(0);
+      const owner = await db.adminPool.connect();
+      try {
+        await owner.query(`set track_functions = 'all'`);
+        // The trigger function's calls in one transaction of the owner's session, appending
+        // to a new entity and then to the same one (the insert and the update trigger).
+        const triggerCalls = async (entityId: string) => {
+          await owner.query('begin');
+          try {
+            for (const text of ['x', 'y'])
+              await appendObservations(
+                owner,
+                registry,
+                [{ entityType: 'memo', entityId, type: 'wait.note', fields: { text }, scope: 'global' }],
+                ctx(),
+              );
+            const { rows } = await owner.query<{ n: string | null }>(
+              `select pg_stat_get_xact_function_calls('cairn.notify_head_moved'::regproc) as n`,
+            );
+            return Number(rows[0]!.n ?? 0);
+          } finally {
+            await owner.query('commit');
+          }
+        };
+        expect(await triggerCalls('e1')).toBe(0);
+
+        // A registration (any key) gives the table a page: the trigger runs again, for every
+        // moved head, and notifies the registered one.
+        const key = headKey({ entityType: 'memo', entityId: 'e1' });
+        await l.client.query('select cairn.head_wait_begin($1, 60000)', [key]);
+        expect(await triggerCalls('e2')).toBe(2);
+        await append('e1', 'z');
+        await settle();
+        expect(l.got).toEqual([key]);
+      } finally {
+        owner.release();
+      }
+    } finally {
+      await l.end();
+    }
+  });
+
   it('the application role cannot touch registrations but through the functions, and only its own', async () => {
     const key = headKey({ entityType: 'memo', entityId: 'q5' });
     await expect(db.pool.query('select * from cairn.head_waiters')).rejects.toMatchObject({ code: '42501' });

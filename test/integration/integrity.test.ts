@@ -240,6 +240,44 @@ describe('fields written with raw SQL', () => {
     return (err as Error).message;
   };
 
+  it('are refused for their fields before their scope (one pass since migration 020, same order)', async () => {
+    // Scope global outside the grant, and fields that break the type: the field problem wins.
+    const teamOnly = { read: '{*}', write: '{team:x}' };
+    const bad = await asApp(teamOnly, (c) =>
+      rawAppend(c, company('raw-order'), '{"name":"x","evil":1}'),
+    ).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ code: 'CN006' });
+    expect((bad as Error).message).toMatch(/fields\.evil: not a field of this type/);
+    // The same row with good fields: the grant refuses it.
+    const good = await asApp(teamOnly, (c) => rawAppend(c, company('raw-order'), '{"name":"x"}')).catch(
+      (e: unknown) => e,
+    );
+    expect(good).toMatchObject({ code: 'CNS01' });
+
+    // Two rows: the first outside the grant with good fields, the second inside it with bad
+    // fields. Any field problem of the statement is reported before any scope problem.
+    const batch = (fields2: string) =>
+      asApp(teamOnly, (c) =>
+        c.query(
+          `select id from cairn.append_observations(
+             array['company', 'company'], array[$1, $2], array['company.profile', 'company.profile'], array[1, 1],
+             array['assertion', 'assertion'], array['{"name":"x"}', $3]::jsonb[], array['global', 'team:x'],
+             array['{}', '{}'], array[null, null]::jsonb[], array[null, null]::uuid[], array[null, null]::int[],
+             array[$4, $5], array[repeat('ab', 32), repeat('ab', 32)], array[now(), now()],
+             'raw', 'wf', 'run', 'act', 1, 'agent', 'r')`,
+          [
+            company('raw-order-1').entityId,
+            company('raw-order-2').entityId,
+            fields2,
+            randomUUID(),
+            randomUUID(),
+          ],
+        ),
+      ).catch((e: unknown) => e);
+    expect(await batch('{"name":"x","evil":1}')).toMatchObject({ code: 'CN006' });
+    expect(await batch('{"name":"x"}')).toMatchObject({ code: 'CNS01' });
+  });
+
   it('are refused when they break the type’s keys, types, enums or nesting limit', async () => {
     expect(await refused('{"name":"x","employees":"lots","evil":{"a":1}}')).toMatch(
       /fields\.evil: not a field of this type/,
