@@ -21,6 +21,10 @@
 -- BEFORE INSERT trigger (inserts are a resource's first claim and the free rows of claim_next
 -- and register_work_items): the same condition, for every writer, with the CHECK's error code
 -- (23514).
+--
+-- Applying it rewrites claims and claim_events once (a column's type becoming a domain with
+-- checks: Postgres re-checks every row in a rewrite), under an ACCESS EXCLUSIVE lock: claims
+-- wait for it; for a large claim history, apply it in a quiet moment.
 
 create domain cairn.claim_name as text check (length(value) between 1 and 512);
 comment on domain cairn.claim_name is 'A claim''s resource or holder: 1 to 512 characters.';
