@@ -4,34 +4,28 @@
 create table cairn.claim_events (
   seq bigint not null generated always as identity,
   resource text not null,
-  event text not null,
-  token bigint not null,
+  event cairn.claim_event_kind not null,
+  token cairn.claim_event_token not null,
   holder text not null,
   at timestamp with time zone not null,
   expires_at timestamp with time zone not null,
   previous_holder text,
   scope text default cairn.acting_scope(),
-  constraint claim_events_event_check CHECK ((event = ANY (ARRAY['granted'::text, 'renewed'::text, 'released'::text, 'expired-takeover'::text]))),
-  constraint claim_events_pkey PRIMARY KEY (seq),
-  constraint claim_events_token_check CHECK ((token >= 1))
+  constraint claim_events_pkey PRIMARY KEY (seq)
 );
 alter table cairn.claim_events enable row level security;
 
 create table cairn.claims (
-  resource text not null,
-  holder text,
-  token bigint not null default 0,
+  resource cairn.claim_name not null,
+  holder cairn.claim_name,
+  token cairn.claim_token not null default 0,
   acquired_at timestamp with time zone,
   renewed_at timestamp with time zone,
   expires_at timestamp with time zone not null default '-infinity'::timestamp with time zone,
   released_at timestamp with time zone,
   previous_holder text,
   scope text default cairn.acting_scope(),
-  constraint claims_granted_shape CHECK ((((token = 0) = (holder IS NULL)) AND ((token = 0) = (acquired_at IS NULL)))),
-  constraint claims_holder_check CHECK (((length(holder) >= 1) AND (length(holder) <= 512))),
-  constraint claims_pkey PRIMARY KEY (resource),
-  constraint claims_resource_check CHECK (((length(resource) >= 1) AND (length(resource) <= 512))),
-  constraint claims_token_check CHECK ((token >= 0))
+  constraint claims_pkey PRIMARY KEY (resource)
 );
 alter table cairn.claims enable row level security;
 
@@ -531,6 +525,7 @@ CREATE TRIGGER claim_events_no_truncate BEFORE TRUNCATE ON cairn.claim_events FO
 CREATE TRIGGER claims_guard BEFORE UPDATE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.claims_guard();
 CREATE TRIGGER claims_no_delete BEFORE DELETE ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.refuse_claim_delete();
 CREATE TRIGGER claims_no_truncate BEFORE TRUNCATE ON cairn.claims FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_claim_delete();
+CREATE TRIGGER claims_shape_on_insert BEFORE INSERT ON cairn.claims FOR EACH ROW EXECUTE FUNCTION cairn.claims_shape();
 CREATE TRIGGER context_messages_guard BEFORE DELETE OR UPDATE ON cairn.context_messages FOR EACH ROW EXECUTE FUNCTION cairn.context_messages_guard();
 CREATE TRIGGER context_messages_archive_append_only BEFORE DELETE OR UPDATE ON cairn.context_messages_archive FOR EACH ROW EXECUTE FUNCTION cairn.refuse_memory_change();
 CREATE TRIGGER context_messages_archive_no_truncate BEFORE TRUNCATE ON cairn.context_messages_archive FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_memory_change();
@@ -582,6 +577,12 @@ create view cairn.active_quarantines as SELECT q.id,
   WHERE (NOT (EXISTS ( SELECT 1
            FROM cairn.quarantine_lifts l
           WHERE (l.quarantine_id = q.id))));
+
+-- Domains
+create domain cairn.claim_event_kind as text constraint claim_event_kind_check CHECK ((VALUE = ANY (ARRAY['granted'::text, 'renewed'::text, 'released'::text, 'expired-takeover'::text])));
+create domain cairn.claim_event_token as bigint constraint claim_event_token_check CHECK ((VALUE >= 1));
+create domain cairn.claim_name as text constraint claim_name_check CHECK (((length(VALUE) >= 1) AND (length(VALUE) <= 512)));
+create domain cairn.claim_token as bigint constraint claim_token_check CHECK ((VALUE >= 0));
 
 -- Types
 create type cairn.claim_result as (outcome text, resource text, holder text, token bigint, acquired_at timestamp with time zone, expires_at timestamp with time zone, released_at timestamp with time zone, checked_at timestamp with time zone, previous_holder text);
@@ -1379,6 +1380,23 @@ begin
   end if;
   if new.token = old.token and (new.holder is distinct from old.holder or new.acquired_at is distinct from old.acquired_at) then
     raise exception 'cairn.claims: % token % changes holder only by a new grant', old.resource, old.token using errcode = 'CNF03';
+  end if;
+  if (new.token = 0) <> (new.holder is null) or (new.token = 0) <> (new.acquired_at is null) then
+    raise exception 'cairn.claims: a claim has a holder and a grant time exactly when its token is above 0'
+      using errcode = '23514', table = 'claims', schema = 'cairn', constraint = 'claims_granted_shape';
+  end if;
+  return new;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.claims_shape()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if new.token is null or (new.token = 0) <> (new.holder is null) or (new.token = 0) <> (new.acquired_at is null) then
+    raise exception 'cairn.claims: a claim has a holder and a grant time exactly when its token is above 0'
+      using errcode = '23514', table = 'claims', schema = 'cairn', constraint = 'claims_granted_shape';
   end if;
   return new;
 end
@@ -2445,6 +2463,7 @@ grant execute on function cairn.check_references(p_entity_type text[], p_entity_
 grant execute on function cairn.claim(p_resource text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claim_next(p_resources text[], p_kind text, p_holder text, p_ttl_ms integer) to cairn_app;
 grant execute on function cairn.claims_guard() to public;
+grant execute on function cairn.claims_shape() to public;
 grant execute on function cairn.complete_work_item(p_resource text, p_holder text, p_token bigint) to cairn_app;
 grant execute on function cairn.context_messages_guard() to public;
 grant execute on function cairn.derived_children(p_parent uuid) to cairn_app;

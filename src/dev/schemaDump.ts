@@ -109,6 +109,19 @@ export async function dumpSchema(databaseUrl: string): Promise<string> {
       ).map((r) => r.line!),
     );
     section(
+      'Domains',
+      (
+        await q(
+          `select format('create domain %I.%I as %s%s%s;', n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod),
+                         case when t.typnotnull then ' not null' else '' end,
+                         coalesce((select string_agg(' constraint ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' order by c.conname)
+                                     from pg_constraint c where c.contypid = t.oid), '')) as line
+             from pg_type t join pg_namespace n on n.oid = t.typnamespace
+            where n.nspname = $1 and t.typtype = 'd' order by t.typname`,
+        )
+      ).map((r) => r.line!),
+    );
+    section(
       'Types',
       (
         await q(

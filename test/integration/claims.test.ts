@@ -325,6 +325,46 @@ describe('next free resource', () => {
     expect(got.sort()).toEqual([...ids].sort());
   });
 
+  it('sends any candidate ids as themselves (quotes, backslashes, commas, braces, spaces, unicode)', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(
+          fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }).filter((s) => !s.includes('\u0000')),
+          { minLength: 1, maxLength: 5 },
+        ),
+        async (ids) => {
+          const kind = `quoted${run++}`;
+          const got: string[] = [];
+          for (let i = 0; i < ids.length; i++) {
+            const g = await nextFree(db.pool, kind, ids, { holder: `h${i}`, ttlMs: 10_000 });
+            got.push(g!.id);
+            expect(g!.resource).toBe(`${kind}/${g!.id}`);
+          }
+          expect(got).toEqual(ids);
+          expect(await nextFree(db.pool, kind, ids, { holder: 'late', ttlMs: 10_000 })).toBeNull();
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('follows a candidate list the caller changed since the last call (same array, same kind or not)', async () => {
+    const ids = ['c1', 'c2'];
+    expect((await nextFree(db.pool, 'mut', ids, { holder: 'A', ttlMs: 10_000 }))?.id).toBe('c1');
+    ids[1] = 'c3';
+    expect((await nextFree(db.pool, 'mut', ids, { holder: 'B', ttlMs: 10_000 }))?.id).toBe('c3');
+    ids.push('c4');
+    expect((await nextFree(db.pool, 'mut', ids, { holder: 'C', ttlMs: 10_000 }))?.id).toBe('c4');
+    expect((await nextFree(db.pool, 'mut2', ids, { holder: 'D', ttlMs: 10_000 }))?.resource).toBe('mut2/c1');
+    ids[0] = 'x'.repeat(301);
+    await expect(nextFree(db.pool, 'mut', ids, { holder: 'E', ttlMs: 10_000 })).rejects.toThrow(
+      /work item id/,
+    );
+    ids.length = 0;
+    expect(await nextFree(db.pool, 'mut', ids, { holder: 'F', ttlMs: 10_000 })).toBeNull();
+  });
+
   it('hands out registered work items oldest first, never one that is done', async () => {
     expect(await registerWorkItems(db.pool, 'jobs', ['j1', 'j2'])).toBe(2);
     expect(await registerWorkItems(db.pool, 'jobs', ['j1', 'j2', 'j3'])).toBe(1);
@@ -417,6 +457,53 @@ describe('the database refuses to rewrite claims', () => {
     });
     await expect(admin.query(`delete from cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
     await expect(admin.query(`truncate cairn.claim_events`)).rejects.toMatchObject({ code: 'CNF03' });
+  });
+
+  it('refuses the owner malformed rows: names, tokens, events, and a holder without a grant (migration 021)', async () => {
+    const admin = db.adminPool;
+    const bad = [
+      // claims: resource and holder 1 to 512 characters, token ≥ 0 (domains)
+      `insert into cairn.claims (resource) values ('')`,
+      `insert into cairn.claims (resource) values (repeat('r', 513))`,
+      `insert into cairn.claims (resource, holder, token, acquired_at) values ('shape/1', '', 1, now())`,
+      `insert into cairn.claims (resource, token) values ('shape/2', -1)`,
+      // the granted shape on insert (trigger): holder and grant time exactly when token > 0
+      `insert into cairn.claims (resource, holder) values ('shape/3', 'h')`,
+      `insert into cairn.claims (resource, token) values ('shape/4', 1)`,
+      `insert into cairn.claims (resource, holder, token) values ('shape/5', 'h', 1)`,
+      // claim events: a known event, token ≥ 1 (domains)
+      `insert into cairn.claim_events (resource, event, token, holder, at, expires_at) values ('x', 'stolen', 1, 'h', now(), now())`,
+      `insert into cairn.claim_events (resource, event, token, holder, at, expires_at) values ('x', 'granted', 0, 'h', now(), now())`,
+    ];
+    for (const sql of bad) await expect(admin.query(sql), sql).rejects.toMatchObject({ code: '23514' });
+    // The granted shape on update (the guard): a granted claim cannot lose its holder or grant
+    // time, nor a free one gain a holder without a grant.
+    const g = granted(await claim(db.pool, 'shape/live', { holder: 'A', ttlMs: 60_000 }));
+    await expect(
+      admin.query(`update cairn.claims set acquired_at = null where resource = 'shape/live'`),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^(23514|CNF03)$/) });
+    await expect(
+      admin.query(`update cairn.claims set holder = repeat('h', 513) where resource = 'shape/live'`),
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      admin.query(
+        `update cairn.claims set previous_holder = 'p', acquired_at = null, holder = 'A' where resource = 'shape/live'`,
+      ),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^(23514|CNF03)$/) });
+    await admin.query(`insert into cairn.claims (resource) values ('shape/free')`);
+    await expect(
+      admin.query(`update cairn.claims set holder = 'B' where resource = 'shape/free'`),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^(23514|CNF03)$/) });
+    await expect(
+      admin.query(
+        `update cairn.claims set token = 1, holder = null, acquired_at = now(), expires_at = now() + interval '1 minute' where resource = 'shape/free'`,
+      ),
+    ).rejects.toMatchObject({ code: '23514' });
+    expect(
+      (await admin.query(`select count(*)::int as n from cairn.claims where resource like 'shape/%'`)).rows[0]
+        .n,
+    ).toBe(2);
+    expect(g.token).toBe(1);
   });
 });
 

@@ -40,20 +40,15 @@ export async function nextFree(
   checkKind(kind);
   checkName('holder', opts.holder);
   checkTtl(opts.ttlMs);
-  let resources: string[] | null = null;
+  let candidates: string | null = null;
   if (Array.isArray(from)) {
     const ids = from as readonly string[];
-    if (ids.length > CLAIM_LIMITS.maxCandidates)
-      throw new RangeError(`nextFree takes at most ${CLAIM_LIMITS.maxCandidates} candidates`);
-    resources = ids.map((id) => {
-      checkId(id);
-      return workResource(kind, id);
-    });
-    if (resources.length === 0) return null;
+    if (ids.length === 0) return null;
+    candidates = candidateLiteral(kind, ids);
   }
   const { rows } = await db.query({
     ...NEXT_SQL,
-    values: [resources, resources === null ? kind : null, opts.holder, opts.ttlMs],
+    values: [candidates, candidates === null ? kind : null, opts.holder, opts.ttlMs],
   });
   const r = parseClaimResult(rows[0]);
   if (r.outcome === 'none') return null;
@@ -114,6 +109,46 @@ export async function listWorkItems(
     [kind],
   );
   return rows.map((r) => ({ id: r.id, resource: r.resource, done: r.done_by !== null, doneBy: r.done_by }));
+}
+
+interface CandidateList {
+  kind: string;
+  /** A copy of the ids the literal was built from (the caller's array may change). */
+  ids: readonly string[];
+  literal: string;
+}
+
+/**
+ * The candidates' resources (`<kind>/<id>`, in order) as a Postgres text[] literal. A worker
+ * asks for the next free item of the same list over and over: the checked, built and quoted
+ * literal is kept per list (its array object) and reused while kind and ids are unchanged
+ * (compared element by element, far cheaper than checking, joining and quoting them again).
+ */
+const candidateLists = new WeakMap<readonly string[], CandidateList>();
+
+function candidateLiteral(kind: string, ids: readonly string[]): string {
+  const cached = candidateLists.get(ids);
+  if (cached !== undefined && cached.kind === kind && sameIds(cached.ids, ids)) return cached.literal;
+  if (ids.length > CLAIM_LIMITS.maxCandidates)
+    throw new RangeError(`nextFree takes at most ${CLAIM_LIMITS.maxCandidates} candidates`);
+  const quoted = ids.map((id) => {
+    checkId(id);
+    return arrayElement(workResource(kind, id));
+  });
+  const literal = `{${quoted.join(',')}}`;
+  candidateLists.set(ids, { kind, ids: ids.slice(), literal });
+  return literal;
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** One element of a text[] literal: double-quoted, with backslashes and quotes escaped. */
+export function arrayElement(value: string): string {
+  return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
 function checkId(id: string): void {
