@@ -1,9 +1,10 @@
 /**
  * What a workflow run pays for loading the workflow bundle (bench/README.md, "Task throughput,
  * round 2"): replays one stored 1-step task history (test/replay/histories/0.3.0/cairn-v3b-refs.json)
- * and one bare no-op history many times, each replay a fresh workflow in the reusable V8 context
- * (so each pays the per-run module evaluation, as a run after a cache eviction does), against
- * bundle variants, rounds interleaved; prints Node CPU µs per replay. No server needed:
+ * many times, each replay a fresh workflow in the reusable V8 context (so each pays the per-run
+ * module evaluation, as a run after a cache eviction does), against the bundle with and without
+ * the zod preload (src/workflowBundle.ts), rounds interleaved; prints Node CPU µs per replay.
+ * No server needed:
  *
  *   npx tsx bench/workflowLoad.profile.ts [--rounds 3] [--ops 200]
  *
