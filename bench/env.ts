@@ -12,6 +12,7 @@ import { createPool } from '../src/store/pool';
 import { createWorker, type CairnWorker } from '../src/worker';
 import { benchNoopAgent, benchSizedAgent, benchTypes } from './fixtures';
 import { BENCH_WORKFLOWS_PATH, benchTaskActivities } from './benchWorkflows';
+import { workflowBundlerOptions } from '../src/workflowBundle';
 
 export interface BenchSizes {
   /** Measured rounds (a warm-up round comes on top). */
@@ -125,6 +126,8 @@ export async function createBenchEnv(opts: {
       agents: [benchNoopAgent, benchSizedAgent],
       // The calibration workflow is the bench's own, never a production worker's.
       workflowsPath: BENCH_WORKFLOWS_PATH,
+      // Bundled as Cairn's own workflows are (zod preloaded), so the baseline pays the same.
+      bundlerOptions: workflowBundlerOptions(),
       taskActivities: benchTaskActivities,
     });
     running = worker.run();

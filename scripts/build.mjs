@@ -37,6 +37,8 @@ const { bundleWorkflowCode } = require('@temporalio/worker');
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn: (m) => log(m), error: (m) => log(m) };
 // The interceptor modules come from the compiled telemetry module, so the list is defined once.
 const { telemetryWorkflowModules } = require(path.join(dist, 'src', 'telemetry', 'setup.js'));
+// Modules evaluated once per worker instead of once per workflow run (src/workflowBundle.ts).
+const { workflowBundlerOptions } = require(path.join(dist, 'src', 'workflowBundle.js'));
 const bundles = [
   ['workflow-bundle.js', []],
   ['workflow-bundle-otel.js', telemetryWorkflowModules()],
@@ -45,6 +47,7 @@ for (const [file, workflowInterceptorModules] of bundles) {
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(dist, 'workflows', 'index.js'),
     workflowInterceptorModules,
+    ...workflowBundlerOptions(),
     logger: quiet,
   });
   writeFileSync(path.join(dist, file), code);

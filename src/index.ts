@@ -72,6 +72,7 @@ export {
   type CairnTelemetry,
   type StartTelemetryOptions,
 } from './telemetry/setup';
+export { workflowBundlerOptions } from './workflowBundle';
 export { workerDeploymentVersion, cairnVersion } from './workerVersioning';
 
 // Orchestrating: starting tasks, talking to them, reading what agents wrote.

@@ -21,6 +21,7 @@ import { createPool, poolSizeFor, TEMPORAL_DEFAULT_ACTIVITY_CONCURRENCY } from '
 import { checkSchemaCompatible, type SchemaCheck } from './store/schemaCheck';
 import { telemetryWorkflowModules, type CairnTelemetry } from './telemetry/setup';
 import { workerDeploymentOptions } from './workerVersioning';
+import { workflowBundlerOptions } from './workflowBundle';
 
 /**
  * Where the workflow code comes from. An installed package (or a build) has the workflows bundled
@@ -70,6 +71,12 @@ export interface CreateWorkerOptions {
    * workflow this way); with it, `taskActivities` may add the activities those workflows call.
    */
   workflowsPath?: string;
+  /**
+   * Bundler options for a bundle made at start-up. Default: Cairn's (workflowBundlerOptions(),
+   * zod preloaded once per worker) when bundling Cairn's own sources, none for `workflowsPath`
+   * (a preloaded zod is frozen: see src/workflowBundle.ts for what that rules out).
+   */
+  bundlerOptions?: WorkerOptions['bundlerOptions'];
   taskActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
   clock?: () => Date;
   agentId?: (role: string) => string;
@@ -239,14 +246,16 @@ async function startWorkers(
 function workflowSource(
   opts: CreateWorkerOptions,
   interceptors: WorkerOptions['interceptors'],
-): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors'> {
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'bundlerOptions'> {
   if (opts.workflowBundle && opts.workflowsPath)
     throw new Error('createWorker: give workflowBundle or workflowsPath, not both');
   const telemetry = opts.telemetry?.enabled ?? false;
   if (opts.workflowBundle) return { workflowBundle: opts.workflowBundle };
-  const source = opts.workflowsPath
-    ? { workflowsPath: opts.workflowsPath }
-    : defaultWorkflowSource(telemetry);
-  if (!telemetry || 'workflowBundle' in source) return source;
+  const found = opts.workflowsPath ? { workflowsPath: opts.workflowsPath } : defaultWorkflowSource(telemetry);
+  if ('workflowBundle' in found) return found;
+  // Cairn's own sources bundled here get the same preloads as the prebuilt bundles.
+  const bundlerOptions = opts.bundlerOptions ?? (opts.workflowsPath ? undefined : workflowBundlerOptions());
+  const source = { ...found, ...(bundlerOptions ? { bundlerOptions } : {}) };
+  if (!telemetry) return source;
   return { ...source, interceptors: { ...interceptors, workflowModules: telemetryWorkflowModules() } };
 }

@@ -64,7 +64,7 @@ import {
 } from '../src/shared/payloadRefs';
 import { applyMemoryWrite, checkMemoryWrite, memoryWriteConflict } from './workingMemory';
 import { renderStepTable } from './details';
-import { legacyTaskWorkflowV1, type TaskWorkflowArgsV1 } from './legacy/taskV1';
+import type { TaskWorkflowArgsV1 } from './legacy/taskV1';
 import {
   attemptsOnFailure,
   causeChain,
@@ -104,7 +104,12 @@ export const RUN_LIMITS = { signals: 10_000, updates: 2_000, continueAt: 0.8, re
 const ADMIT_BATCH = 200;
 
 export async function taskWorkflow(args: TaskWorkflowArgs): Promise<TaskResult> {
-  if (!patched(TASK_V2_PATCH)) return legacyTaskWorkflowV1(args as unknown as TaskWorkflowArgsV1);
+  if (!patched(TASK_V2_PATCH)) {
+    // Loaded by the runs that take the 0.1.0 path only, so no other run evaluates its schemas
+    // (module code runs again for every workflow run). "eager": in the bundle, no extra chunk.
+    const { legacyTaskWorkflowV1 } = await import(/* webpackMode: "eager" */ './legacy/taskV1');
+    return legacyTaskWorkflowV1(args as unknown as TaskWorkflowArgsV1);
+  }
   const { task, prefix, carried } = parseArgsOrFail(args);
   const info = workflowInfo();
   const state: CarriedState = carried ?? initialState(task, new Date().toISOString());

@@ -59,12 +59,21 @@ export const agreementInputSchema = z
 export type AgreementInput = z.input<typeof agreementInputSchema>;
 export type ParsedAgreementInput = z.output<typeof agreementInputSchema>;
 
+/**
+ * z.guid() with zod's own GUID pattern as a copy made by this module: zod's constant regexes are
+ * frozen when zod is preloaded (src/workflowBundle.ts), and zod resets a pattern's lastIndex
+ * before each test. zod reads `pattern` from the params at run time; its types leave it out.
+ */
+const GUID_PATTERN = {
+  pattern: /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/,
+} as Parameters<typeof z.guid>[0];
+
 export const voteSchema = z.strictObject({
   voter: roleSchema,
   approve: z.boolean(),
   reason: z.string().max(4000),
   /** The `agreement.vote` observation that records this vote. */
-  voteObservationId: z.guid(),
+  voteObservationId: z.guid(GUID_PATTERN),
 });
 export type Vote = z.infer<typeof voteSchema>;
 

@@ -11,6 +11,7 @@ import { expect, it } from 'vitest';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { WORKFLOWS_PATH } from '../../src/worker';
+import { workflowBundlerOptions } from '../../src/workflowBundle';
 
 const dir = path.join(__dirname, 'histories');
 // Append-only: a history is never re-recorded or removed, so code in flight stays guarded.
@@ -23,8 +24,13 @@ it('has stored histories to replay', () => {
 it('replays every stored history without non-determinism', async () => {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    ...workflowBundlerOptions(),
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
   });
+  // Replayed as shipped: zod preloaded once and shared by every history replayed in this one
+  // context (src/workflowBundle.ts). The preload must survive bundling: webpack drops a bare
+  // require of a side-effect-free package.
+  expect(code).toMatch(/preloadModules\(\) \{\s*__webpack_require__\([^)]*zodPreload/);
   const histories = files.map((f) => ({
     workflowId: path.basename(f).replace(/\.json$/, ''),
     history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))),

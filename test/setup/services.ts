@@ -15,6 +15,7 @@ import { ensurePostgresRunning } from '../../src/dev/postgres';
 import { ensureTemporalServer, type TemporalServer } from '../../src/dev/temporalServer';
 import { splitDatabaseUrl } from '../../src/store/database';
 import { WORKFLOWS_PATH } from '../../src/worker';
+import { workflowBundlerOptions } from '../../src/workflowBundle';
 import { createTemplateDatabase } from '../helpers/database';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -71,9 +72,11 @@ export function useTemporal(): Promise<TemporalServices> {
     const bundleDir = path.join(root, '.cairn', `test-${port}`);
     mkdirSync(bundleDir, { recursive: true });
     const workflowBundlePath = path.join(bundleDir, 'workflow-bundle.js');
-    const bundled = bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger }).then(
-      ({ code }) => writeFileSync(workflowBundlePath, code),
-    );
+    const bundled = bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      ...workflowBundlerOptions(),
+      logger: quietLogger,
+    }).then(({ code }) => writeFileSync(workflowBundlePath, code));
     // A fresh history each run, unless a test server is already up (then reuse it).
     const server = await ensureTemporalServer({
       address,

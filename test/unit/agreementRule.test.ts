@@ -1,7 +1,13 @@
 /** The agreement rule (pure): table cases and properties over random vote sequences. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { agreementInputSchema, evaluateAgreement, type AgreementRule } from '../../src/shared/agreement';
+import { z } from 'zod';
+import {
+  agreementInputSchema,
+  evaluateAgreement,
+  voteSchema,
+  type AgreementRule,
+} from '../../src/shared/agreement';
 
 const voters = ['a', 'b', 'c'];
 const v = (voter: string, approve: boolean) => ({ voter, approve });
@@ -79,5 +85,36 @@ describe('agreementInputSchema', () => {
     expect(agreementInputSchema.safeParse({ ...base, rule: { quorum: 3 } }).success).toBe(false);
     expect(agreementInputSchema.safeParse({ ...base, voters: ['a', 'a'] }).success).toBe(false);
     expect(agreementInputSchema.safeParse({ ...base, agreementId: 'has/slash' }).success).toBe(false);
+  });
+});
+
+describe('voteSchema.voteObservationId', () => {
+  const field = voteSchema.shape.voteObservationId;
+
+  it("checks with a copy of zod's GUID pattern, not zod's constant (frozen when zod is preloaded)", () => {
+    const own = (field._zod.def as { pattern?: RegExp }).pattern;
+    expect(own).toBeInstanceOf(RegExp);
+    expect(own).not.toBe(z.regexes.guid);
+    expect(own!.source).toBe(z.regexes.guid.source);
+    expect(own!.flags).toBe(z.regexes.guid.flags);
+  });
+
+  it('accepts and refuses exactly what z.guid() does, with the same message', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uuid(),
+          fc.string(),
+          fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF-'), minLength: 32, maxLength: 38 }),
+        ),
+        (s) => {
+          const ours = field.safeParse(s);
+          const zods = z.guid().safeParse(s);
+          expect(ours.success).toBe(zods.success);
+          if (!ours.success && !zods.success) expect(ours.error.issues).toEqual(zods.error.issues);
+        },
+      ),
+    );
+    expect(field.safeParse('not-a-guid').error?.issues[0]?.message).toBe('Invalid GUID');
   });
 });
