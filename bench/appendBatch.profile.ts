@@ -10,13 +10,11 @@
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadConfig } from '../src/config';
-import { splitDatabaseUrl } from '../src/store/database';
 import { headKey } from '../src/store/headWait';
-import { migrate } from '../src/store/migrate';
 import { appendObservations, type AppendItem } from '../src/store/observations/append';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
 import { createPool } from '../src/store/pool';
+import { createProfileDatabase } from './profileDatabase';
 import { benchFields, benchItem, benchTypes, BENCH_ENTITY_TYPE } from './fixtures';
 import { median } from './harness';
 import { benchProvenance, createRawTable, insertRawBatch, RawRowMaker } from './raw';
@@ -29,7 +27,6 @@ const { values } = parseArgs({
   },
 });
 const rounds = Number(values.rounds);
-if (!/^[a-z_][a-z0-9_]*$/.test(values.database)) throw new Error('--database: a plain lower-case name');
 const DB = values.database;
 
 /** Each variant: what to switch off before the round, and how to switch it back on. */
@@ -68,17 +65,10 @@ const variants: { name: string; off: string; on: string }[] = [
 ];
 
 async function main(): Promise<void> {
-  const base = loadConfig(process.env).databaseUrl;
-  const url = new URL(base);
-  url.pathname = `/${DB}`;
-  const { maintenanceUrl } = splitDatabaseUrl(url.toString());
-  const admin = new pg.Client({ connectionString: maintenanceUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${DB}`);
-  await admin.query(`create database ${DB}`);
-  await migrate(url.toString());
-  const pool = createPool(url.toString(), { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
-  const owner = createPool(url.toString(), { max: 1, applicationRole: null });
+  const scratch = await createProfileDatabase(DB);
+  const url = scratch.url;
+  const pool = createPool(url, { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
+  const owner = createPool(url, { max: 1, applicationRole: null });
   try {
     await registerObservationTypes(pool, benchTypes);
     await createRawTable(owner);
@@ -115,7 +105,7 @@ async function main(): Promise<void> {
           performance.now() - t0,
         ]);
     }
-    if (values.writers) await concurrentWriters(url.toString(), owner, times);
+    if (values.writers) await concurrentWriters(url, owner, times);
     const full = median(times.get(variants[0]!.name)!);
     for (const [name, ts] of times)
       console.log(
@@ -124,8 +114,7 @@ async function main(): Promise<void> {
   } finally {
     await pool.end();
     await owner.end();
-    await admin.query(`drop database if exists ${DB}`);
-    await admin.end();
+    await scratch.drop();
   }
 }
 

@@ -12,13 +12,10 @@
  * Not part of `cairn bench`: an experiment that names the remaining cost (see bench/README.md).
  */
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { loadConfig } from '../src/config';
-import { splitDatabaseUrl } from '../src/store/database';
-import { migrate } from '../src/store/migrate';
 import { appendObservations } from '../src/store/observations/append';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
 import { createPool } from '../src/store/pool';
+import { createProfileDatabase } from './profileDatabase';
 import { benchFields, benchItem, benchTypes, BENCH_ENTITY_TYPE } from './fixtures';
 import { benchProvenance } from './raw';
 
@@ -29,22 +26,13 @@ const { values } = parseArgs({
   },
 });
 const appends = Number(values.appends);
-if (!/^[a-z_][a-z0-9_]*$/.test(values.database)) throw new Error('--database: a plain lower-case name');
 const DB = values.database;
 
 async function main(): Promise<void> {
-  const base = loadConfig(process.env).databaseUrl;
-  const url = new URL(base);
-  url.pathname = `/${DB}`;
-  const { maintenanceUrl } = splitDatabaseUrl(url.toString());
-  const admin = new pg.Client({ connectionString: maintenanceUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${DB}`);
-  await admin.query(`create database ${DB}`);
-  await admin.query(`alter database ${DB} set track_functions = 'all'`);
-  await migrate(url.toString());
-  const pool = createPool(url.toString(), { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
-  const owner = createPool(url.toString(), { max: 1, applicationRole: null });
+  const scratch = await createProfileDatabase(DB, { settings: { track_functions: 'all' } });
+  const url = scratch.url;
+  const pool = createPool(url, { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
+  const owner = createPool(url, { max: 1, applicationRole: null });
   try {
     await registerObservationTypes(pool, benchTypes);
     const append = async (i: number, prefix: string) =>
@@ -91,8 +79,7 @@ async function main(): Promise<void> {
   } finally {
     await pool.end();
     await owner.end();
-    await admin.query(`drop database if exists ${DB}`);
-    await admin.end();
+    await scratch.drop();
   }
 }
 

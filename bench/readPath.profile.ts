@@ -12,18 +12,15 @@
  * the Node side's profile.
  */
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { loadConfig } from '../src/config';
 import type { EntityRef } from '../src/shared/observation';
 import { policyResolverFor } from '../src/shared/reducer';
-import { splitDatabaseUrl } from '../src/store/database';
-import { migrate } from '../src/store/migrate';
 import { appendObservations } from '../src/store/observations/append';
 import { getEntityState, getEntityStateUntraced, latestQuery } from '../src/store/observations/read';
 import { registerObservationTypes } from '../src/store/observations/registerTypes';
 import { createPool } from '../src/store/pool';
 import { readEntityInScope } from '../src/store/scope';
 import { createCpuProbe } from './cpu';
+import { createProfileDatabase } from './profileDatabase';
 import { benchFields, benchItem, benchTypes, BENCH_ENTITY_TYPE } from './fixtures';
 import { median } from './harness';
 import { benchProvenance } from './raw';
@@ -43,23 +40,16 @@ const DB = 'cairn_read_profile';
 const policyOf = policyResolverFor(benchTypes);
 
 async function main(): Promise<void> {
-  const base = loadConfig(process.env).databaseUrl;
-  const url = new URL(base);
-  url.pathname = `/${DB}`;
-  const { maintenanceUrl } = splitDatabaseUrl(url.toString());
-  const admin = new pg.Client({ connectionString: maintenanceUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${DB}`);
-  await admin.query(`create database ${DB}`);
-  await migrate(url.toString());
+  const scratch = await createProfileDatabase(DB);
+  const url = scratch.url;
   // One connection each, so one backend serves each variant's statements.
-  const pool = createPool(url.toString(), { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
-  const owner = createPool(url.toString(), {
+  const pool = createPool(url, { max: 1, scopes: 'all', applicationName: 'cairn-bench-profile' });
+  const owner = createPool(url, {
     max: 1,
     applicationRole: null,
     applicationName: 'cairn-bench-owner',
   });
-  const probe = await createCpuProbe(url.toString());
+  const probe = await createCpuProbe(url);
   try {
     await registerObservationTypes(pool, benchTypes);
     const ref: EntityRef = { entityType: BENCH_ENTITY_TYPE, entityId: 'profile' };
@@ -152,8 +142,7 @@ async function main(): Promise<void> {
     await probe.close();
     await pool.end();
     await owner.end();
-    if (!values.keep) await admin.query(`drop database if exists ${DB}`);
-    await admin.end();
+    await scratch.drop({ keep: Boolean(values.keep) });
   }
 }
 
