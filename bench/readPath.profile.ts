@@ -5,7 +5,7 @@
  * interleaved, with the CPU of this process and of the Postgres backend per op. In a database
  * of its own that it creates and drops:
  *
- *   npx tsx bench/readPath.profile.ts [--rounds 7] [--ops 500]
+ *   npx tsx bench/readPath.profile.ts [--rounds 7] [--ops 500] [--database cairn_read_profile]
  *
  * Not part of `cairn bench`: an experiment that names the read's remaining cost (bench/README.md).
  * Run it under `node --cpu-prof` (`node --cpu-prof --import tsx bench/readPath.profile.ts`) for
@@ -31,12 +31,13 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '500' },
     history: { type: 'string', default: '1000' },
     keep: { type: 'boolean', default: false },
+    database: { type: 'string', default: 'cairn_read_profile' },
   },
 });
 const rounds = Number(values.rounds);
 const ops = Number(values.ops);
 const history = Number(values.history);
-const DB = 'cairn_read_profile';
+const DB = values.database;
 const policyOf = policyResolverFor(benchTypes);
 
 async function main(): Promise<void> {

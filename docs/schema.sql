@@ -468,10 +468,10 @@ create policy effects_global_or_in_task_scope on cairn.effects as permissive for
   using (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))))
   with check (((task_key IS NULL) OR ( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy entity_heads_read_in_scope on cairn.entity_heads as permissive for select to cairn_app
-  using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+  using ((ARRAY['*'::text, scope] && ( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")));
 create policy entity_snapshots_in_scope on cairn.entity_snapshots as permissive for all to cairn_app
-  using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))))
-  with check ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (scope = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+  using ((ARRAY['*'::text, scope] && ( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")))
+  with check ((ARRAY['*'::text, scope] && ( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")));
 create policy episode_summary_members_with_episode on cairn.episode_summary_members as permissive for all to cairn_app
   using ((EXISTS ( SELECT 1
    FROM cairn.episodes e
@@ -494,11 +494,11 @@ create policy observation_read_sets_with_read_set on cairn.observation_read_sets
    FROM cairn.read_sets r
   WHERE (r.id = observation_read_sets.read_set_id))));
 create policy observations_read_in_scope on cairn.observations as permissive for select to cairn_app
-  using ((( SELECT COALESCE(('*'::text = ANY ((NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[])), false) AS "coalesce") OR (
+  using ((ARRAY['*'::text,
 CASE
     WHEN (scope = 'task'::text) THEN ('task:'::text || task_key)
     ELSE scope
-END = ANY (( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")::text[]))));
+END] && ( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")));
 create policy read_set_entries_with_read_set on cairn.read_set_entries as permissive for select to cairn_app
   using ((EXISTS ( SELECT 1
    FROM cairn.read_sets r

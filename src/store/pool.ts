@@ -80,6 +80,18 @@ export interface TransactionScopes {
   taskKey?: string | undefined;
 }
 
+/**
+ * Scope settings of one queryInline statement. `write` may be left out by a caller whose
+ * statement reads only what cairn.read_scopes governs (the observations, entity_heads and
+ * entity_snapshots policies of migration 006: cairn.read_current): the setting is then not sent,
+ * which saves Postgres parsing it for a grant nothing in the statement consults.
+ */
+export interface InlineScopes {
+  read: string;
+  write?: string | undefined;
+  taskKey?: string | undefined;
+}
+
 /** The statements that follow BEGIN: role, then scope settings (transaction-local, all of them). */
 function setupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
   const parts: string[] = [];
@@ -338,7 +350,7 @@ export async function queryWithScopes<R extends QueryResultRow>(
 export async function queryInline<R extends QueryResultRow>(
   pool: Pool,
   statement: string,
-  scopes?: TransactionScopes,
+  scopes?: InlineScopes,
 ): Promise<QueryResult<R>> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
   const prefix = inlineSetupSql(setup, scopes);
@@ -364,16 +376,14 @@ export async function queryInline<R extends QueryResultRow>(
  * ROLE (the same membership check, the same error when the role cannot be set), so the setup is
  * one SELECT instead of two statements.
  */
-function inlineSetupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
-  const s: TransactionScopes | undefined =
-    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+function inlineSetupSql(setup: TransactionSetup, scopes?: InlineScopes): string {
+  const s: InlineScopes | undefined = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
   const calls: string[] = [];
   if (setup.role !== null) calls.push(`set_config('role', ${escapeLiteral(setup.role)}, true)`);
   if (s) {
-    calls.push(
-      `set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`,
-      `set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`,
-    );
+    calls.push(`set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`);
+    if (s.write !== undefined)
+      calls.push(`set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`);
     if (s.taskKey !== undefined)
       calls.push(`set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)`);
   }

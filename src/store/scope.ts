@@ -204,14 +204,16 @@ async function readInScope(
   }
   // The everyday read: one statement sent with the role and the grant in one message, which
   // Postgres runs as one implicit transaction (queryInline: no BEGIN / COMMIT); the general path
-  // below when it cannot answer alone (see foldLatest).
+  // below when it cannot answer alone (see foldLatest). Only the read grant is sent: the statement
+  // (cairn.read_current) reads observations, entity_heads and entity_snapshots, whose policies
+  // consult cairn.read_scopes alone (migration 006), and it writes nothing the write grant governs.
   if (
     readOpts?.asOfVersion === undefined &&
     readOpts?.asOfTime === undefined &&
     readOpts?.without === undefined
   ) {
     const { rows } = inlinable(ref)
-      ? await queryInline<LatestRow>(pool, latestStatement(ref), scopeLists(grant))
+      ? await queryInline<LatestRow>(pool, latestStatement(ref), { read: scopeListLiteral(grant.read) })
       : await queryWithScopes<LatestRow>(pool, scopeLists(grant), latestQuery(ref));
     const fast = await foldLatest(pool, policyOf, ref, rows[0], readOpts);
     if (fast) return fast;
