@@ -92,19 +92,24 @@ export interface InlineScopes {
   taskKey?: string | undefined;
 }
 
-/** The statements that follow BEGIN: role, then scope settings (transaction-local, all of them). */
-function setupSql(setup: TransactionSetup, scopes?: TransactionScopes): string {
-  const parts: string[] = [];
-  if (setup.role !== null) parts.push(`SET LOCAL ROLE ${setup.role}`);
-  const s: TransactionScopes | undefined =
-    scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
-  if (s)
-    parts.push(
-      `SELECT set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true),` +
-        ` set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)` +
-        (s.taskKey !== undefined ? `, set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)` : ''),
-    );
-  return parts.join('; ');
+/**
+ * What follows BEGIN (or, for queryInline, precedes the statement in its message): the role and
+ * the scope settings, transaction-local, as ONE statement. set_config('role', …, true) is
+ * SET LOCAL ROLE (the same membership check and the same error when the role cannot be set).
+ * `write` may be left out (queryInline's read of what cairn.read_scopes alone governs).
+ */
+function setupSql(setup: TransactionSetup, scopes?: InlineScopes): string {
+  const s: InlineScopes | undefined = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
+  const calls: string[] = [];
+  if (setup.role !== null) calls.push(`set_config('role', ${escapeLiteral(setup.role)}, true)`);
+  if (s) {
+    calls.push(`set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`);
+    if (s.write !== undefined)
+      calls.push(`set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`);
+    if (s.taskKey !== undefined)
+      calls.push(`set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)`);
+  }
+  return calls.length === 0 ? '' : `SELECT ${calls.join(', ')}`;
 }
 
 /**
@@ -336,8 +341,8 @@ export async function queryWithScopes<R extends QueryResultRow>(
 
 /**
  * Runs one read-only statement on the pool with the pool's role and scope settings (or the given
- * scope lists) in ONE simple-protocol message and no BEGIN / COMMIT: `SET LOCAL ROLE …;
- * SELECT set_config(…, true); <statement>`. Postgres runs the statements of one Query message as
+ * scope lists) in ONE simple-protocol message and no BEGIN / COMMIT: `SELECT set_config('role',
+ * …, true), set_config(…, true); <statement>`. Postgres runs the statements of one Query message as
  * one implicit transaction: the role and settings are transaction-local to it and end with it,
  * and when the setup fails the rest of the message is skipped, so the statement never runs as
  * the login (test/integration/poolPipelining.test.ts). A single message passes PgBouncer in
@@ -353,7 +358,7 @@ export async function queryInline<R extends QueryResultRow>(
   scopes?: InlineScopes,
 ): Promise<QueryResult<R>> {
   const setup = setups.get(pool) ?? { role: null, allScopes: false };
-  const prefix = inlineSetupSql(setup, scopes);
+  const prefix = setupSql(setup, scopes);
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
@@ -369,25 +374,6 @@ export async function queryInline<R extends QueryResultRow>(
   } finally {
     client.release(broken);
   }
-}
-
-/**
- * setupSql as one statement: the role through set_config('role', …, true), which is SET LOCAL
- * ROLE (the same membership check, the same error when the role cannot be set), so the setup is
- * one SELECT instead of two statements.
- */
-function inlineSetupSql(setup: TransactionSetup, scopes?: InlineScopes): string {
-  const s: InlineScopes | undefined = scopes ?? (setup.allScopes ? { read: '{*}', write: '{*}' } : undefined);
-  const calls: string[] = [];
-  if (setup.role !== null) calls.push(`set_config('role', ${escapeLiteral(setup.role)}, true)`);
-  if (s) {
-    calls.push(`set_config('cairn.read_scopes', ${escapeLiteral(s.read)}, true)`);
-    if (s.write !== undefined)
-      calls.push(`set_config('cairn.write_scopes', ${escapeLiteral(s.write)}, true)`);
-    if (s.taskKey !== undefined)
-      calls.push(`set_config('cairn.task_key', ${escapeLiteral(s.taskKey)}, true)`);
-  }
-  return calls.length === 0 ? '' : `SELECT ${calls.join(', ')}`;
 }
 
 /** A text value as a SQL literal for queryInline; refuses NUL, which Postgres text cannot hold. */
