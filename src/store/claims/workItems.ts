@@ -5,6 +5,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { Queryable } from '../pool';
+import { textArrayLiteral } from '../readSets';
 import { mapFenceError } from './fence';
 import { CLAIM_RESULT_COLUMNS, CLAIM_RESULT_TYPES, parseClaimResult, toGrant } from './rows';
 import {
@@ -131,11 +132,12 @@ function candidateLiteral(kind: string, ids: readonly string[]): string {
   if (cached !== undefined && cached.kind === kind && sameIds(cached.ids, ids)) return cached.literal;
   if (ids.length > CLAIM_LIMITS.maxCandidates)
     throw new RangeError(`nextFree takes at most ${CLAIM_LIMITS.maxCandidates} candidates`);
-  const quoted = ids.map((id) => {
-    checkId(id);
-    return arrayElement(workResource(kind, id));
-  });
-  const literal = `{${quoted.join(',')}}`;
+  const literal = textArrayLiteral(
+    ids.map((id) => {
+      checkId(id);
+      return workResource(kind, id);
+    }),
+  );
   candidateLists.set(ids, { kind, ids: ids.slice(), literal });
   return literal;
 }
@@ -144,11 +146,6 @@ function sameIds(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** One element of a text[] literal: double-quoted, with backslashes and quotes escaped. */
-export function arrayElement(value: string): string {
-  return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
 function checkId(id: string): void {
