@@ -2,10 +2,10 @@
  * cairn.claim_result rows, parsed at the edge. Timestamps come as ISO 8601 UTC text with
  * microseconds (pg's Date would drop them, and the ordering of grants is checked at that grain).
  *
- * The statement selects the result's columns as they are (no formatting functions: each to_char
- * was parse-analysis and execution work on every claim call, issue 14) and the timestamps are
- * turned into ISO UTC text here, from Postgres' own text form (DateStyle ISO, which node-postgres
- * needs for every timestamp anyway; any session TimeZone).
+ * The statement selects the result as one record value (no formatting functions: each to_char
+ * was parse-analysis and execution work on every claim call, issue 14), and the timestamps in it
+ * are turned into ISO UTC text here, from Postgres' own text form (DateStyle ISO, which
+ * node-postgres needs for every timestamp anyway; any session TimeZone).
  */
 import pg from 'pg';
 import type { ClaimGrant, ClaimHeld, ClaimRefusal, ClaimState } from './types';
@@ -29,7 +29,11 @@ function identity(value: string): string {
   return value;
 }
 
-/** Select list over a cairn.claim_result `r` (the nine columns; pass CLAIM_RESULT_TYPES). */
+/**
+ * Select list over a cairn.claim_result `r` (the nine columns; pass CLAIM_RESULT_TYPES, decode with
+ * parseClaimResult): how the statements read the result before round 4, kept as the reference
+ * that parseClaimRecord is property-tested against.
+ */
 export const CLAIM_RESULT_COLUMNS =
   'r.outcome, r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, r.checked_at, r.previous_holder';
 
