@@ -26,7 +26,14 @@ import {
 } from '../../src/store/claims';
 import type { AppendContext } from '../../src/store/observations/append';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
-import { timestamptzToIsoUtc } from '../../src/store/claims/rows';
+import {
+  CLAIM_RECORD_QUERY,
+  CLAIM_RESULT_COLUMNS,
+  CLAIM_RESULT_TYPES,
+  parseClaimRecord,
+  parseClaimResult,
+  timestamptzToIsoUtc,
+} from '../../src/store/claims/rows';
 import { withTransaction } from '../../src/store/pool';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
@@ -537,6 +544,82 @@ describe('claim results', () => {
       );
       expect(timestamptzToIsoUtc('-infinity')).toBeNull();
       expect(() => timestamptzToIsoUtc('Mon Dec 07 17:05:09 2026 PST')).toThrow(/DateStyle ISO/);
+    } finally {
+      await client.query('reset TimeZone');
+      client.release();
+    }
+  });
+  it('decode the one-value record (round 4) exactly as the nine columns, for any values and time zone', async () => {
+    const client = await db.adminPool.connect();
+    // Any text a claim_result may hold: quotes, backslashes, commas, parentheses, white space, empty.
+    const text = fc.option(
+      fc
+        .oneof(
+          fc.string({ unit: 'binary', maxLength: 20 }),
+          fc.string({
+            unit: fc.constantFrom('"', '\\', ',', '(', ')', ' ', '\t', '\n', 'a', 'é'),
+            maxLength: 8,
+          }),
+        )
+        .map((v) => v.split('\u0000').join('')),
+    );
+    const micros = fc.option(fc.bigInt({ min: -3_786_825_600_000_000n, max: 7_258_118_400_000_000n }));
+    const values = `row($1, $2, $3, $4::bigint,
+        to_timestamp(0) + $5::bigint * interval '1 microsecond', to_timestamp(0) + $6::bigint * interval '1 microsecond',
+        to_timestamp(0) + $7::bigint * interval '1 microsecond', to_timestamp(0) + $8::bigint * interval '1 microsecond',
+        $9)::cairn.claim_result`;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom('granted', 'expired-takeover', 'renewed', 'held', 'released', 'refused', 'none'),
+          text,
+          text,
+          fc.option(fc.bigInt({ min: 0n, max: BigInt(Number.MAX_SAFE_INTEGER) })),
+          micros,
+          micros,
+          micros,
+          fc.bigInt({ min: -3_786_825_600_000_000n, max: 7_258_118_400_000_000n }),
+          text,
+          fc.constantFrom(
+            'UTC',
+            'Asia/Kolkata',
+            'America/St_Johns',
+            'Pacific/Chatham',
+            'America/Los_Angeles',
+          ),
+          async (outcome, resource, holder, token, acquired, expires, released, checked, previous, zone) => {
+            await client.query(`select set_config('TimeZone', $1, false)`, [zone]);
+            const params = [
+              outcome,
+              resource,
+              holder,
+              token,
+              acquired,
+              expires,
+              released,
+              checked,
+              previous,
+            ].map((v) => (typeof v === 'bigint' ? v.toString() : v));
+            const one = await client.query({
+              ...CLAIM_RECORD_QUERY,
+              text: `select ${values} r`,
+              values: params,
+            });
+            const nine = await client.query({
+              text: `select ${CLAIM_RESULT_COLUMNS} from (select (${values}).*) r`,
+              values: params,
+              types: CLAIM_RESULT_TYPES,
+            });
+            const decoded = parseClaimRecord((one.rows[0] as unknown[])[0]);
+            expect(decoded).toEqual(parseClaimResult(nine.rows[0]));
+            expect(decoded.resource).toBe(resource);
+            expect(decoded.holder).toBe(holder);
+            expect(decoded.previous_holder).toBe(previous);
+            expect(decoded.token).toBe(token === null ? null : Number(token));
+          },
+        ),
+        { numRuns: 300 },
+      );
     } finally {
       await client.query('reset TimeZone');
       client.release();

@@ -1,7 +1,7 @@
 /** `cairn claims` rendering and the pure helpers of the claims module. */
 import { describe, expect, it } from 'vitest';
 import { formatExpiry, renderClaims } from '../../src/cli/commands/claims';
-import { isoMicros, refusalOf } from '../../src/store/claims/rows';
+import { isoMicros, parseClaimRecord, recordFields, refusalOf } from '../../src/store/claims/rows';
 import type { ClaimRow } from '../../src/store/claims';
 import { stepHolder } from '../../activities/claimContext';
 
@@ -68,5 +68,42 @@ describe('claims helpers', () => {
     expect(refusalOf({ ...current, releasedAt: 'w' }, 'B', 2)).toBe('released');
     expect(refusalOf(current, 'B', 2)).toBe('expired');
     expect(refusalOf(null, 'B', 2)).toBe('never-granted');
+  });
+});
+
+describe('claim result records (round 4: one value per claim statement)', () => {
+  it('splits record_out text: empty is null, quotes and backslashes inside quotes stand for themselves', () => {
+    expect(recordFields('(a,,"b c","x""y\\\\z","",)')).toEqual(['a', null, 'b c', 'x"y\\z', '', null]);
+    expect(recordFields('(,)')).toEqual([null, null]);
+    expect(recordFields('("(,)")')).toEqual(['(,)']);
+  });
+
+  it('decodes a grant, timestamps as ISO UTC with microseconds and the token as a number', () => {
+    expect(
+      parseClaimRecord(
+        '(granted,doc/1,"wf/a#1",7,"2026-12-07 17:05:09.1234+00","2026-12-07 17:05:39.1234+00",,"2026-12-07 17:05:09.1234+00",)',
+      ),
+    ).toEqual({
+      outcome: 'granted',
+      resource: 'doc/1',
+      holder: 'wf/a#1',
+      token: 7,
+      acquired_at: '2026-12-07T17:05:09.123400Z',
+      expires_at: '2026-12-07T17:05:39.123400Z',
+      released_at: null,
+      checked_at: '2026-12-07T17:05:09.123400Z',
+      previous_holder: null,
+    });
+  });
+
+  it('refuses what is not a claim result', () => {
+    expect(() => parseClaimRecord(undefined)).toThrow(/no row/);
+    expect(() => recordFields('granted,x')).toThrow(/not a record/);
+    expect(() => recordFields('("abc)')).toThrow(/unterminated/);
+    expect(() => recordFields('("a"b)')).toThrow(/malformed/);
+    expect(() => parseClaimRecord('(granted,a,b)')).toThrow(/3 fields/);
+    expect(() => parseClaimRecord('(won,,,,,,,"2026-12-07 17:05:09+00",)')).toThrow(/unknown outcome/);
+    expect(() => parseClaimRecord('(none,,,,,,,,)')).toThrow(/checked_at/);
+    expect(() => parseClaimRecord('(none,,,-1,,,,"2026-12-07 17:05:09+00",)')).toThrow(/token/);
   });
 });

@@ -5,10 +5,9 @@
 import type { Queryable } from '../pool';
 import { tracedClaim } from '../../telemetry/instrument';
 import {
-  CLAIM_RESULT_COLUMNS,
-  CLAIM_RESULT_TYPES,
+  CLAIM_RECORD_QUERY,
   isHiddenRefusal,
-  parseClaimResult,
+  parseClaimRecord,
   refusalOf,
   toGrant,
   toHeld,
@@ -24,19 +23,11 @@ import {
   type RenewResult,
 } from './types';
 
-// Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode).
-const CLAIM_SQL = {
-  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim($1, $2, $3::int) r`,
-  types: CLAIM_RESULT_TYPES,
-};
-const RENEW_SQL = {
-  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.renew_claim($1, $2, $3::bigint, $4::int) r`,
-  types: CLAIM_RESULT_TYPES,
-};
-const RELEASE_SQL = {
-  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.release_claim($1, $2, $3::bigint) r`,
-  types: CLAIM_RESULT_TYPES,
-};
+// Unnamed (see PoolOptions in src/store/pool.ts: PgBouncer in transaction mode). Each answers with
+// the function's cairn.claim_result as one value (see CLAIM_RECORD_QUERY).
+const CLAIM_SQL = { ...CLAIM_RECORD_QUERY, text: 'select cairn.claim($1, $2, $3::int) r' };
+const RENEW_SQL = { ...CLAIM_RECORD_QUERY, text: 'select cairn.renew_claim($1, $2, $3::bigint, $4::int) r' };
+const RELEASE_SQL = { ...CLAIM_RECORD_QUERY, text: 'select cairn.release_claim($1, $2, $3::bigint) r' };
 
 /**
  * Grants `resource` to `opts.holder` for `opts.ttlMs` (a new token), renews it when the holder
@@ -50,7 +41,7 @@ async function claimUntraced(db: Queryable, resource: string, opts: ClaimOptions
   checkName('holder', opts.holder);
   checkTtl(opts.ttlMs);
   const { rows } = await db.query({ ...CLAIM_SQL, values: [resource, opts.holder, opts.ttlMs] });
-  const r = parseClaimResult(rows[0]);
+  const r = parseClaimRecord(rows[0]?.[0]);
   return r.outcome === 'held' ? toHeld(r) : toGrant(r);
 }
 
@@ -68,7 +59,7 @@ export async function renew(
   checkTtl(opts.ttlMs);
   checkToken(opts.token);
   const { rows } = await db.query({ ...RENEW_SQL, values: [resource, opts.holder, opts.token, opts.ttlMs] });
-  const r = parseClaimResult(rows[0]);
+  const r = parseClaimRecord(rows[0]?.[0]);
   if (r.outcome === 'renewed') return { renewed: true, grant: toGrant(r) };
   if (isHiddenRefusal(r)) return { renewed: false, reason: 'not-holder', current: null };
   const current = toState(r);
@@ -89,7 +80,7 @@ export async function release(
   checkName('holder', opts.holder);
   checkToken(opts.token);
   const { rows } = await db.query({ ...RELEASE_SQL, values: [resource, opts.holder, opts.token] });
-  const r = parseClaimResult(rows[0]);
+  const r = parseClaimRecord(rows[0]?.[0]);
   if (isHiddenRefusal(r)) return { released: false, reason: 'not-holder', current: null };
   const state = toState(r);
   if (r.outcome === 'released' && state) return { released: true, state };

@@ -2,15 +2,38 @@
  * cairn.claim_result rows, parsed at the edge. Timestamps come as ISO 8601 UTC text with
  * microseconds (pg's Date would drop them, and the ordering of grants is checked at that grain).
  *
- * The statement selects the result's columns as they are (no formatting functions: each to_char
- * was parse-analysis and execution work on every claim call, issue 14) and the timestamps are
- * turned into ISO UTC text here, from Postgres' own text form (DateStyle ISO, which node-postgres
- * needs for every timestamp anyway; any session TimeZone).
+ * The statement selects the result as one record value (no formatting functions: each to_char
+ * was parse-analysis and execution work on every claim call, issue 14), and the timestamps in it
+ * are turned into ISO UTC text here, from Postgres' own text form (DateStyle ISO, which
+ * node-postgres needs for every timestamp anyway; any session TimeZone).
  */
 import pg from 'pg';
 import type { ClaimGrant, ClaimHeld, ClaimRefusal, ClaimState } from './types';
 
-/** Select list over a cairn.claim_result `r`; pass CLAIM_RESULT_TYPES with the query. */
+/**
+ * How a claim statement selects its answer: the function's cairn.claim_result as ONE value (its
+ * record text), `select cairn.claim(…) r`, decoded by parseClaimRecord. Measured against
+ * `select r.outcome, … (nine columns) from cairn.claim(…) r` (issue 14, claims round 4): no
+ * function scan in the outer statement's plan (a Result node; a function in FROM is planned as a
+ * FunctionScan that materialises its one row in a tuplestore), and one column to describe, send
+ * and read instead of nine (node-postgres builds the nine fields' descriptions and parsers anew for
+ * every unnamed statement). Same function, same answer: old clients are unaffected.
+ */
+export const CLAIM_RECORD_QUERY = {
+  rowMode: 'array' as const,
+  // The record text as it is: no type parser runs (the timestamps inside are converted below).
+  types: { getTypeParser: (() => identity) as unknown as typeof pg.types.getTypeParser },
+};
+
+function identity(value: string): string {
+  return value;
+}
+
+/**
+ * Select list over a cairn.claim_result `r` (the nine columns; pass CLAIM_RESULT_TYPES, decode with
+ * parseClaimResult): how the statements read the result before round 4, kept as the reference
+ * that parseClaimRecord is property-tested against.
+ */
 export const CLAIM_RESULT_COLUMNS =
   'r.outcome, r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, r.checked_at, r.previous_holder';
 
@@ -92,6 +115,97 @@ function textOrNull(r: Record<string, unknown>, key: string): string | null {
   const v = r[key];
   if (v === null || typeof v === 'string') return v;
   throw new Error(`claim result: ${key} is not text`);
+}
+
+const OPEN = 0x28; // (
+const CLOSE = 0x29; // )
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The fields of a record's text as Postgres writes it (record_out): `(a,,"b c","x""y\\z")`;
+ * an empty field is null, a quoted one is text (`""` and `\\` inside quotes stand for `"` and `\`;
+ * record_out quotes every value that is empty or has a quote, backslash, parenthesis, comma or
+ * white space, so an unquoted field is the value as it is).
+ */
+export function recordFields(text: string): (string | null)[] {
+  const end = text.length - 1;
+  if (end < 1 || text.charCodeAt(0) !== OPEN || text.charCodeAt(end) !== CLOSE)
+    throw new Error(`claim result: not a record: ${JSON.stringify(text.slice(0, 80))}`);
+  const out: (string | null)[] = [];
+  let i = 1;
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (i === end || c === COMMA) {
+      out.push(null);
+    } else if (c === QUOTE) {
+      let value = '';
+      let start = ++i;
+      for (;;) {
+        if (i >= end) throw new Error('claim result: unterminated quoted field');
+        const d = text.charCodeAt(i);
+        if (d === QUOTE) {
+          value += text.slice(start, i);
+          if (text.charCodeAt(i + 1) !== QUOTE) {
+            i++;
+            break;
+          }
+          start = i + 1; // the second quote of a pair is kept
+          i += 2;
+        } else if (d === BACKSLASH) {
+          value += text.slice(start, i);
+          start = i + 1; // the escaped character is kept
+          i += 2;
+        } else {
+          i++;
+        }
+      }
+      out.push(value);
+    } else {
+      const start = i;
+      while (i < end && text.charCodeAt(i) !== COMMA) i++;
+      out.push(text.slice(start, i));
+    }
+    if (i === end) return out;
+    if (text.charCodeAt(i) !== COMMA) throw new Error('claim result: malformed record');
+    i++;
+  }
+}
+
+const TOKEN_TEXT = /^\d+$/;
+
+/**
+ * Decodes a cairn.claim_result's record text (CLAIM_RECORD_QUERY) into the row the nine-column
+ * select gave, with the same checks and the same conversions (timestamps to ISO UTC text, the
+ * token to a number); property-tested against it in test/integration/claims.test.ts.
+ */
+export function parseClaimRecord(value: unknown): ClaimResultRow {
+  if (typeof value !== 'string') throw new Error('claim result: no row');
+  const f = recordFields(value);
+  if (f.length !== 9) throw new Error(`claim result: ${f.length} fields, expected 9`);
+  const outcome = f[0]!;
+  if (outcome === null || !OUTCOMES.has(outcome))
+    throw new Error(`claim result: unknown outcome ${JSON.stringify(outcome)}`);
+  const checkedAt = timestampOrNull(f[7]!);
+  if (checkedAt === null) throw new Error('claim result is missing checked_at');
+  const token = f[3]!;
+  if (token !== null && !TOKEN_TEXT.test(token)) throw new Error('claim result: token is not a number');
+  return {
+    outcome: outcome as ClaimResultRow['outcome'],
+    resource: f[1]!,
+    holder: f[2]!,
+    token: token === null ? null : Number(token),
+    acquired_at: timestampOrNull(f[4]!),
+    expires_at: timestampOrNull(f[5]!),
+    released_at: timestampOrNull(f[6]!),
+    checked_at: checkedAt,
+    previous_holder: f[8]!,
+  };
+}
+
+function timestampOrNull(text: string | null): string | null {
+  return text === null ? null : timestamptzToIsoUtc(text);
 }
 
 /** Microseconds since the epoch of an ISO UTC timestamp with up to 6 fractional digits. */

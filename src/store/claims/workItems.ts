@@ -7,7 +7,7 @@ import type { PoolClient } from 'pg';
 import type { Queryable } from '../pool';
 import { textArrayLiteral } from '../readSets';
 import { mapFenceError } from './fence';
-import { CLAIM_RESULT_COLUMNS, CLAIM_RESULT_TYPES, parseClaimResult, toGrant } from './rows';
+import { CLAIM_RECORD_QUERY, parseClaimRecord, toGrant } from './rows';
 import {
   checkKind,
   checkName,
@@ -22,10 +22,8 @@ import type { NextFreeSource } from '../../shared/agentTypes';
 
 export type { NextFreeSource };
 
-const NEXT_SQL = {
-  text: `select ${CLAIM_RESULT_COLUMNS} from cairn.claim_next($1::text[], $2, $3, $4::int) r`,
-  types: CLAIM_RESULT_TYPES,
-};
+// One value, as the claim statements (see CLAIM_RECORD_QUERY).
+const NEXT_SQL = { ...CLAIM_RECORD_QUERY, text: 'select cairn.claim_next($1::text[], $2, $3, $4::int) r' };
 
 /**
  * Claims the first free `<kind>/<id>`: among `from` (ids, in the given order) or, with
@@ -51,7 +49,7 @@ export async function nextFree(
     ...NEXT_SQL,
     values: [candidates, candidates === null ? kind : null, opts.holder, opts.ttlMs],
   });
-  const r = parseClaimResult(rows[0]);
+  const r = parseClaimRecord(rows[0]?.[0]);
   if (r.outcome === 'none') return null;
   const grant = toGrant(r);
   return { ...grant, kind, id: grant.resource.slice(kind.length + 1) };
