@@ -436,7 +436,7 @@ CREATE INDEX observations_type_idx ON cairn.observations USING btree (type, seq)
 CREATE UNIQUE INDEX quarantine_lifts_pkey ON cairn.quarantine_lifts USING btree (quarantine_id);
 CREATE UNIQUE INDEX quarantines_pkey ON cairn.quarantines USING btree (id);
 CREATE INDEX quarantines_root_idx ON cairn.quarantines USING btree (root_observation_id);
-CREATE INDEX read_set_parts_entity_idx ON cairn.read_set_parts USING gin (entity_keys);
+CREATE INDEX read_set_parts_entity_idx ON cairn.read_set_parts USING gin (entity_keys) WITH (fastupdate=off);
 CREATE INDEX read_set_parts_read_set_idx ON cairn.read_set_parts USING btree (read_set_id);
 CREATE UNIQUE INDEX read_sets_attempt_unique ON cairn.read_sets USING btree (workflow_id, activity_id, attempt);
 CREATE UNIQUE INDEX read_sets_pkey ON cairn.read_sets USING btree (id);
