@@ -128,7 +128,8 @@ async function answers(pool: pg.Pool, grant?: string[]): Promise<Answers> {
           order by 1, 2, 3, 4`,
       )
     ).rows;
-    const ids = (await client.query(`select id, activity_id from cairn.read_sets order by activity_id`)).rows as {
+    const ids = (await client.query(`select id, activity_id from cairn.read_sets order by activity_id`))
+      .rows as {
       id: string;
       activity_id: string;
     }[];
@@ -136,12 +137,14 @@ async function answers(pool: pg.Pool, grant?: string[]): Promise<Answers> {
       rs === undefined ? undefined : { ...rs, id: undefined, createdAt: undefined };
     const readSets = [];
     for (const r of ids) readSets.push([r.activity_id, strip(await getReadSet(client, r.id))]);
-    const obs = (await client.query(`select id, idempotency_key from cairn.observations order by seq`)).rows as {
+    const obs = (await client.query(`select id, idempotency_key from cairn.observations order by seq`))
+      .rows as {
       id: string;
       idempotency_key: string;
     }[];
     const ofObservation = [];
-    for (const o of obs) ofObservation.push([o.idempotency_key, strip(await readSetOfObservation(client, o.id))]);
+    for (const o of obs)
+      ofObservation.push([o.idempotency_key, strip(await readSetOfObservation(client, o.id))]);
     const closures = [];
     for (const o of obs.slice(0, 2 * ENTITIES)) {
       for (const cutoff of [null, 3]) {
