@@ -2013,11 +2013,13 @@ AS $function$
      and e.t = p_entity_type and e.i = p_entity_id and e.v >= p_from
      and (p_before is null or e.v < p_before)
      and (e.f is null or e.f::text[] && p_keys)
-     and (not cairn.acting_as_application()
+     -- Cheapest first, each subquery without outer reference an InitPlan run at most once per
+     -- call, and only when reached: acting_as_application reads the catalogs.
+     and ((select '*' = any (cairn.bookkeeping_scopes()))
           or exists (select 1 from cairn.read_sets r
                       where r.id = p.read_set_id
-                        and ('*' = any (cairn.bookkeeping_scopes())
-                             or 'task:' || r.task_key = any (cairn.bookkeeping_scopes()))))
+                        and 'task:' || r.task_key = any ((select cairn.bookkeeping_scopes())::text[]))
+          or (select not cairn.acting_as_application()))
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[])

@@ -128,11 +128,13 @@ as $$
      and e.t = p_entity_type and e.i = p_entity_id and e.v >= p_from
      and (p_before is null or e.v < p_before)
      and (e.f is null or e.f::text[] && p_keys)
-     and (not cairn.acting_as_application()
+     -- Cheapest first, each subquery without outer reference an InitPlan run at most once per
+     -- call, and only when reached: acting_as_application reads the catalogs.
+     and ((select '*' = any (cairn.bookkeeping_scopes()))
           or exists (select 1 from cairn.read_sets r
                       where r.id = p.read_set_id
-                        and ('*' = any (cairn.bookkeeping_scopes())
-                             or 'task:' || r.task_key = any (cairn.bookkeeping_scopes()))))
+                        and 'task:' || r.task_key = any ((select cairn.bookkeeping_scopes())::text[]))
+          or (select not cairn.acting_as_application()))
 $$;
 revoke execute on function cairn.read_set_readers(text, text, int, int, text[]) from public;
 grant execute on function cairn.read_set_readers(text, text, int, int, text[]) to cairn_app;
