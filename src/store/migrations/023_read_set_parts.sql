@@ -52,7 +52,7 @@ create table cairn.read_set_parts (
 create index read_set_parts_read_set_idx on cairn.read_set_parts (read_set_id);
 -- fastupdate off: a reader of a GIN index scans its whole pending list (up to 4 MB by default) on
 -- every lookup, and the blast radius looks up once per node it walks; inserting the keys at once
--- costs ≈ 30 µs more per read set (bench/README.md, "Read sets, round 4").
+-- costs ≈ 30–40 µs more per read set (bench/README.md, "Read sets, round 4").
 create index read_set_parts_entity_idx on cairn.read_set_parts using gin (entity_keys) with (fastupdate = off);
 
 create trigger read_set_parts_append_only before update or delete on cairn.read_set_parts
