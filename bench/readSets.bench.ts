@@ -30,6 +30,12 @@ export const BLAST_SHAPE = { fanOut: 3, depth: 6, trees: 915 } as const;
 const TREE = (BLAST_SHAPE.fanOut ** (BLAST_SHAPE.depth + 1) - 1) / (BLAST_SHAPE.fanOut - 1);
 export const BLAST_DATABASE = 'cairn_bench_blast';
 
+/** The blast log's database: `<bench database>_blast` (cairn_bench_blast for the default), so runs against databases of their own do not rebuild each other's log. */
+function blastDatabaseOf(databaseUrl: string): string {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+  return name === '' ? BLAST_DATABASE : `${name}_blast`;
+}
+
 export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
   const { runId, sizes } = env;
   let calls = 0;
@@ -143,7 +149,7 @@ export function readSetBenchmarks(env: BenchEnv): BenchEntry[] {
     group: READ_RECEIPTS,
     unit: 'ms',
     ops: sizes.reads,
-    note: `closure of ${TREE.toLocaleString('en-US')} observations (derived_from and read-set edges) from a random tree root; database ${BLAST_DATABASE}`,
+    note: `closure of ${TREE.toLocaleString('en-US')} observations (derived_from and read-set edges) from a random tree root; database ${blastDatabaseOf(env.config.databaseUrl)}`,
     setup: () => (blastDb ??= openBlastDatabase(env)),
     teardown: (db) => db.pool.end(),
     async run(db, round) {
@@ -185,6 +191,7 @@ function blastId(n: number): string {
 async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
   const { maintenanceUrl } = splitDatabaseUrl(env.config.databaseUrl);
   const url = new URL(env.config.databaseUrl);
+  const BLAST_DATABASE = blastDatabaseOf(env.config.databaseUrl);
   url.pathname = `/${BLAST_DATABASE}`;
   const fingerprint = createHash('sha256')
     .update(
@@ -244,7 +251,7 @@ async function openBlastDatabase(env: BenchEnv): Promise<BlastDatabase> {
  */
 function buildSql(): string {
   const { trees } = BLAST_SHAPE;
-  const tables = `('observations', 'read_sets', 'read_set_entries', 'observation_read_sets')`;
+  const tables = `('observations', 'read_sets', 'read_set_parts', 'observation_read_sets')`;
   const nodes = `generate_series(0, ${trees - 1}) t cross join generate_series(0, ${TREE - 1}) k cross join lateral (select t * ${TREE} + k as n) x`;
   const readers = `generate_series(0, ${trees - 1}) t cross join generate_series(3, ${TREE - 1}, 3) k cross join lateral (select t * ${TREE} + k as n) x`;
   return `
@@ -269,8 +276,10 @@ function buildSql(): string {
       from ${nodes} cross join lateral (select md5('c' || n) || md5('d' || n) as h) y;
     insert into cairn.read_sets (id, workflow_id, run_id, activity_id, attempt, task_key, role, agent_id)
     select md5('rs' || n)::uuid, 'blast-' || t, '', 'a' || n, 1, 'blast-' || t, 'bench', 'bench' from ${readers};
-    insert into cairn.read_set_entries (read_set_id, entity_type, entity_id, version, fields)
-    select md5('rs' || n)::uuid, '${BENCH_ENTITY_TYPE}', 'blast-' || (t * ${TREE} + (k - 1) / 3), 1, '{n}' from ${readers};
+    insert into cairn.read_set_parts (read_set_id, entity_types, entity_ids, versions, fields, entity_keys)
+    select md5('rs' || n)::uuid, array['${BENCH_ENTITY_TYPE}'], array[p], array[1], array['{n}'],
+           array['${BENCH_ENTITY_TYPE}' || chr(31) || p]
+      from ${readers} cross join lateral (select 'blast-' || (t * ${TREE} + (k - 1) / 3) as p) y;
     insert into cairn.observation_read_sets (idempotency_key, read_set_id)
     select 'blast:' || n, md5('rs' || n)::uuid from ${readers};
     do $$ declare r record; begin
@@ -282,7 +291,7 @@ function buildSql(): string {
 /** After the load (VACUUM cannot share its transaction); the fingerprint last, so only a complete build is reused. */
 function finishSql(fingerprint: string): string[] {
   return [
-    'vacuum analyze cairn.observations, cairn.read_sets, cairn.read_set_entries, cairn.observation_read_sets',
+    'vacuum analyze cairn.observations, cairn.read_sets, cairn.read_set_parts, cairn.observation_read_sets',
     `create schema bench_blast; create table bench_blast.meta (fingerprint text not null); insert into bench_blast.meta values ('${fingerprint}')`,
   ];
 }

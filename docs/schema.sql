@@ -277,16 +277,16 @@ create table cairn.quarantines (
   constraint quarantines_pkey PRIMARY KEY (id)
 );
 
-create table cairn.read_set_entries (
+create table cairn.read_set_parts (
   read_set_id uuid not null,
-  entity_type text not null,
-  entity_id text not null,
-  version integer not null,
-  fields text[],
-  constraint read_set_entries_pkey PRIMARY KEY (read_set_id, entity_type, entity_id, version),
-  constraint read_set_entries_version_check CHECK ((version >= 0))
+  entity_types text[] not null,
+  entity_ids text[] not null,
+  versions integer[] not null,
+  fields text[] not null,
+  entity_keys text[] not null,
+  constraint read_set_parts_shape CHECK (((cardinality(entity_types) > 0) AND (cardinality(entity_ids) = cardinality(entity_types)) AND (cardinality(versions) = cardinality(entity_types)) AND (cardinality(fields) = cardinality(entity_types)) AND (cardinality(entity_keys) = cardinality(entity_types)) AND (array_position(entity_types, NULL::text) IS NULL) AND (array_position(entity_ids, NULL::text) IS NULL) AND (array_position(versions, NULL::integer) IS NULL) AND (0 <= ALL (versions))))
 );
-alter table cairn.read_set_entries enable row level security;
+alter table cairn.read_set_parts enable row level security;
 
 create table cairn.read_sets (
   id uuid not null default gen_random_uuid(),
@@ -436,8 +436,8 @@ CREATE INDEX observations_type_idx ON cairn.observations USING btree (type, seq)
 CREATE UNIQUE INDEX quarantine_lifts_pkey ON cairn.quarantine_lifts USING btree (quarantine_id);
 CREATE UNIQUE INDEX quarantines_pkey ON cairn.quarantines USING btree (id);
 CREATE INDEX quarantines_root_idx ON cairn.quarantines USING btree (root_observation_id);
-CREATE INDEX read_set_entries_entity_idx ON cairn.read_set_entries USING btree (entity_type, entity_id, version) INCLUDE (read_set_id);
-CREATE UNIQUE INDEX read_set_entries_pkey ON cairn.read_set_entries USING btree (read_set_id, entity_type, entity_id, version);
+CREATE INDEX read_set_parts_entity_idx ON cairn.read_set_parts USING gin (entity_keys) WITH (fastupdate=off);
+CREATE INDEX read_set_parts_read_set_idx ON cairn.read_set_parts USING btree (read_set_id);
 CREATE UNIQUE INDEX read_sets_attempt_unique ON cairn.read_sets USING btree (workflow_id, activity_id, attempt);
 CREATE UNIQUE INDEX read_sets_pkey ON cairn.read_sets USING btree (id);
 CREATE INDEX read_sets_task_key_idx ON cairn.read_sets USING btree (task_key, created_at);
@@ -499,10 +499,10 @@ CASE
     WHEN (scope = 'task'::text) THEN ('task:'::text || task_key)
     ELSE scope
 END] && ( SELECT (NULLIF(current_setting('cairn.read_scopes'::text, true), ''::text))::text[] AS "nullif")));
-create policy read_set_entries_with_read_set on cairn.read_set_entries as permissive for select to cairn_app
+create policy read_set_parts_with_read_set on cairn.read_set_parts as permissive for select to cairn_app
   using ((EXISTS ( SELECT 1
    FROM cairn.read_sets r
-  WHERE (r.id = read_set_entries.read_set_id))));
+  WHERE (r.id = read_set_parts.read_set_id))));
 create policy read_sets_in_task_scope on cairn.read_sets as permissive for select to cairn_app
   using ((( SELECT ('*'::text = ANY (cairn.bookkeeping_scopes()))) OR (('task:'::text || task_key) = ANY (( SELECT cairn.bookkeeping_scopes() AS bookkeeping_scopes)::text[]))));
 create policy stale_refusals_with_read_set on cairn.stale_refusals as permissive for select to cairn_app
@@ -554,8 +554,9 @@ CREATE TRIGGER quarantine_lifts_append_only BEFORE DELETE OR UPDATE ON cairn.qua
 CREATE TRIGGER quarantine_lifts_no_truncate BEFORE TRUNCATE ON cairn.quarantine_lifts FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER quarantines_append_only BEFORE DELETE OR UPDATE ON cairn.quarantines FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER quarantines_no_truncate BEFORE TRUNCATE ON cairn.quarantines FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
-CREATE TRIGGER read_set_entries_append_only BEFORE DELETE OR UPDATE ON cairn.read_set_entries FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
-CREATE TRIGGER read_set_entries_no_truncate BEFORE TRUNCATE ON cairn.read_set_entries FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER read_set_entries_append_only INSTEAD OF DELETE OR UPDATE ON cairn.read_set_entries FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER read_set_parts_append_only BEFORE DELETE OR UPDATE ON cairn.read_set_parts FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
+CREATE TRIGGER read_set_parts_no_truncate BEFORE TRUNCATE ON cairn.read_set_parts FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER read_sets_append_only BEFORE DELETE OR UPDATE ON cairn.read_sets FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER read_sets_no_truncate BEFORE TRUNCATE ON cairn.read_sets FOR EACH STATEMENT EXECUTE FUNCTION cairn.refuse_evidence_change();
 CREATE TRIGGER stale_refusals_append_only BEFORE DELETE OR UPDATE ON cairn.stale_refusals FOR EACH ROW EXECUTE FUNCTION cairn.refuse_evidence_change();
@@ -577,6 +578,13 @@ create view cairn.active_quarantines as SELECT q.id,
   WHERE (NOT (EXISTS ( SELECT 1
            FROM cairn.quarantine_lifts l
           WHERE (l.quarantine_id = q.id))));
+create view cairn.read_set_entries with (security_invoker=true) as SELECT p.read_set_id,
+    e.entity_type,
+    e.entity_id,
+    e.version,
+    (e.fields)::text[] AS fields
+   FROM (cairn.read_set_parts p
+     CROSS JOIN LATERAL UNNEST(p.entity_types, p.entity_ids, p.versions, p.fields) e(entity_type, entity_id, version, fields));
 
 -- Domains
 create domain cairn.claim_event_kind as text constraint claim_event_kind_check CHECK ((VALUE = ANY (ARRAY['granted'::text, 'renewed'::text, 'released'::text, 'expired-takeover'::text])));
@@ -611,6 +619,23 @@ AS $function$
                   case when pg_catalog.cardinality(nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[]) = 1
                         and (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] <> '*'
                        then (nullif(pg_catalog.current_setting('cairn.write_scopes', true), '')::text[])[1] end)
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.add_read_set_entries(p_id uuid, p_type text[], p_id_ text[], p_version integer[], p_fields text[])
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select 1 from cairn.read_sets r where r.id = p_id for no key update;
+  insert into cairn.read_set_parts (read_set_id, entity_types, entity_ids, versions, fields, entity_keys)
+  select p_id, array_agg(d.t), array_agg(d.i), array_agg(d.v), array_agg(d.f), array_agg(d.t || chr(31) || d.i)
+    from (select distinct on (u.t, u.i, u.v) u.t, u.i, u.v, (u.f::text[])::text as f
+            from unnest(p_type, p_id_, p_version, p_fields) with ordinality as u(t, i, v, f, o)
+           where not exists (select 1 from cairn.read_set_entries x
+                              where x.read_set_id = p_id and x.entity_type = u.t and x.entity_id = u.i
+                                and x.version = u.v)
+           order by u.t, u.i, u.v, u.o) d
+  having count(*) > 0;
 $function$;
 
 CREATE OR REPLACE FUNCTION cairn.append_observation(p_entity_type text, p_entity_id text, p_type text, p_schema_version integer, p_kind text, p_fields jsonb, p_scope text, p_derived_from uuid[], p_source jsonb, p_target_id uuid, p_expected_version integer, p_idempotency_key text, p_content_hash text, p_observed_at timestamp with time zone, p_task_key text, p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_agent_id text, p_role text)
@@ -1515,17 +1540,13 @@ AS $function$
               join cairn.observations d on d.id = c.id
           union all
             select 'read'::text, o.*
-              from cairn.read_set_entries e
+              from cairn.read_set_readers(w.entity_type, w.entity_id, w.entity_version, w.cutoff, w.keys) as e(read_set_id)
               join cairn.read_sets r on r.id = e.read_set_id
               join cairn.observation_read_sets l on l.read_set_id = e.read_set_id
               join cairn.observations o
                 on o.idempotency_key = l.idempotency_key and o.workflow_id = r.workflow_id
                and o.activity_id = r.activity_id and o.attempt = r.attempt
-             where e.entity_type = w.entity_type and e.entity_id = w.entity_id
-               and e.version >= w.entity_version
-               and (w.cutoff is null or e.version < w.cutoff)
-               and (e.fields is null or e.fields && w.keys)
-               and o.id <> w.id
+             where o.id <> w.id
         ) k
        where w.depth < p_max_depth
   ),
@@ -1979,6 +2000,28 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.read_set_readers(p_entity_type text, p_entity_id text, p_from integer, p_before integer, p_keys text[])
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select p.read_set_id
+    from cairn.read_set_parts p
+   cross join lateral unnest(p.entity_types, p.entity_ids, p.versions, p.fields) as e(t, i, v, f)
+   where p.entity_keys @> array[p_entity_type || chr(31) || p_entity_id]
+     and e.t = p_entity_type and e.i = p_entity_id and e.v >= p_from
+     and (p_before is null or e.v < p_before)
+     and (e.f is null or e.f::text[] && p_keys)
+     -- Cheapest first, each subquery without outer reference an InitPlan run at most once per
+     -- call, and only when reached: acting_as_application reads the catalogs.
+     and ((select '*' = any (cairn.bookkeeping_scopes()))
+          or exists (select 1 from cairn.read_sets r
+                      where r.id = p.read_set_id
+                        and 'task:' || r.task_key = any ((select cairn.bookkeeping_scopes())::text[]))
+          or (select not cairn.acting_as_application()))
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[])
  RETURNS TABLE(read_set_id uuid, refused boolean, conflicts jsonb)
  LANGUAGE plpgsql
@@ -2048,10 +2091,16 @@ begin
     returning r.id
   ),
   entries as (
-    insert into cairn.read_set_entries (read_set_id, entity_type, entity_id, version, fields)
-    select rs.id, e.t, e.i, e.v, e.f::text[]
-    from rs, unnest(p_entry_type, p_entry_id, p_entry_version, p_entry_fields) as e(t, i, v, f)
-    on conflict do nothing
+    -- One part: the entries (the first of duplicates), their fields as canonical literals.
+    insert into cairn.read_set_parts (read_set_id, entity_types, entity_ids, versions, fields, entity_keys)
+    select rs.id, d.ts, d.ids, d.vs, d.fs, d.ks
+    from rs, (select array_agg(u.t) as ts, array_agg(u.i) as ids, array_agg(u.v) as vs, array_agg(u.f) as fs,
+                     array_agg(u.t || chr(31) || u.i) as ks
+                from (select distinct on (e.t, e.i, e.v) e.t, e.i, e.v, (e.f::text[])::text as f
+                        from unnest(p_entry_type, p_entry_id, p_entry_version, p_entry_fields)
+                             with ordinality as e(t, i, v, f, o)
+                       order by e.t, e.i, e.v, e.o) u
+              having count(*) > 0) d
   ),
   links as (
     insert into cairn.observation_read_sets (idempotency_key, read_set_id)
@@ -2064,10 +2113,7 @@ begin
     -- This attempt already has a read set (it ran its transaction before): add to it.
     select r.id into v_id from cairn.read_sets r
     where r.workflow_id = p_workflow_id and r.activity_id = p_activity_id and r.attempt = p_attempt;
-    insert into cairn.read_set_entries (read_set_id, entity_type, entity_id, version, fields)
-    select v_id, e.t, e.i, e.v, e.f::text[]
-    from unnest(p_entry_type, p_entry_id, p_entry_version, p_entry_fields) as e(t, i, v, f)
-    on conflict do nothing;
+    perform cairn.add_read_set_entries(v_id, p_entry_type, p_entry_id, p_entry_version, p_entry_fields);
     insert into cairn.observation_read_sets (idempotency_key, read_set_id)
     select u.key, v_id from unnest(p_keys) as u(key)
     on conflict do nothing;
@@ -2152,10 +2198,8 @@ begin
     select r.id into v_id from cairn.read_sets r
     where r.workflow_id = p_workflow_id and r.activity_id = p_activity_id and r.attempt = p_attempt;
   end if;
-  insert into cairn.read_set_entries (read_set_id, entity_type, entity_id, version, fields)
-  select v_id, e.t, e.i, e.v, e.f
-  from jsonb_to_recordset(p_entries) as e(t text, i text, v int, f text[])
-  on conflict do nothing;
+  perform cairn.add_read_set_entries(v_id, array_agg(e.t), array_agg(e.i), array_agg(e.v), array_agg(e.f::text))
+     from jsonb_to_recordset(p_entries) as e(t text, i text, v int, f text[]);
   insert into cairn.stale_refusals (read_set_id, idempotency_keys, conflicts)
   values (v_id, coalesce(p_keys, '{}'), p_conflicts)
   on conflict (read_set_id) do nothing;
@@ -2440,6 +2484,7 @@ grant SELECT on table cairn.observation_flags to cairn_app;
 grant SELECT on table cairn.observation_read_sets to cairn_app;
 grant SELECT on table cairn.observations to cairn_app;
 grant SELECT on table cairn.read_set_entries to cairn_app;
+grant SELECT on table cairn.read_set_parts to cairn_app;
 grant SELECT on table cairn.read_sets to cairn_app;
 grant SELECT on table cairn.schema_migrations to cairn_app;
 grant SELECT on table cairn.stale_refusals to cairn_app;
@@ -2495,6 +2540,7 @@ grant execute on function cairn.read_current(p_entity_type text, p_entity_id tex
 grant execute on function cairn.read_current(p_entity_type text, p_entity_id text, p_limit integer) to public;
 grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to cairn_app;
 grant execute on function cairn.read_latest(p_entity_type text, p_entity_id text, p_format integer, p_limit integer) to public;
+grant execute on function cairn.read_set_readers(p_entity_type text, p_entity_id text, p_from integer, p_before integer, p_keys text[]) to cairn_app;
 grant execute on function cairn.record_read_set(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entry_type text[], p_entry_id text[], p_entry_version integer[], p_entry_fields text[], p_write_type text[], p_write_id text[], p_keys text[], p_modes text[]) to cairn_app;
 grant execute on function cairn.record_stale_refusal(p_workflow_id text, p_run_id text, p_activity_id text, p_attempt integer, p_task_key text, p_role text, p_agent_id text, p_entries jsonb, p_keys text[], p_conflicts jsonb) to cairn_app;
 grant execute on function cairn.record_step_completion(p_workflow_id text, p_activity_id text, p_run_id text, p_attempt integer, p_task_key text, p_role text, p_result jsonb, p_observation_ids uuid[], p_read_set_id uuid) to cairn_app;

@@ -102,7 +102,9 @@ export async function dumpSchema(databaseUrl: string): Promise<string> {
       'Views',
       (
         await q(
-          `select format('create view %I.%I as%s', n.nspname, c.relname, pg_get_viewdef(c.oid)) as line
+          `select format('create view %I.%I%s as%s', n.nspname, c.relname,
+                        coalesce(' with (' || array_to_string(c.reloptions, ', ') || ')', ''),
+                        pg_get_viewdef(c.oid)) as line
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
             where n.nspname = $1 and c.relkind in ('v', 'm') order by c.relname`,
         )

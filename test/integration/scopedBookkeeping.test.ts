@@ -86,6 +86,12 @@ const PROBES: Record<string, string> = {
   // The evidence tables carry no task of their own: which read set they hang off, by its
   // workflow id (each task's steps have their own), so a hidden read set cannot hide them.
   read_set_entries: `select substr(entity_id, 5) as t from cairn.read_set_entries where entity_id = any(array(select 'rse-' || x from unnest($1::text[]) x))`,
+  // Where read_set_entries' rows are stored since migration 023 (one row per recording).
+  read_set_parts: `select substr(i, 5) as t from cairn.read_set_parts p cross join unnest(p.entity_ids) i
+                     where i = any(array(select 'rse-' || x from unnest($1::text[]) x))`,
+  // The blast radius' per-entity lookup (a definer function): the read sets that read rse-<task>.
+  read_set_readers: `select x as t from unnest($1::text[]) x
+                       cross join lateral cairn.read_set_readers('deal', 'rse-' || x, 0, null, '{price}') r`,
   observation_read_sets: `select substr(split_part(idempotency_key, ':', 1), 4) as t from cairn.observation_read_sets
                             where split_part(idempotency_key, ':', 1) = any(array(select 'wf-' || x from unnest($1::text[]) x))`,
   claims: `select split_part(resource, '/', 2) as t from cairn.claims where split_part(resource, '/', 2) = any($1)`,
@@ -245,6 +251,9 @@ describe('as the application role with a narrow grant (raw SQL)', () => {
       'task_keys',
       'effects',
       'read_sets',
+      'read_set_entries',
+      'read_set_parts',
+      'read_set_readers',
       'claims',
       'work_items',
     ]) {
