@@ -2,15 +2,26 @@
  * The append path's hand-written fast paths (src/store/observations/validate.ts, append.ts)
  * against what they stand in for, as properties: the context and entity-reference checks never
  * accept what the zod schemas refuse (and accept the common valid input, so the fast path is
- * taken), and the batch's array literals are byte for byte what pg makes of the arrays.
+ * taken), the batch's array literals are byte for byte what pg makes of the arrays, and zod
+ * answers the same for the fields' shielded copy as for a null-prototype copy.
  */
 import fc from 'fast-check';
-import { prepareValue } from 'pg/lib/utils';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { entityRefSchema } from '../../src/shared/observation';
 import { arrayLiteral } from '../../src/store/observations/append';
 import { APPEND_LIMITS } from '../../src/store/observations/types';
-import { contextSchema, isPlainValidContext, isValidEntityRef } from '../../src/store/observations/validate';
+import {
+  contextSchema,
+  isPlainValidContext,
+  isValidEntityRef,
+  shieldedCopy,
+} from '../../src/store/observations/validate';
+
+/** pg's own conversion of a parameter (not in its type declarations). */
+const prepareValue = (pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } }).utils
+  .prepareValue;
 
 const anyText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 12 }),
@@ -196,6 +207,53 @@ describe('append validation fast paths', () => {
         expect(arrayLiteral(values, (v) => v)).toBe(prepareValue(values));
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('zod answers the same for the shielded copy as for a null-prototype copy of the fields', () => {
+    // Declared keys that Object.prototype also answers, with and without a value.
+    const schema = z
+      .object({
+        constructor: z.string().optional(),
+        toString: z.number(),
+        label: z.string(),
+        valueOf: z.array(z.string()).optional(),
+        __proto__: z.string().optional(),
+      })
+      .strict();
+    const partial = schema.partial();
+    const key = fc.constantFrom(
+      'constructor',
+      'toString',
+      'label',
+      'valueOf',
+      'hasOwnProperty',
+      'x',
+      '__proto__',
+    );
+    const value = fc.oneof(
+      fc.string({ maxLength: 3 }),
+      fc.integer(),
+      fc.array(fc.string({ maxLength: 2 }), { maxLength: 2 }),
+      fc.constant(undefined),
+    );
+    const fields = fc.array(fc.tuple(key, value), { maxLength: 6 }).map((entries) => {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of entries)
+        Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+      return o;
+    });
+    fc.assert(
+      fc.property(fields, (raw) => {
+        for (const s of [schema, partial]) {
+          const shielded = s.safeParse(shieldedCopy(raw));
+          const nullProto = s.safeParse(Object.assign(Object.create(null) as Record<string, unknown>, raw));
+          expect(shielded.success).toBe(nullProto.success);
+          if (nullProto.success) expect(shielded.data).toStrictEqual(nullProto.data);
+          else expect(shielded.error?.issues).toStrictEqual(nullProto.error.issues);
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });
