@@ -1,14 +1,18 @@
 /**
- * Where the Node side of an append spends its CPU (issue 14): the bench's three append shapes —
- * a validated single append, a batch of 1,000, the single decision behind a 20-entity read set —
- * in a loop against a scratch database, with this process's CPU time per op (user + system,
- * `process.cpuUsage`). Run it under the V8 profiler to see the functions:
+ * Where the Node side of an append spends its CPU (issue 14): the bench's append shapes — a
+ * validated single append, a batch of 1,000, the single decision in its own transaction and
+ * behind a 20-entity read set — and the raw single-row and unnest INSERTs they are compared
+ * with, each in a loop against a scratch database, with this process's CPU time per row (user +
+ * system, `process.cpuUsage`, every thread) and the pool's socket reads (event-loop wake-ups
+ * for answers) per op. Run it under the V8 profiler to see the functions:
  *
  *   node --import tsx --cpu-prof --cpu-prof-dir /tmp/prof bench/appendNode.profile.ts \
- *     [--only single|batch|reads] [--ops 2000] [--batches 20] [--database cairn_append_node_profile]
+ *     [--only raw,single,rawbatch,batch,reads] [--ops 2000] [--batches 20] \
+ *     [--database cairn_append_node_profile]
  *
  * Not part of `cairn bench`: an experiment that names the remaining cost (see bench/README.md,
- * "Node side of appends, round 4").
+ * "Node side of appends, round 4"). On a loaded machine CPU per op swings ±50% from run to run;
+ * compare runs alternated with the base commit, several of each.
  */
 import { parseArgs } from 'node:util';
 import type { ReadSetEntry } from '../src/shared/readSets';
@@ -70,11 +74,18 @@ async function measure(name: string, n: number, perOp: number, fn: (i: number) =
 
 async function main(): Promise<void> {
   const scratch = await createProfileDatabase(values.database);
-  const pool = createPool(scratch.url, { max: 4, scopes: 'all', applicationName: 'cairn-append-node-profile' });
+  const pool = createPool(scratch.url, {
+    max: 4,
+    scopes: 'all',
+    applicationName: 'cairn-append-node-profile',
+  });
   pool.on('connect', (client) => {
-    (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.on('data', () => {
-      dataEvents++;
-    });
+    (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.on(
+      'data',
+      () => {
+        dataEvents++;
+      },
+    );
   });
   const owner = createPool(scratch.url, { max: 1, applicationRole: null });
   try {
