@@ -181,6 +181,7 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
 function unnameStatements(client: PoolClient): void {
   const raw = client.query.bind(client) as unknown as QueryFn;
   const unnamed = (...args: unknown[]): unknown => {
+    coalesceWrites(client);
     const first = args[0];
     if (
       typeof first === 'object' &&
@@ -194,6 +195,36 @@ function unnameStatements(client: PoolClient): void {
     return raw(...args);
   };
   client.query = unnamed as unknown as PoolClient['query'];
+}
+
+/** A client's socket as pg holds it (replaced by a TLS socket after the SSL handshake). */
+interface CorkableStream {
+  cork?: () => void;
+  uncork?: () => void;
+  writable?: boolean;
+}
+const corked = new WeakSet<PoolClient>();
+
+/**
+ * Holds the client's socket writes until the current synchronous run ends, so what it sends
+ * together goes out in one write: a lone statement's BEGIN + setup, statement and COMMIT (three
+ * messages, three write syscalls otherwise), a transaction's BEGIN with the statements sent
+ * before its first await (withTransaction, the read receipt and its append). pg writes each
+ * query as soon as it is submitted (pipelining), one syscall per query, and Postgres wakes for
+ * each packet. Order and content of the bytes are unchanged; the write is only delayed to the
+ * end of the current tick, before the process can wait for any answer.
+ */
+function coalesceWrites(client: PoolClient): void {
+  if (corked.has(client)) return;
+  const stream = (client as unknown as { connection?: { stream?: CorkableStream } }).connection?.stream;
+  if (!stream || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function' || !stream.writable)
+    return;
+  stream.cork();
+  corked.add(client);
+  process.nextTick(() => {
+    corked.delete(client);
+    stream.uncork!();
+  });
 }
 
 const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;]*;?\s*$/i;

@@ -94,6 +94,65 @@ describe('lone statements, pipelined', () => {
   });
 });
 
+describe('writes coalesced per tick', () => {
+  /** Counts the socket's write dispatches (one syscall each) while `fn` runs on `client`. */
+  async function writesOf(client: pg.PoolClient, fn: () => Promise<unknown>): Promise<number> {
+    const socket = (client as unknown as { connection: { stream: Record<string, unknown> } }).connection
+      .stream as unknown as { _write: (...a: unknown[]) => unknown; _writev: (...a: unknown[]) => unknown };
+    const write = socket._write;
+    const writev = socket._writev;
+    let n = 0;
+    socket._write = function (this: unknown, ...a: unknown[]) {
+      n++;
+      return write.apply(this, a);
+    };
+    socket._writev = function (this: unknown, ...a: unknown[]) {
+      n++;
+      return writev.apply(this, a);
+    };
+    try {
+      await fn();
+    } finally {
+      socket._write = write;
+      socket._writev = writev;
+    }
+    return n;
+  }
+
+  it("a lone statement's BEGIN + setup, statement and COMMIT go out in one write", async () => {
+    const client = await one.connect();
+    try {
+      expect(await writesOf(client, () => client.query(txid))).toBe(1);
+      // Two lone statements sent in the same tick: still one write, two transactions.
+      let results: pg.QueryResult<{ tx: string }>[] = [];
+      const n = await writesOf(client, async () => {
+        results = await Promise.all([client.query<{ tx: string }>(txid), client.query<{ tx: string }>(txid)]);
+      });
+      expect(n).toBe(1);
+      expect(results[0]!.rows[0]!.tx).not.toBe(results[1]!.rows[0]!.tx);
+    } finally {
+      client.release();
+    }
+  });
+
+  it("withTransaction's BEGIN travels with the statements sent before the first await; COMMIT after", async () => {
+    await db.adminPool.query('truncate public.pipeline_probe');
+    const client = await one.connect();
+    client.release();
+    // The pool hands out the same client (max 1): count its writes through withTransaction.
+    const n = await writesOf(client, () =>
+      withTransaction(one, async (c) => {
+        const a = c.query('insert into public.pipeline_probe values (7)');
+        const b = c.query<{ tx: string }>(txid);
+        await Promise.all([a, b]);
+      }),
+    );
+    expect(n).toBe(2); // BEGIN + setup with both statements, then COMMIT
+    const { rows } = await db.adminPool.query<{ id: number }>('select id from public.pipeline_probe');
+    expect(rows).toEqual([{ id: 7 }]);
+  });
+});
+
 describe('transactions with a pipelined BEGIN', () => {
   it('withTransaction: every statement is in the one transaction; a failure rolls all of it back', async () => {
     await db.adminPool.query('truncate public.pipeline_probe');

@@ -116,7 +116,8 @@ function isPlainValidItem(raw: unknown): raw is ParsedItem {
   );
 }
 
-const contextSchema = z.strictObject({
+/** The append context's schema (exported for the property that `isPlainValidContext` never accepts more). */
+export const contextSchema = z.strictObject({
   provenance: z.strictObject({
     taskKey: z.string().max(APPEND_LIMITS.maxKeyLength),
     workflowId: z.string().max(APPEND_LIMITS.maxKeyLength),
@@ -129,6 +130,62 @@ const contextSchema = z.strictObject({
   idempotencyPrefix: shortText,
   observedAt: isoTime,
 });
+
+const PROVENANCE_KEYS = ['taskKey', 'workflowId', 'runId', 'activityId', 'agentId', 'role'] as const;
+const ISO_TIME = z.core.regexes.datetime({ offset: true });
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/**
+ * The common context checked by hand (a single append spent a quarter of its validation in the
+ * generic object parser here). Only ever answers true for contexts `contextSchema` accepts
+ * unchanged (test/unit/appendValidation.test.ts, a property); anything else, valid or not, goes
+ * through `contextSchema`, which also words the errors.
+ */
+export function isPlainValidContext(ctx: unknown): ctx is AppendContext {
+  if (!isPlainRecord(ctx)) return false;
+  const keys = Object.keys(ctx);
+  if (keys.length !== 3) return false;
+  const p = ctx.provenance;
+  const prefix = ctx.idempotencyPrefix;
+  const observedAt = ctx.observedAt;
+  if (
+    !isPlainRecord(p) ||
+    typeof prefix !== 'string' ||
+    prefix.length < 1 ||
+    prefix.length > APPEND_LIMITS.maxKeyLength ||
+    typeof observedAt !== 'string' ||
+    !ISO_TIME.test(observedAt)
+  )
+    return false;
+  if (Object.keys(p).length !== PROVENANCE_KEYS.length + 1) return false;
+  for (const key of PROVENANCE_KEYS) {
+    const v = p[key];
+    if (typeof v !== 'string' || v.length > APPEND_LIMITS.maxKeyLength) return false;
+  }
+  const attempt = p.attempt;
+  return Number.isSafeInteger(attempt) && (attempt as number) >= 0 && (attempt as number) <= MAX_INT;
+}
+
+const ENTITY_TYPE = /^[a-z][a-z0-9_.-]{0,62}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_UNIT = /[\u0000-\u001F]/;
+
+/**
+ * What `entityRefSchema` accepts, checked without building its input object and issues: only
+ * ever true when the schema accepts the reference (a property in test/unit/appendValidation.test.ts);
+ * false sends the reference through the schema, which words the error.
+ */
+export function isValidEntityRef(entityType: string, entityId: string): boolean {
+  return (
+    ENTITY_TYPE.test(entityType) &&
+    entityId.length >= 1 &&
+    entityId.length <= 256 &&
+    !CONTROL_UNIT.test(entityId)
+  );
+}
 
 const jsonLimits = { maxStringLength: APPEND_LIMITS.maxStringLength, maxDepth: APPEND_LIMITS.maxDepth };
 
@@ -171,21 +228,15 @@ export function prepareBatch(
 }
 
 function validateContext(ctx: AppendContext): void {
-  const parsed = contextSchema.safeParse(ctx);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ObservationValidationError(BATCH_INDEX, issuePath('context', issue), issue.message);
+  if (!isPlainValidContext(ctx)) {
+    const parsed = contextSchema.safeParse(ctx);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ObservationValidationError(BATCH_INDEX, issuePath('context', issue), issue.message);
+    }
   }
   const p = ctx.provenance;
-  const strings: [string, string][] = [
-    ['taskKey', p.taskKey],
-    ['workflowId', p.workflowId],
-    ['runId', p.runId],
-    ['activityId', p.activityId],
-    ['agentId', p.agentId],
-    ['role', p.role],
-  ];
-  for (const [name, value] of strings) checkString(BATCH_INDEX, `context.provenance.${name}`, value);
+  for (const name of PROVENANCE_KEYS) checkString(BATCH_INDEX, `context.provenance.${name}`, p[name]);
   checkString(BATCH_INDEX, 'context.idempotencyPrefix', ctx.idempotencyPrefix);
 }
 
@@ -209,10 +260,12 @@ function prepareItem(
   }
   const refKey = `${item.entityType}\u0000${item.entityId}`;
   if (!validRefs.has(refKey)) {
-    const ref = entityRefSchema.safeParse({ entityType: item.entityType, entityId: item.entityId });
-    if (!ref.success) {
-      const issue = ref.error.issues[0]!;
-      throw new ObservationValidationError(index, issuePath('', issue), issue.message);
+    if (!isValidEntityRef(item.entityType, item.entityId)) {
+      const ref = entityRefSchema.safeParse({ entityType: item.entityType, entityId: item.entityId });
+      if (!ref.success) {
+        const issue = ref.error.issues[0]!;
+        throw new ObservationValidationError(index, issuePath('', issue), issue.message);
+      }
     }
     checkString(index, 'entityId', item.entityId);
     validRefs.add(refKey);
@@ -246,7 +299,7 @@ function prepareItem(
   }
 
   const fields = validateFields(type, kind, item.fields, index);
-  if (!targets && item.expectedVersion === undefined) {
+  if (!targets && item.expectedVersion === undefined && hasGuardedFields(type)) {
     // Of the fields written: a property whose value is undefined is not stored.
     const guarded = Object.keys(fields.data).find(
       (f) => type.policies[f] === 'reject-on-conflict' && fields.data[f] !== undefined,
@@ -321,7 +374,35 @@ function prepareItem(
   };
 }
 
+const guardedTypes = new WeakMap<ObservationType, boolean>();
+
+/** Whether any field of the type is reject-on-conflict (computed once per type). */
+function hasGuardedFields(type: ObservationType): boolean {
+  let guarded = guardedTypes.get(type);
+  if (guarded === undefined) {
+    guarded = Object.values(type.policies).some((p) => p === 'reject-on-conflict');
+    guardedTypes.set(type, guarded);
+  }
+  return guarded;
+}
+
 const partialSchemas = new WeakMap<ObservationType, z.ZodType>();
+
+/** An empty object with no prototype, frozen: the prototype of every shielded copy. */
+const NO_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
+
+/**
+ * The fields as zod must read them: zod reads each declared key from its input, and a plain
+ * object answers `constructor` (and other Object.prototype names, polluted ones too) even when
+ * the key is absent. The copy's prototype chain ends in NO_PROTOTYPE, so an absent key reads
+ * undefined, as in a null-prototype copy; unlike `Object.create(null)`, which V8 builds in
+ * dictionary mode, the copy keeps a fast shape (zod's parse of a null-prototype copy cost 2-3×
+ * its parse of the fields). Same own properties, same answers (a property in
+ * test/unit/appendValidation.test.ts).
+ */
+export function shieldedCopy(raw: Record<string, unknown>): Record<string, unknown> {
+  return Object.assign(Object.create(NO_PROTOTYPE) as Record<string, unknown>, raw);
+}
 
 /**
  * Assertions, inferences and decisions must satisfy the type's schema. A correction overrides
@@ -339,9 +420,7 @@ function validateFields(
     schema = partialSchemas.get(type) ?? type.schema.partial();
     partialSchemas.set(type, schema);
   }
-  // A null-prototype copy: zod reads each declared key from its input, and a plain object
-  // answers `constructor` (and other Object.prototype names) even when the key is absent.
-  const parsed = schema.safeParse(Object.assign(Object.create(null) as Record<string, unknown>, raw));
+  const parsed = schema.safeParse(shieldedCopy(raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ObservationValidationError(index, issuePath('fields', issue), issue.message);
