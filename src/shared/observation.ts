@@ -89,14 +89,17 @@ export type ReducibleObservation = Pick<
   'id' | 'entityVersion' | 'type' | 'schemaVersion' | 'kind' | 'fields' | 'targetId'
 > & { provenance: Pick<Provenance, 'agentId' | 'role' | 'taskKey'> };
 
+/** What an entity type may be (entityRefSchema; also checked by hand on the append path). */
+export const ENTITY_TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,62}$/;
+/** The longest entity id, in UTF-16 code units as zod's max counts. */
+export const ENTITY_ID_MAX_LENGTH = 256;
+
 export const entityRefSchema = z.object({
-  entityType: z
-    .string()
-    .regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be lower-case letters, digits, _ . - (max 63)'),
+  entityType: z.string().regex(ENTITY_TYPE_PATTERN, 'must be lower-case letters, digits, _ . - (max 63)'),
   entityId: z
     .string()
     .min(1)
-    .max(256)
+    .max(ENTITY_ID_MAX_LENGTH)
     .refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters'),
 });
 

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { EntityState, PolicyResolver } from '../shared/entityState';
 import type { ReadSetEntry, StaleConflict, DependsOnReads } from '../shared/readSets';
 import type { EntityRef } from '../shared/observation';
+import { textArrayLiteral } from './arrayLiteral';
 import type { Queryable } from './pool';
 import { getEntityState, getEntityVersion } from './observations/read';
 import { isoUtc } from './observations/rows';
@@ -89,11 +90,6 @@ export async function recordReadSet(db: Queryable, input: RecordReadSetInput): P
   });
   const r = recordedRow.parse(rows[0]);
   return { readSetId: r.read_set_id, refused: r.refused, conflicts: r.conflicts };
-}
-
-/** A text[] literal (every element quoted), so a list of lists can travel as one text[] parameter. */
-export function textArrayLiteral(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
 }
 
 export interface ReadSet {

@@ -26,15 +26,9 @@ import {
 } from '../../src/store/claims';
 import type { AppendContext } from '../../src/store/observations/append';
 import { registerObservationTypes } from '../../src/store/observations/registerTypes';
-import {
-  CLAIM_RECORD_QUERY,
-  CLAIM_RESULT_COLUMNS,
-  CLAIM_RESULT_TYPES,
-  parseClaimRecord,
-  parseClaimResult,
-  timestamptzToIsoUtc,
-} from '../../src/store/claims/rows';
+import { CLAIM_RECORD_QUERY, parseClaimRecord, timestamptzToIsoUtc } from '../../src/store/claims/rows';
 import { withTransaction } from '../../src/store/pool';
+import { CLAIM_RESULT_COLUMNS, CLAIM_RESULT_TYPES, parseClaimResult } from '../helpers/claimResultColumns';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 
 const note = defineObservationType({

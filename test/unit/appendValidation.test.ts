@@ -10,7 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { entityRefSchema } from '../../src/shared/observation';
-import { arrayLiteral } from '../../src/store/observations/append';
+import { arrayLiteral, textArrayLiteral } from '../../src/store/arrayLiteral';
 import { APPEND_LIMITS } from '../../src/store/observations/types';
 import {
   contextSchema,
@@ -185,7 +185,7 @@ describe('append validation fast paths', () => {
     );
   });
 
-  it('arrayLiteral is byte for byte the literal pg makes of the array', () => {
+  it('arrayLiteral and textArrayLiteral are byte for byte the literal pg makes of the array', () => {
     const element = fc.oneof(
       anyText,
       fc.string({ unit: 'grapheme', maxLength: 20 }),
@@ -205,6 +205,13 @@ describe('append validation fast paths', () => {
       fc.property(runs, (r) => {
         const values = r.flatMap(([v, n]) => Array<typeof v>(n).fill(v));
         expect(arrayLiteral(values, (v) => v)).toBe(prepareValue(values));
+      }),
+      { numRuns: 1000 },
+    );
+    // The text[] form (read-set field lists, nextFree's candidates) is the same literal.
+    fc.assert(
+      fc.property(fc.array(anyText, { maxLength: 30 }), (values) => {
+        expect(textArrayLiteral(values)).toBe(prepareValue(values));
       }),
       { numRuns: 1000 },
     );

@@ -29,15 +29,6 @@ function identity(value: string): string {
   return value;
 }
 
-/**
- * Select list over a cairn.claim_result `r` (the nine columns; pass CLAIM_RESULT_TYPES, decode with
- * parseClaimResult): how the statements read the result before round 4, kept as the reference
- * that parseClaimRecord is property-tested against.
- */
-export const CLAIM_RESULT_COLUMNS =
-  'r.outcome, r.resource, r.holder, r.token, r.acquired_at, r.expires_at, r.released_at, r.checked_at, r.previous_holder';
-
-const TIMESTAMPTZ_OID = 1184;
 const ISO_TEXT =
   /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
 
@@ -60,19 +51,15 @@ export function timestamptzToIsoUtc(text: string): string | null {
   return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`;
 }
 
-/** Type parsers for a claim statement: timestamptz as ISO UTC text, everything else as pg does. */
-export const CLAIM_RESULT_TYPES = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((value: never) => unknown) =>
-    format === 'binary'
-      ? (pg.types.getTypeParser(oid, 'binary') as (value: Buffer) => unknown)
-      : oid === TIMESTAMPTZ_OID
-        ? timestamptzToIsoUtc
-        : (pg.types.getTypeParser(oid, 'text') as (
-            value: string,
-          ) => unknown)) as typeof pg.types.getTypeParser,
-};
-
-const OUTCOMES = new Set(['granted', 'expired-takeover', 'renewed', 'held', 'released', 'refused', 'none']);
+export const CLAIM_OUTCOMES: ReadonlySet<string> = new Set([
+  'granted',
+  'expired-takeover',
+  'renewed',
+  'held',
+  'released',
+  'refused',
+  'none',
+]);
 
 export interface ClaimResultRow {
   outcome: 'granted' | 'expired-takeover' | 'renewed' | 'held' | 'released' | 'refused' | 'none';
@@ -84,37 +71,6 @@ export interface ClaimResultRow {
   released_at: string | null;
   checked_at: string;
   previous_holder: string | null;
-}
-
-/** Checks a cairn.claim_result row (a hand-written check: it runs on every claim call). */
-export function parseClaimResult(row: unknown): ClaimResultRow {
-  if (typeof row !== 'object' || row === null) throw new Error('claim result: no row');
-  const r = row as Record<string, unknown>;
-  if (typeof r.outcome !== 'string' || !OUTCOMES.has(r.outcome))
-    throw new Error(`claim result: unknown outcome ${JSON.stringify(r.outcome)}`);
-  const checkedAt = textOrNull(r, 'checked_at');
-  if (checkedAt === null) throw new Error('claim result is missing checked_at');
-  // bigint arrives as text; tokens stay far below 2^53.
-  const token = r.token;
-  if (token !== null && typeof token !== 'string' && typeof token !== 'number')
-    throw new Error('claim result: token is not a number');
-  return {
-    outcome: r.outcome as ClaimResultRow['outcome'],
-    resource: textOrNull(r, 'resource'),
-    holder: textOrNull(r, 'holder'),
-    token: token === null ? null : Number(token),
-    acquired_at: textOrNull(r, 'acquired_at'),
-    expires_at: textOrNull(r, 'expires_at'),
-    released_at: textOrNull(r, 'released_at'),
-    checked_at: checkedAt,
-    previous_holder: textOrNull(r, 'previous_holder'),
-  };
-}
-
-function textOrNull(r: Record<string, unknown>, key: string): string | null {
-  const v = r[key];
-  if (v === null || typeof v === 'string') return v;
-  throw new Error(`claim result: ${key} is not text`);
 }
 
 const OPEN = 0x28; // (
@@ -178,14 +134,15 @@ const TOKEN_TEXT = /^\d+$/;
 /**
  * Decodes a cairn.claim_result's record text (CLAIM_RECORD_QUERY) into the row the nine-column
  * select gave, with the same checks and the same conversions (timestamps to ISO UTC text, the
- * token to a number); property-tested against it in test/integration/claims.test.ts.
+ * token to a number); property-tested against it (test/helpers/claimResultColumns.ts) in
+ * test/integration/claims.test.ts.
  */
 export function parseClaimRecord(value: unknown): ClaimResultRow {
   if (typeof value !== 'string') throw new Error('claim result: no row');
   const f = recordFields(value);
   if (f.length !== 9) throw new Error(`claim result: ${f.length} fields, expected 9`);
   const outcome = f[0]!;
-  if (outcome === null || !OUTCOMES.has(outcome))
+  if (outcome === null || !CLAIM_OUTCOMES.has(outcome))
     throw new Error(`claim result: unknown outcome ${JSON.stringify(outcome)}`);
   const checkedAt = timestampOrNull(f[7]!);
   if (checkedAt === null) throw new Error('claim result is missing checked_at');

@@ -5,7 +5,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { Queryable } from '../pool';
-import { textArrayLiteral } from '../readSets';
+import { textArrayLiteral } from '../arrayLiteral';
 import { mapFenceError } from './fence';
 import { CLAIM_RECORD_QUERY, parseClaimRecord, toGrant } from './rows';
 import {

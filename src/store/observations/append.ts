@@ -7,6 +7,7 @@
 import type { PoolClient } from 'pg';
 import { IdempotencyConflictError, ObservationValidationError, StaleVersionError } from '../../shared/errors';
 import type { ObservationTypeRegistry } from '../../shared/observationTypes';
+import { arrayLiteral } from '../arrayLiteral';
 import { pgError, type PgErrorFields, type Queryable } from '../pool';
 import { registerObservationTypes } from './registerTypes';
 import { isoUtc, parseAppendedRow } from './rows';
@@ -138,37 +139,6 @@ function batchParameters(items: PreparedItem[], ctx: AppendContext): unknown[] {
     column((i) => i.observedAt),
     ...provenanceParameters(ctx),
   ];
-}
-
-const QUOTED = /["\\]/;
-const QUOTED_ALL = /["\\]/g;
-
-/**
- * The Postgres array literal of `items.map(value)`, byte for byte the text pg's prepareValue
- * makes of that array (every element double-quoted, `"` and `\` backslash-escaped, null as NULL;
- * a property in test/unit/appendValidation.test.ts), without the array and with one scan per
- * element instead of two replaces, and each run of equal values (a batch's type, kind, scope,
- * time) escaped once.
- */
-export function arrayLiteral<T>(items: readonly T[], value: (item: T) => string | number | null): string {
-  let out = '{';
-  let last: string | number | null | undefined;
-  let lastText = '';
-  for (let k = 0; k < items.length; k++) {
-    const v = value(items[k]!);
-    if (k > 0) out += ',';
-    if (v === null || v === undefined) {
-      out += 'NULL';
-      continue;
-    }
-    if (v !== last) {
-      const text = typeof v === 'string' ? v : String(v);
-      lastText = QUOTED.test(text) ? `"${text.replace(QUOTED_ALL, '\\$&')}"` : `"${text}"`;
-      last = v;
-    }
-    out += lastText;
-  }
-  return out + '}';
 }
 
 function isClient(db: Queryable): db is PoolClient {

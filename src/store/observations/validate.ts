@@ -11,6 +11,8 @@ import {
   UnknownObservationTypeError,
 } from '../../shared/errors';
 import {
+  ENTITY_ID_MAX_LENGTH,
+  ENTITY_TYPE_PATTERN,
   entityRefSchema,
   OBSERVATION_KINDS,
   type ExternalSource,
@@ -169,7 +171,6 @@ export function isPlainValidContext(ctx: unknown): ctx is AppendContext {
   return Number.isSafeInteger(attempt) && (attempt as number) >= 0 && (attempt as number) <= MAX_INT;
 }
 
-const ENTITY_TYPE = /^[a-z][a-z0-9_.-]{0,62}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_UNIT = /[\u0000-\u001F]/;
 
@@ -180,9 +181,9 @@ const CONTROL_UNIT = /[\u0000-\u001F]/;
  */
 export function isValidEntityRef(entityType: string, entityId: string): boolean {
   return (
-    ENTITY_TYPE.test(entityType) &&
+    ENTITY_TYPE_PATTERN.test(entityType) &&
     entityId.length >= 1 &&
-    entityId.length <= 256 &&
+    entityId.length <= ENTITY_ID_MAX_LENGTH &&
     !CONTROL_UNIT.test(entityId)
   );
 }
