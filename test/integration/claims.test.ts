@@ -56,6 +56,14 @@ const ctx = (): AppendContext => ({
 });
 const item = (text: string) => ({ entityType: 'doc', entityId: 'd1', type: 'claim.note', fields: { text } });
 
+/**
+ * Leases that must still be live a statement or two later get LIVE_MS, generous enough for a loaded
+ * CI machine (a 150 ms lease once lapsed between two statements there); LAPSE_MS of sleep outlasts
+ * them. Leases that only need to lapse get 1 ms.
+ */
+const LIVE_MS = 2_000;
+const LAPSE_MS = LIVE_MS + 200;
+
 function granted(r: Awaited<ReturnType<typeof claim>>): ClaimGrant {
   if (!r.granted) throw new Error(`expected a grant, got ${JSON.stringify(r)}`);
   return r;
@@ -91,9 +99,11 @@ describe('claim, renew, release', () => {
   });
 
   it('refuses a renewal after expiry, and the next claimer takes over with a bigger token', async () => {
-    const a = granted(await claim(db.pool, 'doc/2', { holder: 'A', ttlMs: 100 }));
-    expect((await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: 100 })).renewed).toBe(true);
-    await sleep(250);
+    const a = granted(await claim(db.pool, 'doc/2', { holder: 'A', ttlMs: LIVE_MS }));
+    expect((await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: LIVE_MS })).renewed).toBe(
+      true,
+    );
+    await sleep(LAPSE_MS);
     const late = await renew(db.pool, 'doc/2', { holder: 'A', token: a.token, ttlMs: 10_000 });
     expect(late).toMatchObject({ renewed: false, reason: 'expired' });
     const b = granted(await claim(db.pool, 'doc/2', { holder: 'B', ttlMs: 10_000 }));
@@ -164,14 +174,14 @@ describe('claim, renew, release', () => {
 
 describe('fenced appends', () => {
   it('writes with the current token and refuses superseded, expired and released tokens, writing nothing', async () => {
-    const a = granted(await claim(db.pool, 'doc/f1', { holder: 'A', ttlMs: 150 }));
+    const a = granted(await claim(db.pool, 'doc/f1', { holder: 'A', ttlMs: LIVE_MS }));
     const [ok] = await appendFenced(db.pool, registry, [item('by A')], ctx(), {
       resource: 'doc/f1',
       token: a.token,
     });
     expect(ok?.replayed).toBe(false);
 
-    await sleep(300);
+    await sleep(LAPSE_MS);
     const expired = appendFenced(db.pool, registry, [item('A, expired')], ctx(), {
       resource: 'doc/f1',
       token: a.token,
@@ -207,14 +217,14 @@ describe('fenced appends', () => {
   });
 
   it('holds off a takeover until the fenced transaction ends', async () => {
-    const a = granted(await claim(db.pool, 'doc/f2', { holder: 'A', ttlMs: 300 }));
+    const a = granted(await claim(db.pool, 'doc/f2', { holder: 'A', ttlMs: LIVE_MS }));
     const client = await db.pool.connect();
     let takeover: Promise<Awaited<ReturnType<typeof claim>>> | undefined;
     let lastInside = '';
     try {
       await client.query('begin');
       await checkFences(client, [{ resource: 'doc/f2', token: a.token }]);
-      await sleep(450); // the lease expires while the writer still holds its fence
+      await sleep(LAPSE_MS); // the lease expires while the writer still holds its fence
       let settled = false;
       takeover = claim(db.pool, 'doc/f2', { holder: 'B', ttlMs: 10_000 });
       void takeover.finally(() => (settled = true));
@@ -238,14 +248,14 @@ describe('fenced appends', () => {
   });
 
   it('lets a committed fenced write precede the next lease', async () => {
-    const a = granted(await claim(db.pool, 'doc/f3', { holder: 'A', ttlMs: 300 }));
+    const a = granted(await claim(db.pool, 'doc/f3', { holder: 'A', ttlMs: LIVE_MS }));
     const client = await db.pool.connect();
     let takeover: Promise<Awaited<ReturnType<typeof claim>>> | undefined;
     let recordedAt = '';
     try {
       await client.query('begin');
       await checkFences(client, [{ resource: 'doc/f3', token: a.token }]);
-      await sleep(400);
+      await sleep(LAPSE_MS);
       takeover = claim(db.pool, 'doc/f3', { holder: 'B', ttlMs: 10_000 });
       await sleep(100);
       const { appendObservations } = await import('../../src/store/observations/append');
@@ -304,15 +314,22 @@ describe('fenced appends', () => {
 });
 
 describe('next free resource', () => {
-  it('grants the first free candidate, one per caller, and takes over expired ones', async () => {
-    const x = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'X', ttlMs: 150 });
-    const y = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Y', ttlMs: 10_000 });
-    const z = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Z', ttlMs: 10_000 });
+  it('grants the first free candidate, one per caller', async () => {
+    const x = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'X', ttlMs: 60_000 });
+    const y = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Y', ttlMs: 60_000 });
+    const z = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Z', ttlMs: 60_000 });
     expect([x?.id, y?.id, z]).toEqual(['a', 'b', null]);
     expect(x).toMatchObject({ resource: 'src/a', kind: 'src', token: 1 });
-    await sleep(300);
-    const z2 = await nextFree(db.pool, 'src', ['a', 'b'], { holder: 'Z', ttlMs: 10_000 });
-    expect(z2).toMatchObject({ id: 'a', outcome: 'expired-takeover', token: 2, previousHolder: 'X' });
+  });
+
+  it('takes over an expired candidate before a free one further down the list', async () => {
+    // A 1 ms lease has lapsed by the next statement whatever the machine's load; a lease that
+    // must still be live between two statements would make the test depend on that load.
+    const x = await nextFree(db.pool, 'lapsed', ['a', 'b'], { holder: 'X', ttlMs: 1 });
+    expect(x).toMatchObject({ id: 'a', outcome: 'granted', token: 1 });
+    await sleep(20);
+    const z = await nextFree(db.pool, 'lapsed', ['a', 'b'], { holder: 'Z', ttlMs: 60_000 });
+    expect(z).toMatchObject({ id: 'a', outcome: 'expired-takeover', token: 2, previousHolder: 'X' });
   });
 
   it('hands each of many concurrent callers a different resource', async () => {
