@@ -1,7 +1,7 @@
 /**
- * 50 concurrent claimers over 100 resources with 200–500 ms leases, for a few seconds (until every path was taken): most
- * claim (a quarter of them through nextFree over a few candidates), renew, write under their
- * fence and release (or walk away); some pause past their lease
+ * 50 concurrent claimers over 100 resources with 200–500 ms leases, for a few seconds (until
+ * every path was taken): most claim (a quarter of them through nextFree over a few candidates),
+ * renew, write under their fence and release (or walk away); some pause past their lease
  * and then try to write; some are killed mid-write (their connection destroyed, claim left to
  * lapse) and come back as a new process. Every grant, renewal, release, held answer and write
  * attempt is recorded with the database's timestamps, and an independent checker written here
