@@ -217,7 +217,10 @@ describe('claims in agent steps', () => {
     await stack.client.startTask({
       taskKey,
       goal: 'cancel a holder',
-      rolePolicies: { holder: { heartbeatMs: 1000 } },
+      // A heartbeat timeout short enough that the cancellation reaches the step soon (heartbeats
+      // are sent every 0.8 of it), long enough that no stall of a loaded machine times the
+      // attempt out (a retry would claim again): 1 s was not.
+      rolePolicies: { holder: { heartbeatMs: 5000 } },
       steps: [
         {
           id: 'forever',
