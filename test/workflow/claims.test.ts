@@ -169,10 +169,11 @@ describe('claims in agent steps', () => {
   });
 
   /**
-   * The steady step's lease must never lapse between two renewals: 2 s is 10 heartbeats, so only
-   * a stall of ~1.8 s would lose it (with 500 ms, a 300 ms stall of a loaded machine could).
+   * The steady step's lease must never lapse between two renewals: 1.5 s is 7 heartbeats, so only
+   * a stall of ~1.3 s would lose it (with 500 ms, a 300 ms stall of a loaded machine could). Its
+   * hold of 3 leases makes the test ~3 s longer.
    */
-  const STEADY_TTL_MS = 2000;
+  const STEADY_TTL_MS = 1500;
 
   it('renews a claim on heartbeats for as long as the step holds it, and releases it on success and failure', async () => {
     const taskKey = 'renewing-holder';
@@ -218,9 +219,9 @@ describe('claims in agent steps', () => {
       taskKey,
       goal: 'cancel a holder',
       // A heartbeat timeout short enough that the cancellation reaches the step soon (heartbeats
-      // are sent every 0.8 of it), long enough that no stall of a loaded machine times the
-      // attempt out (a retry would claim again): 1 s was not.
-      rolePolicies: { holder: { heartbeatMs: 5000 } },
+      // are sent every 0.8 of it), long enough that a stall of a loaded machine does not time
+      // the attempt out (a retry would claim again): 1 s left a 200 ms-beat step 0.8 s of slack.
+      rolePolicies: { holder: { heartbeatMs: 2500 } },
       steps: [
         {
           id: 'forever',
