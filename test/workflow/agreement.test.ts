@@ -6,7 +6,7 @@
  * steps. Each decision is in the log, derived from the vote observations.
  */
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -45,9 +45,13 @@ beforeAll(async () => {
   });
 });
 
+/** Gate files the tests created (gateAfterVoteOf), removed after the file's tests. */
+const gateFiles: string[] = [];
+
 afterAll(async () => {
   await stack?.stop();
   await db?.drop();
+  for (const file of gateFiles) rmSync(file, { force: true });
 });
 
 const fast = { maxAttempts: 3, initialRetryMs: 100 };
@@ -115,6 +119,7 @@ const key = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
  */
 function gateAfterVoteOf(taskKey: string, voter: string): { file: string; opened: Promise<void> } {
   const file = path.join(tmpdir(), `cairn-vote-gate-${taskKey}`);
+  gateFiles.push(file);
   const opened = (async () => {
     await expect
       .poll(
