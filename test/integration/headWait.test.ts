@@ -77,9 +77,10 @@ describe('minVersion waits', () => {
     await append('w1', 'one');
     const started = Date.now();
     const read = readEntityInScope(pool, grant, 'w', policyOf, ref, { minVersion: 2, waitMs: 20_000 });
-    // The checks back off 10, 20, 40 … ms: after 3 s the waiter is in a sleep of 2.56 s that
-    // ends about 5.1 s after the start, so a poll could only see the append 2 s after it.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // The checks back off 10, 20, 40 … ms: after 5.5 s the waiter is in a sleep of 5.12 s that
+    // ends 10.2 s after the start at the earliest (a slow machine only delays it), so a poll
+    // could only see the append at least 4.7 s after it.
+    await settle(5_500);
     expect(await inTransaction(app)).toBe(0);
     const { rows } = await db.adminPool.query<{ n: number }>(
       `select count(*)::int as n from pg_stat_activity where application_name = 'cairn-listen'`,
@@ -96,9 +97,10 @@ describe('minVersion waits', () => {
     const state = await read;
     expect(state.version).toBe(2);
     expect(state.fields.text?.value).toBe('two');
-    // Only the notification explains a wake this soon.
-    expect(Date.now() - appended).toBeLessThan(1_000);
-    expect(Date.now() - started).toBeLessThan(4_500);
+    // Only the notification explains a wake this soon: no poll could come before 10.2 s. (With a
+    // 3 s wait the bound was 4.5 s, which a loaded machine could pass while the code was right.)
+    expect(Date.now() - appended).toBeLessThan(4_000);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('is bounded by waitMs, and polls outside transactions when LISTEN is off', async () => {
@@ -117,7 +119,8 @@ describe('minVersion waits', () => {
     );
     await expect(late).rejects.toMatchObject({ name: 'VersionNotReachedError', currentVersion: 1 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(550);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Ten times waitMs: room for a loaded machine, none for a wait that ignores waitMs.
+    expect(Date.now() - started).toBeLessThan(6_000);
     const read = readEntityInScope(
       pool,
       grant,
@@ -134,7 +137,12 @@ describe('minVersion waits', () => {
 });
 
 /** A plain LISTEN session on the heads channel, recording what it receives. */
-async function listen(): Promise<{ client: Client; got: string[]; end(): Promise<void> }> {
+async function listen(): Promise<{
+  client: Client;
+  got: string[];
+  flush(): Promise<void>;
+  end(): Promise<void>;
+}> {
   const client = new Client({ connectionString: db.url, application_name: 'cairn-test-listen' });
   const got: string[] = [];
   client.on('notification', (n: Notification) => {
@@ -142,9 +150,21 @@ async function listen(): Promise<{ client: Client; got: string[]; end(): Promise
   });
   await client.connect();
   await client.query(`LISTEN ${HEADS_CHANNEL}`);
-  return { client, got, end: () => client.end() };
+  let flushes = 0;
+  /**
+   * Returns once every notification committed before the call has been received: a marker sent
+   * after them arrives after them (Postgres delivers notifications in commit order). A fixed
+   * wait (400 ms) was a guess a loaded machine could miss; a marker is no key anyone waits for.
+   */
+  async function flush(): Promise<void> {
+    const marker = `flush-${process.pid}-${++flushes}`;
+    await db.adminPool.query('select pg_notify($1, $2)', [HEADS_CHANNEL, marker]);
+    await expect.poll(() => got.includes(marker), { timeout: 30_000, interval: 10 }).toBe(true);
+    got.splice(got.indexOf(marker), 1);
+  }
+  return { client, got, flush, end: () => client.end() };
 }
-const settle = (ms = 400) => new Promise((r) => setTimeout(r, ms));
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('head notifications only for waiters (migration 018)', () => {
   it('an append nobody waits for sends no NOTIFY; a registered key does, until it ends or expires', async () => {
@@ -153,7 +173,7 @@ describe('head notifications only for waiters (migration 018)', () => {
       const key = headKey({ entityType: 'memo', entityId: 'q1' });
       await append('q1', 'one');
       await append('q1', 'two');
-      await settle();
+      await l.flush();
       expect(l.got).toEqual([]);
 
       const { rows } = await l.client.query<{ id: string }>('select cairn.head_wait_begin($1, 60000) as id', [
@@ -161,7 +181,7 @@ describe('head notifications only for waiters (migration 018)', () => {
       ]);
       await append('q1', 'three');
       await append('q2', 'other entity');
-      await settle();
+      await l.flush();
       expect(l.got).toEqual([key]);
 
       await l.client.query('select cairn.head_wait_end($1)', [rows[0]!.id]);
@@ -171,14 +191,14 @@ describe('head notifications only for waiters (migration 018)', () => {
       );
       expect(left[0]!.n).toBe(0);
       await append('q1', 'four');
-      await settle();
+      await l.flush();
       expect(l.got).toEqual([key]);
 
       // A registration past its expiry is ignored (and swept by the next registration).
       await l.client.query('select cairn.head_wait_begin($1, 1)', [key]);
       await settle(50);
       await append('q1', 'five');
-      await settle();
+      await l.flush();
       expect(l.got).toEqual([key]);
     } finally {
       await l.end();
@@ -202,7 +222,7 @@ describe('head notifications only for waiters (migration 018)', () => {
         })),
         ctx(),
       );
-      await settle();
+      await l.flush();
       expect(l.got).toEqual([k3]);
     } finally {
       await l.end();
@@ -251,7 +271,7 @@ describe('head notifications only for waiters (migration 018)', () => {
         await l.client.query('select cairn.head_wait_begin($1, 60000)', [key]);
         expect(await triggerCalls('e2')).toBe(2);
         await append('e1', 'z');
-        await settle();
+        await l.flush();
         expect(l.got).toEqual([key]);
       } finally {
         owner.release();
@@ -299,7 +319,7 @@ describe('head notifications only for waiters (migration 018)', () => {
       await withTransaction(db.pool, async (client) => {
         // The trigger runs here, before anyone waits: it sees no registration.
         await append('q6', 'two', client);
-        read = readEntityInScope(pool, grant, 'w', policyOf, ref, { minVersion: 2, waitMs: 10_000 });
+        read = readEntityInScope(pool, grant, 'w', policyOf, ref, { minVersion: 2, waitMs: 50_000 });
         // The waiter's first check fell short (this append is not committed) and it registered.
         for (let i = 0; i < 200; i++) {
           const { rows } = await db.adminPool.query<{ n: number }>(
@@ -312,8 +332,10 @@ describe('head notifications only for waiters (migration 018)', () => {
       });
       const committed = Date.now();
       expect((await read!).version).toBe(2);
-      expect(Date.now() - committed).toBeLessThan(2_000);
-      await settle(100);
+      // A poll (every 200 ms at most) answered it, not the end of the wait: well under half of
+      // waitMs, which no stall of a loaded machine comes near (2 s could be reached).
+      expect(Date.now() - committed).toBeLessThan(25_000);
+      await l.flush();
       // No notification explains that answer: the commit sent none.
       expect(l.got).toEqual([]);
       // And the waiter removed its registration.

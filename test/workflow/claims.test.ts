@@ -21,8 +21,21 @@ const holdInput = z.object({
   delayMs: z.number().optional(),
   /** Poll until granted (a taker waiting for a lapsed lease). */
   wait: z.boolean().optional(),
+  /** Claim only once another step has been granted the resource (so this one is the taker). */
+  afterGrant: z.boolean().optional(),
+  /** Hold until another step has taken the resource over, instead of for holdMs. */
+  untilTakenOver: z.boolean().optional(),
   fail: z.boolean().optional(),
 });
+
+/**
+ * Polls the resource's claim history until it shows `event`: steps ordered by what the store
+ * recorded, not by guessed delays (a loaded machine can start a step seconds late).
+ */
+async function until(resource: string, event: string, signal: AbortSignal): Promise<void> {
+  while (!(await listClaimEvents(db.pool, { prefix: resource })).some((e) => e.event === event))
+    await sleep(50, undefined, { signal });
+}
 
 /** Claims a resource, holds it for a while, then appends a note fenced by the claim. */
 const holder = defineAgent({
@@ -31,13 +44,15 @@ const holder = defineAgent({
   async handle(ctx) {
     const input = ctx.step.input;
     if (input.delayMs) await sleep(input.delayMs, undefined, { signal: ctx.signal });
+    if (input.afterGrant) await until(input.resource, 'granted', ctx.signal);
     let grant = await ctx.claim(input.resource, { ttlMs: input.ttlMs });
     while (!grant.granted && input.wait) {
       await sleep(50, undefined, { signal: ctx.signal });
       grant = await ctx.claim(input.resource, { ttlMs: input.ttlMs });
     }
     if (!grant.granted) throw new Error(`${input.resource} is held by ${grant.holder}`);
-    await sleep(input.holdMs, undefined, { signal: ctx.signal });
+    if (input.untilTakenOver) await until(input.resource, 'expired-takeover', ctx.signal);
+    else await sleep(input.holdMs, undefined, { signal: ctx.signal });
     if (input.fail) throw new Error('agent failed while holding a claim');
     ctx.append(
       note,
@@ -100,13 +115,17 @@ describe('claims in agent steps', () => {
           id: 'paused',
           role: 'holder',
           title: 'claim, stall, write',
-          input: { resource: 'doc/paused', ttlMs: 500, holdMs: 1500 },
+          // Renewal is paused, so the 500 ms lease lapses whatever the load; the step writes only
+          // once the taker has taken over, so its fence is superseded, not merely expired.
+          input: { resource: 'doc/paused', ttlMs: 500, holdMs: 0, untilTakenOver: true },
         },
         {
           id: 'taker',
           role: 'holder',
           title: 'take over, write',
-          input: { resource: 'doc/paused', ttlMs: 2000, holdMs: 100, delayMs: 200, wait: true },
+          // Claims only after the paused step was granted, so it is the taker whichever step a
+          // loaded machine starts first.
+          input: { resource: 'doc/paused', ttlMs: 2000, holdMs: 100, afterGrant: true, wait: true },
         },
       ],
     });
@@ -149,6 +168,13 @@ describe('claims in agent steps', () => {
     expect(first!.holder).toBe(`${started.workflowId}/step-paused#1`);
   });
 
+  /**
+   * The steady step's lease must never lapse between two renewals: 1.5 s is 7 heartbeats, so only
+   * a stall of ~1.3 s would lose it (with 500 ms, a 300 ms stall of a loaded machine could). Its
+   * hold of 3 leases makes the test ~3 s longer.
+   */
+  const STEADY_TTL_MS = 1500;
+
   it('renews a claim on heartbeats for as long as the step holds it, and releases it on success and failure', async () => {
     const taskKey = 'renewing-holder';
     await stack.client.startTask({
@@ -161,13 +187,13 @@ describe('claims in agent steps', () => {
           id: 'steady',
           role: 'holder',
           title: 'hold 3 leases long',
-          input: { resource: 'doc/steady', ttlMs: 500, holdMs: 1500 },
+          input: { resource: 'doc/steady', ttlMs: STEADY_TTL_MS, holdMs: 3 * STEADY_TTL_MS + 100 },
         },
         {
           id: 'failing',
           role: 'holder',
           title: 'fail while holding',
-          input: { resource: 'doc/failing', ttlMs: 500, holdMs: 100, fail: true },
+          input: { resource: 'doc/failing', ttlMs: STEADY_TTL_MS, holdMs: 100, fail: true },
         },
       ],
     });
@@ -179,7 +205,9 @@ describe('claims in agent steps', () => {
     expect(await notes(taskKey)).toEqual(['steady']);
     const steady = await events('doc/steady', { renewals: true });
     expect(steady[0]).toEqual(['granted', 1, 'step-steady#1']);
-    // 1.5 s held on a 500 ms lease: only heartbeat renewals (every 200 ms here) kept it.
+    // Held for more than 3 leases and still able to write: only heartbeat renewals (every 200 ms
+    // here) kept it, at least 3 of them (each extends the lease by one ttl from a moment before
+    // it lapsed).
     expect(steady.filter(([e]) => e === 'renewed').length).toBeGreaterThanOrEqual(3);
     expect(steady.at(-1)).toEqual(['released', 1, 'step-steady#1']);
     expect(await events('doc/failing')).toEqual(expect.arrayContaining([['released', 1, 'step-failing#1']]));
@@ -190,7 +218,10 @@ describe('claims in agent steps', () => {
     await stack.client.startTask({
       taskKey,
       goal: 'cancel a holder',
-      rolePolicies: { holder: { heartbeatMs: 1000 } },
+      // A heartbeat timeout short enough that the cancellation reaches the step soon (heartbeats
+      // are sent every 0.8 of it), long enough that a stall of a loaded machine does not time
+      // the attempt out (a retry would claim again): 1 s left a 200 ms-beat step 0.8 s of slack.
+      rolePolicies: { holder: { heartbeatMs: 2500 } },
       steps: [
         {
           id: 'forever',
@@ -200,10 +231,11 @@ describe('claims in agent steps', () => {
         },
       ],
     });
-    for (let i = 0; i < 100 && (await events('doc/cancelled')).length === 0; i++) await sleep(100);
+    // Polls with deadlines long enough for a loaded machine (each ends as soon as its condition holds).
+    for (let i = 0; i < 300 && (await events('doc/cancelled')).length === 0; i++) await sleep(100);
     await stack.client.cancel(taskKey);
     await expect(stack.client.result(taskKey)).rejects.toThrow();
-    for (let i = 0; i < 50 && (await events('doc/cancelled')).length < 2; i++) await sleep(100);
+    for (let i = 0; i < 200 && (await events('doc/cancelled')).length < 2; i++) await sleep(100);
     expect(await events('doc/cancelled')).toEqual([
       ['granted', 1, 'step-forever#1'],
       ['released', 1, 'step-forever#1'],

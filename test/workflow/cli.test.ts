@@ -113,9 +113,10 @@ describe('cairn CLI', () => {
     expect(JSON.parse(started.stdout)).toMatchObject({ taskKey: 'cli-1' });
     expect(JSON.parse((await cairn(['task', 'result', 'cli-1', '--json'])).stdout).status).toBe('completed');
 
-    // Visibility is eventually consistent: poll briefly for the completed status.
+    // Visibility is eventually consistent: poll for the completed status (up to ~30 s and more,
+    // each `task list` a CLI process; 10 s could pass on a loaded machine).
     let listed: { taskKey: string; status: string; roles: string[] }[] = [];
-    for (let i = 0; i < 20 && !listed.some((t) => t.taskKey === 'cli-1'); i++) {
+    for (let i = 0; i < 60 && !listed.some((t) => t.taskKey === 'cli-1'); i++) {
       listed = JSON.parse(
         (await cairn(['task', 'list', '--status', 'completed', '--role', 'analyst', '--json'])).stdout,
       );

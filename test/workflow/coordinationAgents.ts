@@ -1,4 +1,5 @@
 /** Agents for the coordination workflow tests: a proposer, voters, and an outside-call maker. */
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineAgent, type AgentDefinition } from '../../src/agent';
@@ -42,7 +43,9 @@ const voterInput = z.object({
   agreementId: z.string(),
   approve: z.boolean(),
   reason: z.string().optional(),
-  /** Wait this long before voting. */
+  /** Wait until this file exists before voting (the test creates it: an order, not a guess). */
+  untilFile: z.string().optional(),
+  /** Wait this long before voting (after untilFile). */
   delayMs: z.number().optional(),
   /** Fail the first attempt right after voting (a crash between vote and completion). */
   crashAfterVote: z.boolean().optional(),
@@ -57,6 +60,8 @@ function voter(role: string): AgentDefinition {
     input: voterInput,
     async handle(ctx) {
       const input = ctx.step.input;
+      if (input.untilFile)
+        while (!existsSync(input.untilFile)) await sleep(50, undefined, { signal: ctx.signal });
       if (input.delayMs) await sleep(input.delayMs);
       // A retry may "change its mind": the first vote written stands.
       const reason =

@@ -133,7 +133,8 @@ describe('memory commands', () => {
 
     await handle.trigger();
     let workflowId: string | undefined;
-    for (let i = 0; i < 100 && !workflowId; i++) {
+    // Up to ~30 s for the triggered run to show (10 s could pass on a loaded machine).
+    for (let i = 0; i < 300 && !workflowId; i++) {
       workflowId = (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId;
       if (!workflowId) await new Promise((r) => setTimeout(r, 100));
     }

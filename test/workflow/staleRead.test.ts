@@ -26,7 +26,9 @@ function barrier(key: string, parties: number): Promise<void> {
     arrivals.set(key, b);
   }
   if (++b.n >= parties) b.release();
-  return Promise.race([b.all, new Promise<void>((r) => setTimeout(r, 10_000))]);
+  // The timeout only keeps a broken run from hanging: 30 s, as a loaded machine can start the
+  // second step more than 10 s after the first (then both would not have read before either wrote).
+  return Promise.race([b.all, new Promise<void>((r) => setTimeout(r, 30_000))]);
 }
 let openGate!: () => void;
 const gate = new Promise<void>((r) => (openGate = r));
@@ -97,11 +99,12 @@ it('a strict decision refused as stale is retried by Temporal and succeeds on re
     rolePolicies: { decider: { maxAttempts: 3, initialRetryMs: 50 } },
   });
 
-  // Wait until both deciders are done (the task is then parked on `hold`).
+  // Wait until both deciders are done (the task is then parked on `hold`): up to ~45 s, as the
+  // barrier above may hold the first one for 30 s on a loaded machine.
   for (let i = 0; ; i++) {
     const status = await stack.client.status(taskKey);
     if (status.steps.filter((s) => s.id.startsWith('decide')).every((s) => s.status === 'completed')) break;
-    if (i > 300) throw new Error(`deciders did not finish: ${JSON.stringify(status.steps)}`);
+    if (i > 900) throw new Error(`deciders did not finish: ${JSON.stringify(status.steps)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 

@@ -328,7 +328,9 @@ describe('one task key, one task', () => {
       steps: [{ id: 'a', role: 'slow', title: 'hold', input: { untilFile: gate } }],
     };
     const first = await rawStart(taskWorkflowId('twice'), { taskQueuePrefix: prefix(), task });
-    await expect.poll(() => count('cairn.task_keys WHERE task_key = $1', ['twice'])).toBe(1);
+    await expect
+      .poll(() => count('cairn.task_keys WHERE task_key = $1', ['twice']), { timeout: 30_000 })
+      .toBe(1);
     const other = await rawStart('someone-elses-id', { taskQueuePrefix: prefix(), task });
     const message = await failureOf(other);
     expect(message).toContain(`task key "twice" belongs to workflow ${taskWorkflowId('twice')}`);
@@ -446,7 +448,9 @@ describe('a task the server ends', () => {
       steps: [{ id: 'hold', role: 'slow', title: 'hold', input: { untilFile: '/nonexistent/never' } }],
     };
     const h = await rawStart(taskWorkflowId('terminated'), { taskQueuePrefix: prefix(), task });
-    await expect.poll(() => count('cairn.task_keys WHERE task_key = $1', ['terminated'])).toBe(1);
+    await expect
+      .poll(() => count('cairn.task_keys WHERE task_key = $1', ['terminated']), { timeout: 30_000 })
+      .toBe(1);
     await h.terminate('operator: stuck');
     const err = await stack.client.result('terminated').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskFailedError);

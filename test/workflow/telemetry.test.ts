@@ -42,7 +42,9 @@ function barrier(key: string, parties: number): Promise<void> {
     arrivals.set(key, b);
   }
   if (++b.n >= parties) b.release();
-  return Promise.race([b.all, new Promise<void>((r) => setTimeout(r, 10_000))]);
+  // The timeout only keeps a broken run from hanging: 30 s, as a loaded machine can start the
+  // second step more than 10 s after the first (then both would not have read before either wrote).
+  return Promise.race([b.all, new Promise<void>((r) => setTimeout(r, 30_000))]);
 }
 
 const agents: AgentDefinition[] = [

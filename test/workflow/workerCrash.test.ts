@@ -84,7 +84,10 @@ it('a step killed in the commit window is not run again: the new worker returns 
         dependsOn: ['first'],
       },
     ],
-    rolePolicies: { dice: { heartbeatMs: 1500, initialRetryMs: 100, maxAttempts: 5, timeoutMs: 60_000 } },
+    // The killed worker's attempt is noticed by its missing heartbeats: 5 s, not 1.5 s, so that a
+    // stall of the replacement worker on a loaded machine cannot time out the second step's
+    // attempt too (it would run again: 'runs' would not be ['second']).
+    rolePolicies: { dice: { heartbeatMs: 5000, initialRetryMs: 100, maxAttempts: 5, timeoutMs: 60_000 } },
   });
   const childRun = JSON.parse(await ran) as DiceRun;
   await waitForLine(child, 'COMMITTED', 60_000);

@@ -68,7 +68,8 @@ async function pollers(taskQueue: string, type: temporal.api.enums.v1.TaskQueueT
       taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
       taskQueueType: type,
     });
-    if ((res.pollers?.length ?? 0) > 0 || i > 100) return res.pollers ?? [];
+    // Up to ~30 s: a loaded machine can take more than 10 s to get a new worker polling.
+    if ((res.pollers?.length ?? 0) > 0 || i > 300) return res.pollers ?? [];
     await new Promise((r) => setTimeout(r, 100));
   }
 }
