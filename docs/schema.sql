@@ -2048,7 +2048,7 @@ begin
   --    row that comes back at its proposal is a placeholder this statement inserted.
   if v_check then
     with keys as (
-      select x.et collate "C" as et, x.eid collate "C" as eid, min(x.v) as v
+      select x.et, x.eid, min(x.v) as v
       from (select u.et, u.eid, 0 as v from unnest(p_write_type, p_write_id) as u(et, eid)
             union all
             select e.t, e.i, e.v from unnest(p_entry_type, p_entry_id, p_entry_version) as e(t, i, v)) x
@@ -2061,7 +2061,8 @@ begin
       where not exists (select 1 from cairn.entity_heads o
                          where o.entity_type = k.et and o.entity_id = k.eid
                            and not (v_all or coalesce(o.scope = any (v_grant), false)) and o.scope is not null)
-      order by 1, 2
+      -- The lock order of every writer of heads: byte order ("C"), here only, where it orders.
+      order by k.et collate "C", k.eid collate "C"
       on conflict (entity_type, entity_id) do update set chain_hash = h.chain_hash where h.version > excluded.version
       returning h.entity_type, h.entity_id, h.version, h.scope
     )
