@@ -9,11 +9,18 @@
  * own the way the library runs it, on a session that has auto_explain log the plan of every
  * statement it executes, nested ones (inside cairn.* functions, policies and triggers) included.
  * A Seq Scan of a large table, or an index scan of one with no index condition (the whole
- * index), fails the test with the operation, the table and the statement. Functions that force
- * generic plans are planned here as in production; the library's own statements are unnamed,
- * so Postgres plans them with their parameters' values, as here.
+ * index), fails the test with the operation, the table and the statement (a branch its
+ * parameters rule out, a One-Time Filter of false, is not counted). Plans are the ones production
+ * gets: plpgsql functions that force generic plans, and SQL functions (planned without their
+ * arguments' values on Postgres 15), plan generically here too; the library's own statements are
+ * unnamed, so Postgres plans them with their parameters' values, as here. Not covered: a plpgsql
+ * function without force_generic_plan that switches to a worse generic plan after its fifth call
+ * (each operation runs once). auto_explain is loaded through the session's startup options
+ * (session_preload_libraries), which the test login may set as a superuser; the role switch to
+ * cairn_app per transaction keeps it.
+ *
+ * PLANS_KEEP=1 keeps the filled database (its name is printed) for EXPLAIN in psql; drop it after.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StaleReadError } from '../../src/shared/errors';
@@ -58,7 +65,13 @@ import {
   retract,
 } from '../../src/store/quarantine';
 import { traceField } from '../../src/store/observations/trace';
-import { getReadSet, listReadSets, readReceipt, readSetOfObservation, recordReadSet } from '../../src/store/readSets';
+import {
+  getReadSet,
+  listReadSets,
+  readReceipt,
+  readSetOfObservation,
+  recordReadSet,
+} from '../../src/store/readSets';
 import { readEntityInScope, withScope } from '../../src/store/scope';
 import { appendWithReads, listStaleRefusals, staleFlags } from '../../src/store/staleness';
 import { findStepCompletion, recordStepCompletion } from '../../src/store/stepCompletions';
@@ -67,7 +80,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { deal, receiptPolicies, receiptTypes, stepContext } from '../helpers/readReceipts';
 
 /** Sizes of the fill: each well past where a scan of the table costs more than its index. */
-export const FILL = {
+const FILL = {
   /** Entities (one head each); every fifth has a second version. */
   heads: 50_000,
   readSets: 20_000,
@@ -354,7 +367,12 @@ async function measure<T>(operation: string, fn: (pool: Pool) => Promise<T>): Pr
   const result = await fn(explained);
   const ms = performance.now() - started;
   const plans = notices.map((m) => JSON.parse(m.slice(m.indexOf('{'))) as LoggedPlan);
-  measured.push({ operation, ms, statements: plans.length, fullReads: plans.flatMap((p) => fullReads(p, large)) });
+  measured.push({
+    operation,
+    ms,
+    statements: plans.length,
+    fullReads: plans.flatMap((p) => fullReads(p, large)),
+  });
   return result;
 }
 
@@ -400,7 +418,12 @@ describe('plans at scale', () => {
 
     // Observations: single and batch appends, to new and to existing entities.
     const [first] = await measure('append one (new entity)', (p) =>
-      appendObservations(p, receiptTypes, [{ ...deal('probe-1'), type: 'deal.facts', fields: { price: 1 } }], ctx('a1')),
+      appendObservations(
+        p,
+        receiptTypes,
+        [{ ...deal('probe-1'), type: 'deal.facts', fields: { price: 1 } }],
+        ctx('a1'),
+      ),
     );
     await measure('append one (existing entity)', (p) =>
       appendObservations(
@@ -423,15 +446,27 @@ describe('plans at scale', () => {
       ),
     );
     await measure('append one (existing global entity of the fill)', (p) =>
-      appendObservations(p, receiptTypes, [{ ...deal('fill-10'), type: 'deal.facts', fields: { price: 4 }, scope: 'global' }], ctx('a4')),
+      appendObservations(
+        p,
+        receiptTypes,
+        [{ ...deal('fill-10'), type: 'deal.facts', fields: { price: 4 }, scope: 'global' }],
+        ctx('a4'),
+      ),
     );
     await measure('append one (replay of a stored key)', (p) =>
-      appendObservations(p, receiptTypes, [{ ...deal('probe-1'), type: 'deal.facts', fields: { price: 1 } }], ctx('a1')),
+      appendObservations(
+        p,
+        receiptTypes,
+        [{ ...deal('probe-1'), type: 'deal.facts', fields: { price: 1 } }],
+        ctx('a1'),
+      ),
     );
 
     // Entity reads.
     await measure('entity state (current)', (p) => getEntityState(p, receiptPolicies, deal('probe-1')));
-    await measure('entity state (fill entity, two versions)', (p) => getEntityState(p, receiptPolicies, deal('fill-10')));
+    await measure('entity state (fill entity, two versions)', (p) =>
+      getEntityState(p, receiptPolicies, deal('fill-10')),
+    );
     await measure('entity state (as of version 1)', (p) =>
       getEntityState(p, receiptPolicies, deal('probe-1'), { asOfVersion: 1, writeSnapshots: false }),
     );
@@ -440,7 +475,9 @@ describe('plans at scale', () => {
     );
     await measure('entity version', (p) => getEntityVersion(p, deal('probe-1')));
     await measure('entity history', (p) => getEntityHistory(p, deal('probe-1')));
-    await measure('field contributors', (p) => listContributors(p, receiptPolicies, deal('probe-1'), 'price'));
+    await measure('field contributors', (p) =>
+      listContributors(p, receiptPolicies, deal('probe-1'), 'price'),
+    );
     await measure('entity state in a one-task grant', (p) =>
       readEntityInScope(p, oneTask, 'analyst', receiptPolicies, deal('probe-1')),
     );
@@ -448,11 +485,19 @@ describe('plans at scale', () => {
     await appendObservations(
       db.pool,
       receiptTypes,
-      Array.from({ length: SNAPSHOT_EVERY }, (_, i) => ({ ...deal('probe-snap'), type: 'deal.facts', fields: { price: i } })),
+      Array.from({ length: SNAPSHOT_EVERY }, (_, i) => ({
+        ...deal('probe-snap'),
+        type: 'deal.facts',
+        fields: { price: i },
+      })),
       ctx('snap'),
     );
-    await measure('entity state (stores a snapshot)', (p) => getEntityState(p, receiptPolicies, deal('probe-snap')));
-    await measure('entity state (from the snapshot)', (p) => getEntityState(p, receiptPolicies, deal('probe-snap')));
+    await measure('entity state (stores a snapshot)', (p) =>
+      getEntityState(p, receiptPolicies, deal('probe-snap')),
+    );
+    await measure('entity state (from the snapshot)', (p) =>
+      getEntityState(p, receiptPolicies, deal('probe-snap')),
+    );
 
     // Read sets: recorded with an append (strict and warn), moved-on reads (refused, flagged).
     const v1 = { ...deal('probe-1'), version: 1, fields: ['price'] };
@@ -461,7 +506,15 @@ describe('plans at scale', () => {
       appendWithReads(
         p,
         receiptTypes,
-        [{ ...deal('probe-3'), type: 'deal.decision', kind: 'decision', fields: { verdict: 'buy' }, dependsOnReads: 'strict' }],
+        [
+          {
+            ...deal('probe-3'),
+            type: 'deal.decision',
+            kind: 'decision',
+            fields: { verdict: 'buy' },
+            dependsOnReads: 'strict',
+          },
+        ],
         ctx('rs1'),
         [fresh, { ...deal('fill-21'), version: 1, fields: ['price'] }],
       ),
@@ -481,7 +534,15 @@ describe('plans at scale', () => {
         appendWithReads(
           p,
           receiptTypes,
-          [{ ...deal('probe-3'), type: 'deal.decision', kind: 'decision', fields: { verdict: 'no' }, dependsOnReads: 'strict' }],
+          [
+            {
+              ...deal('probe-3'),
+              type: 'deal.decision',
+              kind: 'decision',
+              fields: { verdict: 'no' },
+              dependsOnReads: 'strict',
+            },
+          ],
           ctx('rs3'),
           [v1],
         ),
@@ -510,20 +571,36 @@ describe('plans at scale', () => {
     await measure('stale refusals of a task', (p) => listStaleRefusals(p, { taskKey: TASK }));
 
     // Claims, fences and work items.
-    const granted = await measure('claim (first)', (p) => claim(p, 'probe/res-1', { holder: 'me', ttlMs: 60_000 }));
+    const granted = await measure('claim (first)', (p) =>
+      claim(p, 'probe/res-1', { holder: 'me', ttlMs: 60_000 }),
+    );
     if (!granted.granted) throw new Error('claim not granted');
-    await measure('claim (held by another)', (p) => claim(p, 'probe/res-1', { holder: 'other', ttlMs: 60_000 }));
-    await measure('claim (held by another, fill claim)', (p) => claim(p, 'fill/res-2', { holder: 'other', ttlMs: 60_000 }));
-    await measure('claim (expired fill claim: takeover)', (p) => claim(p, 'fill/res-3', { holder: 'me', ttlMs: 60_000 }));
-    await measure('renew', (p) => renew(p, 'probe/res-1', { holder: 'me', token: granted.token, ttlMs: 60_000 }));
+    await measure('claim (held by another)', (p) =>
+      claim(p, 'probe/res-1', { holder: 'other', ttlMs: 60_000 }),
+    );
+    await measure('claim (held by another, fill claim)', (p) =>
+      claim(p, 'fill/res-2', { holder: 'other', ttlMs: 60_000 }),
+    );
+    await measure('claim (expired fill claim: takeover)', (p) =>
+      claim(p, 'fill/res-3', { holder: 'me', ttlMs: 60_000 }),
+    );
+    await measure('renew', (p) =>
+      renew(p, 'probe/res-1', { holder: 'me', token: granted.token, ttlMs: 60_000 }),
+    );
     await measure('fence check', (p) =>
       withTransaction(p, (c) => checkFences(c, [{ resource: 'probe/res-1', token: granted.token }])),
     );
     await measure('fenced append', (p) =>
-      appendFenced(p, receiptTypes, [{ ...deal('probe-5'), type: 'deal.facts', fields: { price: 5 } }], ctx('f1'), {
-        resource: 'probe/res-1',
-        token: granted.token,
-      }),
+      appendFenced(
+        p,
+        receiptTypes,
+        [{ ...deal('probe-5'), type: 'deal.facts', fields: { price: 5 } }],
+        ctx('f1'),
+        {
+          resource: 'probe/res-1',
+          token: granted.token,
+        },
+      ),
     );
     await measure('release', (p) => release(p, 'probe/res-1', { holder: 'me', token: granted.token }));
     await measure('next free of candidates', (p) =>
@@ -545,9 +622,19 @@ describe('plans at scale', () => {
     await measure('claim audit', (p) => auditClaimEvents(p, { prefix: 'probe/' }));
 
     // Messages and signals.
-    const message = (id: string) => ({ id, fromRole: 'lead', toRole: 'analyst', type: 'note', content: { id } });
+    const message = (id: string) => ({
+      id,
+      fromRole: 'lead',
+      toRole: 'analyst',
+      type: 'note',
+      content: { id },
+    });
     await measure('send messages (persist)', (p) =>
-      persistMessages(p, [message('pm1'), message('pm2')], { taskKey: TASK, workflowId: 'wf-p', activityId: 'step-p' }),
+      persistMessages(p, [message('pm1'), message('pm2')], {
+        taskKey: TASK,
+        workflowId: 'wf-p',
+        activityId: 'step-p',
+      }),
     );
     await measure('admit signalled messages', (p) =>
       admitMessages(p, TASK, [message('sm1'), message('pm1')], { batchKey: 'batch-1' }),
@@ -560,7 +647,9 @@ describe('plans at scale', () => {
     );
 
     // Task keys and episodes.
-    await measure('bind task key', (p) => bindTaskKey(p, { taskKey: TASK, workflowId: 'wf-p', firstRunId: 'run-1' }));
+    await measure('bind task key', (p) =>
+      bindTaskKey(p, { taskKey: TASK, workflowId: 'wf-p', firstRunId: 'run-1' }),
+    );
     await measure('task key binding', (p) => taskKeyBinding(p, TASK));
     await measure('record episode', (p) =>
       recordEpisode(p, {
@@ -595,15 +684,25 @@ describe('plans at scale', () => {
         readSetId: rsOf!.id,
       }),
     );
-    await measure('find step completion', (p) => findStepCompletion(p, { workflowId: 'wf-p', activityId: 'step-c' }));
+    await measure('find step completion', (p) =>
+      findStepCompletion(p, { workflowId: 'wf-p', activityId: 'step-c' }),
+    );
     const ref = await measure('store step payload', (p) =>
-      storeIfLarge(p, { taskKey: TASK, workflowId: 'wf-p', activityId: 'step-c' }, 'result', { big: 'x'.repeat(100) }, 10),
+      storeIfLarge(
+        p,
+        { taskKey: TASK, workflowId: 'wf-p', activityId: 'step-c' },
+        'result',
+        { big: 'x'.repeat(100) },
+        10,
+      ),
     );
     await measure('resolve step payload', (p) => resolvePayloads(p, TASK, [ref]));
 
     // Effects (run once) and MCP agent credentials.
     const owner = { taskKey: TASK, workflowId: 'wf-p', activityId: 'step-e', attempt: 1 };
-    await measure('run once (effect)', (p) => runOnce(p, `task:${TASK}/e1`, owner, () => Promise.resolve({ ok: true })));
+    await measure('run once (effect)', (p) =>
+      runOnce(p, `task:${TASK}/e1`, owner, () => Promise.resolve({ ok: true })),
+    );
     await measure('get effect', (p) => getEffect(p, `task:${TASK}/e1`));
     // Credentials are made by an operator as the owner (the CLI), not by the application role.
     const agent = await createMcpAgent(db.adminPool, {
@@ -637,7 +736,9 @@ describe('plans at scale', () => {
       getEntityStateWithoutTainted(p, receiptPolicies, deal('probe-1'), taint),
     );
     await measure('quarantines of a root', (p) => listQuarantines(p, { rootObservationId: batch[0]!.id }));
-    await measure('lift quarantine', (p) => liftQuarantine(p, quarantine.quarantine.id, { by: 'tester', reason: 'ok' }));
+    await measure('lift quarantine', (p) =>
+      liftQuarantine(p, quarantine.quarantine.id, { by: 'tester', reason: 'ok' }),
+    );
 
     const report = measured.map((m) => ({
       operation: m.operation,
@@ -645,9 +746,7 @@ describe('plans at scale', () => {
       statements: m.statements,
       fullReads: m.fullReads.map((r) => `${r.how} on ${r.table}: ${r.statement}`),
     }));
-    console.log(
-      JSON.stringify({ fillMs, large: [...large].sort(), operations: report }, null, 1),
-    );
+    console.log(JSON.stringify({ fillMs, large: [...large].sort(), operations: report }, null, 1));
     for (const m of measured) expect(m.statements, `${m.operation}: no plans logged`).toBeGreaterThan(0);
     const offenders = measured
       .map((m) => ({
