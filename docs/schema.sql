@@ -1509,7 +1509,7 @@ $function$;
 CREATE OR REPLACE FUNCTION cairn.derived_children(p_parent uuid)
  RETURNS SETOF uuid
  LANGUAGE sql
- STABLE SECURITY DEFINER
+ STABLE SECURITY DEFINER ROWS 10
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select d.id from cairn.observations d
@@ -2003,7 +2003,7 @@ $function$;
 CREATE OR REPLACE FUNCTION cairn.read_set_readers(p_entity_type text, p_entity_id text, p_from integer, p_before integer, p_keys text[])
  RETURNS SETOF uuid
  LANGUAGE sql
- STABLE SECURITY DEFINER
+ STABLE SECURITY DEFINER ROWS 10
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select p.read_set_id
@@ -2014,11 +2014,11 @@ AS $function$
      and (p_before is null or e.v < p_before)
      and (e.f is null or e.f::text[] && p_keys)
      -- Cheapest first, each subquery without outer reference an InitPlan run at most once per
-     -- call, and only when reached: acting_as_application reads the catalogs.
+     -- call, and only when reached: acting_as_application reads the catalogs. The read set's
+     -- task by its primary key (a scalar subquery: never hashed over every read set).
      and ((select '*' = any (cairn.bookkeeping_scopes()))
-          or exists (select 1 from cairn.read_sets r
-                      where r.id = p.read_set_id
-                        and 'task:' || r.task_key = any ((select cairn.bookkeeping_scopes())::text[]))
+          or 'task:' || (select r.task_key from cairn.read_sets r where r.id = p.read_set_id)
+             = any ((select cairn.bookkeeping_scopes())::text[])
           or (select not cairn.acting_as_application()))
 $function$;
 
