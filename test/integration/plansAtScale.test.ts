@@ -393,7 +393,7 @@ const WHOLE_TABLE_READS: Record<string, { tables: readonly string[]; reason: str
   'episodes by text': {
     tables: ['episodes'],
     // Since 026 the full-text match goes by episodes_goal_fts (in cairn.episodes_matching), and
-    // to_tsvector no longer runs on every goal (140-310 ms at 10,000 episodes, 13 ms after).
+    // to_tsvector no longer runs on every goal (110-310 ms at 10,000 episodes, 13-26 ms after).
     reason: 'the fragment match (ILIKE %…%) reads every goal: its index would need pg_trgm, not required',
   },
   'taint of the active quarantines': {

@@ -7,10 +7,10 @@
 -- observations (observation_ids &&), or a summary condensed such a task (summary -> 'taskKeys'
 -- ?|). No index answered observation_ids or the summaries' task keys, nor an OR of them, so
 -- Postgres walked every episode newest first through episodes_ended_at until it had `limit`
--- matches: with fewer (the usual case), the whole table, 10-15 ms at 10,000 episodes and growing
+-- matches: with fewer (the usual case), the whole table, 8-14 ms at 10,000 episodes and growing
 -- with them (test/integration/plansAtScale.test.ts). Text search asked the full-text match in an
 -- OR with the fragment match (ILIKE), so episodes_goal_fts (005) went unused and to_tsvector ran
--- on every goal (140-310 ms at 10,000 episodes).
+-- on every goal (110-310 ms at 10,000 episodes). After: 3-4 ms and 13-18 ms.
 --
 -- Asking each condition on its own (a UNION of candidates) is not enough under row-level
 -- security (013): as cairn_app, a condition on cairn.episodes may use an index only if its
