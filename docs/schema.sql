@@ -409,7 +409,9 @@ CREATE UNIQUE INDEX episode_tags_pkey ON cairn.episode_tags USING btree (task_ke
 CREATE INDEX episodes_ended_at ON cairn.episodes USING btree (ended_at);
 CREATE INDEX episodes_goal_fts ON cairn.episodes USING gin (to_tsvector('english'::regconfig, goal));
 CREATE INDEX episodes_kind_ended_at ON cairn.episodes USING btree (kind, ended_at);
+CREATE INDEX episodes_observation_ids_idx ON cairn.episodes USING gin (observation_ids) WITH (fastupdate=off);
 CREATE UNIQUE INDEX episodes_pkey ON cairn.episodes USING btree (id);
+CREATE INDEX episodes_summary_task_keys_idx ON cairn.episodes USING gin (((summary -> 'taskKeys'::text))) WHERE (kind = 'summary'::text);
 CREATE INDEX episodes_tags_idx ON cairn.episodes USING gin (tags);
 CREATE INDEX episodes_task_key ON cairn.episodes USING btree (task_key);
 CREATE UNIQUE INDEX episodes_workflow_id_key ON cairn.episodes USING btree (workflow_id);
@@ -1621,6 +1623,46 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION cairn.episodes_about(p_observation_ids uuid[], p_task_keys text[])
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE SECURITY DEFINER ROWS 10
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select u.id
+    from (select a.id, a.task_key from cairn.episodes a where a.task_key = any (p_task_keys)
+          union
+          select a.id, a.task_key from cairn.episodes a where a.observation_ids && p_observation_ids
+          union
+          select a.id, a.task_key from cairn.episodes a
+           where a.kind = 'summary' and (a.summary -> 'taskKeys') ?| p_task_keys) u
+   -- The policy of cairn.episodes (013); an owner or superuser sees every episode.
+   where (select '*' = any (cairn.bookkeeping_scopes()))
+      or 'task:' || u.task_key = any ((select cairn.bookkeeping_scopes())::text[])
+      or (select not cairn.acting_as_application())
+$function$;
+
+CREATE OR REPLACE FUNCTION cairn.episodes_matching(p_query tsquery, p_pattern text)
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE SECURITY DEFINER ROWS 10
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select u.id
+    from (select t.id, t.task_key from cairn.episodes t where to_tsvector('english', t.goal) @@ p_query
+          union
+          select t.id, t.task_key from cairn.episodes t where t.goal ilike '%' || p_pattern || '%' escape '\'
+          union
+          select t.id, t.task_key from cairn.episodes t
+           where t.kind = 'summary'
+             and exists (select 1 from jsonb_array_elements_text(t.summary -> 'goals') g(goal)
+                          where g.goal ilike '%' || p_pattern || '%' escape '\'
+                             or to_tsvector('english', g.goal) @@ p_query)) u
+   where (select '*' = any (cairn.bookkeeping_scopes()))
+      or 'task:' || u.task_key = any ((select cairn.bookkeeping_scopes())::text[])
+      or (select not cairn.acting_as_application())
+$function$;
+
 CREATE OR REPLACE FUNCTION cairn.expect_version(expected integer, current_version integer, item_index integer, e_type text, e_id text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -2521,6 +2563,8 @@ grant execute on function cairn.effects_guard() to public;
 grant execute on function cairn.entity_scope(p_entity_type text, p_entity_id text) to cairn_app;
 grant execute on function cairn.entity_snapshots_bind() to public;
 grant execute on function cairn.entity_snapshots_set_scope() to public;
+grant execute on function cairn.episodes_about(p_observation_ids uuid[], p_task_keys text[]) to cairn_app;
+grant execute on function cairn.episodes_matching(p_query tsquery, p_pattern text) to cairn_app;
 grant execute on function cairn.expect_version(expected integer, current_version integer, item_index integer, e_type text, e_id text) to public;
 grant execute on function cairn.fields_ok(p_type text, p_version integer, f jsonb, p_kind text) to public;
 grant execute on function cairn.fields_ok_expr(p_schema jsonb) to public;

@@ -12,6 +12,16 @@ export type { EpisodeQuery, FoundEpisode } from '../shared/agentTypes';
 
 export const EPISODE_QUERY_LIMIT = { default: 20, max: 500 } as const;
 
+/**
+ * The text and the entity conditions, each only when asked: their candidates come by index from
+ * SECURITY DEFINER functions (migration 026), since under row-level security no index serves
+ * their operators; e is still read under its policy. Without them, no condition (the filters
+ * they replace were true; `$2::text is null`, true then, keeps $2 typed).
+ */
+const TEXT_MATCH = `e.id in (select cairn.episodes_matching((select ts from q), $2))`;
+const ABOUT_ENTITY = `e.id in (select cairn.episodes_about((select coalesce(array_agg(id), '{}') from ent),
+                                                       (select coalesce(array_agg(distinct task_key), '{}') from ent)))`;
+
 export async function findEpisodes(db: Queryable, q: EpisodeQuery = {}): Promise<FoundEpisode[]> {
   const limit = q.limit ?? EPISODE_QUERY_LIMIT.default;
   if (!Number.isInteger(limit) || limit < 1 || limit > EPISODE_QUERY_LIMIT.max)
@@ -19,6 +29,7 @@ export async function findEpisodes(db: Queryable, q: EpisodeQuery = {}): Promise
       `findEpisodes: limit must be an integer 1..${EPISODE_QUERY_LIMIT.max}, got ${limit}`,
     );
   const text = q.text?.trim() ? q.text.trim() : null;
+  const entityType = q.entity?.entityType ?? null;
   const { rows } = await db.query<{
     id: string;
     kind: 'task' | 'summary';
@@ -48,16 +59,8 @@ export async function findEpisodes(db: Queryable, q: EpisodeQuery = {}): Promise
        cross join q
        left join cairn.episode_summary_members m on m.episode_id = e.id
        left join lateral (select array_agg(et.tag) as tags from cairn.episode_tags et where et.task_key = e.task_key) x on true
-      where ($1::text is null
-             or e.goal ilike '%' || $2 || '%' escape '\\'
-             or to_tsvector('english', e.goal) @@ q.ts
-             or (e.kind = 'summary' and exists (
-                   select 1 from jsonb_array_elements_text(e.summary -> 'goals') g(goal)
-                    where g.goal ilike '%' || $2 || '%' escape '\\' or to_tsvector('english', g.goal) @@ q.ts)))
-        and ($3::text is null
-             or e.task_key in (select task_key from ent)
-             or e.observation_ids && (select coalesce(array_agg(id), '{}') from ent)
-             or (e.kind = 'summary' and (e.summary -> 'taskKeys') ?| (select coalesce(array_agg(distinct task_key), '{}') from ent)))
+      where ${text === null ? '$2::text is null' : TEXT_MATCH}
+        and ${entityType === null ? 'true' : ABOUT_ENTITY}
         and ($5::text[] is null or (e.tags || coalesce(x.tags, '{}')) @> $5::text[])
         and ($6::text is null or e.outcome = $6)
         and ($7::text is null or e.task_key = $7)
@@ -69,7 +72,7 @@ export async function findEpisodes(db: Queryable, q: EpisodeQuery = {}): Promise
     [
       text,
       text === null ? null : escapeLike(text),
-      q.entity?.entityType ?? null,
+      entityType,
       q.entity?.entityId ?? null,
       q.tags && q.tags.length > 0 ? [...q.tags] : null,
       q.outcome ?? null,
