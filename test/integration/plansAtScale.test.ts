@@ -89,6 +89,8 @@ const FILL = {
   messages: 30_000,
   archivedMessages: 10_000,
   episodes: 10_000,
+  /** Summary episodes, each condensing 10 of the first episodes (episode_summary_members). */
+  episodeSummaries: 500,
   taskKeys: 20_000,
   stepCompletions: 30_000,
   stepPayloads: 10_000,
@@ -217,6 +219,19 @@ select 'fill-task-' || i, 'wf-task-' || i, 'run-1', 'goal ' || i || ' about widg
 
 insert into cairn.episode_tags (task_key, tag)
 select 'fill-task-' || i, 'extra-' || (i % 30) from generate_series(0, ${FILL.episodes} - 1) i;
+
+insert into cairn.episodes (id, task_key, workflow_id, run_id, goal, outcome, started_at, ended_at, step_count,
+  steps, observation_ids, message_count, tags, kind, summary)
+select md5('summary-' || j)::uuid, 'fill-summary-' || j, 'wf-summary-' || j, 'run-1', 'summary ' || j, 'mixed',
+       now() - interval '2 days', now() - interval '1 day' - j * interval '1 second', 10, '[]', '{}', 0,
+       array['summary'], 'summary',
+       jsonb_build_object('taskKeys', jsonb_build_array('fill-task-' || (j * 10)), 'goals', jsonb_build_array('goal ' || (j * 10)))
+  from generate_series(0, ${FILL.episodeSummaries} - 1) j;
+
+insert into cairn.episode_summary_members (episode_id, summary_id)
+select e.id, md5('summary-' || (substr(e.task_key, 11)::int / 10))::uuid
+  from cairn.episodes e
+ where e.kind = 'task' and substr(e.task_key, 11)::int < ${FILL.episodeSummaries} * 10;
 
 insert into cairn.step_completions (workflow_id, activity_id, run_id, attempt, task_key, role, scope, result,
   observation_ids)
